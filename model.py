@@ -1,0 +1,91 @@
+"""Networks: the tanh-squashed diagonal Gaussian actor and the twin-Q critic."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LOG_STD_MIN = -20.0
+LOG_STD_MAX = 2.0
+
+
+def init_weights_(network: nn.Module, generator: torch.Generator | None) -> None:
+    """Xavier-uniform weights and zero biases for every linear layer, drawn from
+    `generator` so that building a network never touches the global RNG."""
+    for module in network.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight, gain=1.0, generator=generator)
+            nn.init.zeros_(module.bias)
+
+
+def mlp(in_dim: int, out_dim: int, hidden_size: int) -> nn.Sequential:
+    """Two hidden ReLU layers of `hidden_size` units."""
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden_size), nn.ReLU(),
+        nn.Linear(hidden_size, hidden_size), nn.ReLU(),
+        nn.Linear(hidden_size, out_dim),
+    )
+
+
+class QNetwork(nn.Module):
+    """Twin critics Q1(s, a), Q2(s, a), each an MLP on the concatenation [s, a]."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_size: int,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        self.q1 = mlp(obs_dim + action_dim, 1, hidden_size)
+        self.q2 = mlp(obs_dim + action_dim, 1, hidden_size)
+        init_weights_(self, generator)
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([obs, action], dim=-1)
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+
+    def min_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """min(Q1, Q2)(s, a): the clipped double-Q estimate."""
+        return torch.minimum(*self(obs, action))
+
+
+class GaussianPolicy(nn.Module):
+    """π(a|s): a = tanh(u)·scale + bias with u ~ N(μ(s), diag σ(s)²).
+
+    The MLP outputs the pre-squash mean μ(s) and log σ(s), clamped to [−20, 2]; scale and
+    bias map tanh's (−1, 1) onto the action-space bounds [low, high]."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_size: int,
+                 action_low: torch.Tensor, action_high: torch.Tensor,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        self.net = mlp(obs_dim, 2 * action_dim, hidden_size)
+        init_weights_(self, generator)
+        self.register_buffer("action_scale", (action_high - action_low) / 2.0)
+        self.register_buffer("action_bias", (action_high + action_low) / 2.0)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pre-squash Gaussian parameters (μ(s), log σ(s))."""
+        mean, log_std = self.net(obs).chunk(2, dim=-1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def squash(self, pre_tanh: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(pre_tanh) * self.action_scale + self.action_bias
+
+    def sample(self, mean: torch.Tensor, log_std: torch.Tensor,
+               noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterised action and its log-density, given ε ~ N(0, I).
+
+        u = μ + σ·ε,  a = tanh(u)·scale + bias,
+        log π(a|s) = Σ_d [log N(u_d; μ_d, σ_d) − log(scale_d·(1 − tanh²(u_d)))],
+        with log(1 − tanh²u) = 2·(log 2 − u − softplus(−2u)) for numerical stability."""
+        pre_tanh = mean + log_std.exp() * noise
+        gaussian_log_prob = -0.5 * noise.pow(2) - log_std - 0.5 * math.log(2.0 * math.pi)
+        log_det_tanh = 2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))
+        log_prob = (gaussian_log_prob - log_det_tanh - self.action_scale.log()).sum(-1)
+        return self.squash(pre_tanh), log_prob
+
+    def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
+        """The evaluation action tanh(μ(s))·scale + bias."""
+        mean, _ = self(obs)
+        return self.squash(mean)

@@ -1,0 +1,103 @@
+"""Small pure helpers shared by the POSAC scripts: W2 closed form, target updates,
+weight parsing, run naming and atomic file writes. Knows nothing of the agent."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+from torch import nn
+
+
+def gaussian_w2_squared(mean: torch.Tensor, std: torch.Tensor,
+                        ref_mean: torch.Tensor, ref_std: torch.Tensor) -> torch.Tensor:
+    """Squared 2-Wasserstein distance between diagonal Gaussians, averaged over states.
+
+    W2²(N(μ, diag σ²), N(μ', diag σ'²)) = ‖μ − μ'‖² + ‖σ − σ'‖²   (sum over action dims),
+    then E_s[·] as the mean over the batch (all leading dimensions but the last).
+    """
+    per_state = (mean - ref_mean).pow(2).sum(-1) + (std - ref_std).pow(2).sum(-1)
+    return per_state.mean()
+
+
+@torch.no_grad()
+def soft_update_(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """Polyak averaging θ' ← τ·θ + (1 − τ)·θ', in place."""
+    for target_param, param in zip(target.parameters(), source.parameters()):
+        target_param.lerp_(param, tau)
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[nn.Module]:
+    """Turn off gradients into `module`'s parameters for the duration of the block.
+
+    Autograd then still differentiates through the module with respect to its inputs,
+    but computes and stores no parameter gradients for it."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+def parse_w2_weights(text: str, num_actors: int) -> list[float]:
+    """Parse `--w2-weights`: a comma list with one value per actor, actor 0's being 0.0,
+    or a single number w meaning [0.0, w, w, …]. Raises ValueError naming the problem."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--w2-weights {text!r} is not a comma-separated list of numbers; "
+                         f"use e.g. --w2-weights 0.0,0.1") from None
+    if len(values) == 1:
+        values = [0.0] + values * (num_actors - 1)
+    if len(values) != num_actors:
+        raise ValueError(f"--w2-weights has {len(values)} values but --num-actors is {num_actors}; "
+                         f"give one weight per actor or a single number")
+    if values[0] != 0.0:
+        raise ValueError(f"--w2-weights: actor 0 learns with the plain SAC loss, so its weight "
+                         f"must be 0.0 (got {values[0]})")
+    if any(not (w >= 0.0 and w != float("inf")) for w in values):
+        raise ValueError(f"--w2-weights must be finite and non-negative (got {text!r})")
+    return values
+
+
+def format_weights(weights: Sequence[float]) -> str:
+    """Compact, file-name-safe spelling of a weight list: [0.0, 0.1] → '0.0-0.1'."""
+    return "-".join(str(float(w)) for w in weights)
+
+
+def run_name(env_name: str, seed: int, w2_weights: Sequence[float]) -> str:
+    """Name derived from the settings that identify a run, so it can be found again."""
+    return f"POSAC_{env_name}_s{seed}_w{format_weights(w2_weights)}"
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
+    """Call `write(tmp)` on a temporary file beside `path`, then rename it over `path`.
+
+    A reader (or a resumed run) sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
