@@ -136,7 +136,8 @@ class POSAC:
         if reference is None:
             return sac_term, stats
         scale = 1.0 / sac_term.detach().abs().clamp_min(1e-8) if self.config.q_normalize else 1.0
-        w2 = gaussian_w2_squared(mean, log_std.exp(), *reference)
+        ref_mean, ref_std = (t.detach() for t in reference)
+        w2 = gaussian_w2_squared(mean, log_std.exp(), ref_mean, ref_std)
         stats["w2"] = w2.detach()
         return scale * sac_term + self.config.w2_weights[index] * w2, stats
 

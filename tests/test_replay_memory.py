@@ -1,0 +1,321 @@
+"""Tests for replay_memory.ReplayMemory against transitions built independently here.
+
+Every observation, action and reward pushed below encodes the (episode, step) it belongs
+to, so a sampled row can be matched exactly against the list of transitions the test
+itself expects, and any mis-pairing of an observation with a wrong next observation,
+action, reward or mask shows up as a row that was never pushed."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+import torch
+
+from replay_memory import ReplayMemory
+
+OBS_DIM, ACTION_DIM = 3, 2
+
+
+class Push(NamedTuple):
+    """One call to ReplayMemory.push, plus the transition the test expects it to store."""
+    obs: np.ndarray
+    action: np.ndarray
+    reward: float
+    next_obs: np.ndarray
+    terminated: bool
+    episode_end: bool
+
+    @property
+    def expected_row(self) -> tuple:
+        """(obs, action, reward, next_obs, mask) as exact Python floats; mask 0.0 iff terminated."""
+        return (tuple(float(x) for x in np.float32(self.obs)),
+                tuple(float(x) for x in np.float32(self.action)),
+                float(np.float32(self.reward)),
+                tuple(float(x) for x in np.float32(self.next_obs)),
+                0.0 if self.terminated else 1.0)
+
+
+def observation(episode: int, step: int) -> np.ndarray:
+    # Unique per (episode, step); small integers and halves are exact in float32.
+    return np.array([episode, step, 100 * episode + step], dtype=np.float64)
+
+
+def make_pushes(episodes: list[tuple[int, str | None]], first_episode: int = 0) -> list[Push]:
+    """Pushes for a sequence of episodes given as (length, how it ends), where the end is
+    "terminated", "truncated" or None (still running when the stream stops)."""
+    pushes = []
+    for e, (length, end) in enumerate(episodes, start=first_episode):
+        for t in range(length):
+            last = t == length - 1
+            pushes.append(Push(
+                obs=observation(e, t),
+                action=np.array([e + 0.5, -t - 0.25]),
+                reward=1000.0 * e + t + 0.5,
+                next_obs=observation(e, t + 1),  # at the end: the episode's final observation
+                terminated=last and end == "terminated",
+                episode_end=last and end is not None))
+    return pushes
+
+
+def push_all(memory: ReplayMemory, pushes: list[Push]) -> None:
+    for p in pushes:
+        memory.push(p.obs, p.action, p.reward, p.next_obs, p.terminated, p.episode_end)
+
+
+def rows_of(batch) -> list[tuple]:
+    obs, action, reward, next_obs, mask = (t.tolist() for t in batch)
+    return [(tuple(o), tuple(a), r, tuple(n), m)
+            for o, a, r, n, m in zip(obs, action, reward, next_obs, mask)]
+
+
+def sample_counts(memory: ReplayMemory, batch_size: int, draws: int) -> Counter:
+    counts: Counter = Counter()
+    for _ in range(draws):
+        counts.update(rows_of(memory.sample(batch_size)))
+    return counts
+
+
+# Five episodes: terminated, truncated (episode_end without termination), a one-step
+# termination, a one-step truncation, and one still running when the stream stops.
+EPISODES = [(4, "terminated"), (3, "truncated"), (1, "terminated"), (5, "truncated"),
+            (1, "truncated"), (2, "terminated"), (3, None)]
+
+
+def test_samples_are_exactly_the_pushed_transitions_and_roughly_uniform():
+    pushes = make_pushes(EPISODES)
+    expected = [p.expected_row for p in pushes]
+    assert len(set(expected)) == len(expected) == 19  # sanity: all distinct
+
+    memory = ReplayMemory(capacity=100, obs_dim=OBS_DIM, action_dim=ACTION_DIM, seed=1)
+    push_all(memory, pushes)
+    assert len(memory) == len(expected)
+
+    batch_size, draws = 20_000, 10
+    counts = sample_counts(memory, batch_size, draws)
+
+    unexpected = set(counts) - set(expected)
+    assert not unexpected, f"sampled rows that were never pushed: {sorted(unexpected)[:3]}"
+    never = set(expected) - set(counts)
+    assert not never, f"pushed transitions never sampled: {sorted(never)}"
+
+    total = batch_size * draws
+    assert sum(counts.values()) == total
+    uniform = total / len(expected)
+    for row in expected:
+        assert 0.9 * uniform <= counts[row] <= 1.1 * uniform, (row, counts[row], uniform)
+
+
+def test_episode_boundaries_next_obs_and_mask():
+    pushes = make_pushes(EPISODES)
+    memory = ReplayMemory(capacity=100, obs_dim=OBS_DIM, action_dim=ACTION_DIM, seed=2)
+    push_all(memory, pushes)
+    sampled = set(sample_counts(memory, 5_000, 2))
+
+    by_obs = {row[0]: row for row in sampled}
+    for e, (length, end) in enumerate(EPISODES):
+        last_obs = tuple(float(x) for x in observation(e, length - 1))
+        row = by_obs[last_obs]
+        final_obs = tuple(float(x) for x in observation(e, length))
+        next_first = tuple(float(x) for x in observation(e + 1, 0))
+        # next_obs across an episode end is that episode's final observation ...
+        assert row[3] == final_obs
+        assert row[3] != next_first
+        # ... and the mask is 0 exactly when the episode terminated (1 for truncation).
+        assert row[4] == (0.0 if end == "terminated" else 1.0)
+        # All earlier steps of the episode continue: mask 1, next_obs the following step.
+        for t in range(length - 1):
+            mid = by_obs[tuple(float(x) for x in observation(e, t))]
+            assert mid[4] == 1.0
+            assert mid[3] == tuple(float(x) for x in observation(e, t + 1))
+    terminated_rows = {row for row in sampled if row[4] == 0.0}
+    assert terminated_rows == {p.expected_row for p in pushes if p.terminated}
+    assert len(terminated_rows) == 3
+    assert {row[4] for row in sampled} == {0.0, 1.0}
+
+
+def retained_count(pushes: list[Push], capacity: int) -> int:
+    """How many of the newest transitions a ring of capacity + 1 observation slots can hold,
+    per the module's design: each transition uses its own slot, a continuing transition's
+    next observation is the following transition's slot, an episode end's final
+    observation takes a slot of its own, and the newest transition's next observation
+    (pending or final) takes one slot."""
+    ring = capacity + 1
+    best = 0
+    for k in range(1, len(pushes) + 1):
+        window = pushes[len(pushes) - k:]
+        slots = k + 1 + sum(p.episode_end for p in window[:-1])
+        if slots <= ring:
+            best = k
+        else:
+            break
+    return best
+
+
+def check_ring_state(memory: ReplayMemory, pushed: list[Push], capacity: int) -> None:
+    assert len(memory) <= capacity
+    sampled = set(sample_counts(memory, 1_000, 1))
+    pushed_rows = [p.expected_row for p in pushed]
+    assert sampled <= set(pushed_rows), "a sampled row is not a pushed transition"
+    # Only the most recent transitions survive: the sampled ones form a suffix of the stream.
+    k = retained_count(pushed, capacity)
+    assert sampled == set(pushed_rows[len(pushed_rows) - k:])
+    assert len(memory) == k
+
+
+def test_ring_wraparound_continuing_stream_keeps_latest_capacity_transitions():
+    capacity = 5
+    pushes = make_pushes([(13, None)])
+    memory = ReplayMemory(capacity, OBS_DIM, ACTION_DIM, seed=3)
+    for i, p in enumerate(pushes, start=1):
+        memory.push(p.obs, p.action, p.reward, p.next_obs, p.terminated, p.episode_end)
+        assert len(memory) == min(i, capacity)
+        sampled = set(sample_counts(memory, 1_000, 1))
+        assert sampled == {q.expected_row for q in pushes[max(0, i - capacity):i]}
+
+
+def test_ring_wraparound_with_episode_ends():
+    capacity = 5
+    rng = np.random.default_rng(0)
+    episodes = [(int(rng.integers(1, 5)), ("terminated", "truncated", "truncated")[rng.integers(3)])
+                for _ in range(25)]
+    pushes = make_pushes(episodes)
+    memory = ReplayMemory(capacity, OBS_DIM, ACTION_DIM, seed=4)
+    for i, p in enumerate(pushes, start=1):
+        memory.push(p.obs, p.action, p.reward, p.next_obs, p.terminated, p.episode_end)
+        check_ring_state(memory, pushes[:i], capacity)
+    assert len(pushes) > 3 * capacity
+
+
+@pytest.mark.parametrize("capacity", [1, 2, 7])
+def test_ring_wraparound_other_capacities(capacity):
+    rng = np.random.default_rng(capacity)
+    episodes = [(int(rng.integers(1, 4)), ("terminated", "truncated")[rng.integers(2)])
+                for _ in range(12)] + [(9, None)]
+    pushes = make_pushes(episodes)
+    memory = ReplayMemory(capacity, OBS_DIM, ACTION_DIM, seed=5)
+    for i, p in enumerate(pushes, start=1):
+        memory.push(p.obs, p.action, p.reward, p.next_obs, p.terminated, p.episode_end)
+        check_ring_state(memory, pushes[:i], capacity)
+
+
+def sample_sequence(memory: ReplayMemory, n: int = 5, batch_size: int = 64) -> list:
+    return [memory.sample(batch_size) for _ in range(n)]
+
+
+def batches_equal(a, b) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_same_seed_same_samples_different_seed_different():
+    pushes = make_pushes(EPISODES)
+    memories = [ReplayMemory(100, OBS_DIM, ACTION_DIM, seed=s) for s in (7, 7, 8)]
+    for memory in memories:
+        push_all(memory, pushes)
+    seq_a, seq_b, seq_c = (sample_sequence(m) for m in memories)
+    assert all(batches_equal(a, b) for a, b in zip(seq_a, seq_b))
+    assert not all(batches_equal(a, c) for a, c in zip(seq_a, seq_c))
+
+
+def assert_plain_state(value, where="state") -> None:
+    """Only tensors and plain Python values (no numpy arrays or scalars, no objects)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            assert isinstance(key, str), f"{where}: non-str key {key!r}"
+            assert_plain_state(item, f"{where}[{key!r}]")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            assert_plain_state(item, f"{where}[{i}]")
+    else:
+        assert not isinstance(value, (np.ndarray, np.generic)), f"{where} is numpy: {type(value)}"
+        assert value is None or type(value) in (torch.Tensor, int, float, bool, str), \
+            f"{where} has type {type(value)}"
+
+
+@pytest.mark.parametrize("capacity, episodes", [
+    (100, EPISODES),  # partly filled
+    (5, EPISODES),  # wrapped around the ring several times
+])
+def test_state_dict_round_trip(tmp_path, capacity, episodes):
+    # The stream continues after the save: the still-running last episode goes on (its
+    # next push's obs is the pending next_obs) and ends, then new episodes follow.
+    assert episodes[-1][1] is None
+    continued = episodes[:-1] + [(episodes[-1][0] + 3, "truncated"), (4, "truncated"),
+                                 (6, "terminated"), (2, None)]
+    whole = make_pushes(continued)
+    split = sum(length for length, _ in episodes)
+    pushes, more = whole[:split], whole[split:]
+    assert [(p.expected_row, p.episode_end) for p in pushes] == \
+        [(p.expected_row, p.episode_end) for p in make_pushes(episodes)]
+    original = ReplayMemory(capacity, OBS_DIM, ACTION_DIM, seed=11)
+    push_all(original, pushes)
+    original.sample(32)  # advance the generator so its state matters
+    original.sample(17)
+
+    state = original.state_dict()
+    assert_plain_state(state)
+    path = tmp_path / "memory.pt"
+    torch.save(state, path)
+    loaded_state = torch.load(path, weights_only=True)
+    assert_plain_state(loaded_state)
+
+    restored = ReplayMemory(capacity, OBS_DIM, ACTION_DIM, seed=12345)  # different seed
+    restored.load_state_dict(loaded_state)
+    assert len(restored) == len(original)
+
+    seq_orig, seq_rest = sample_sequence(original), sample_sequence(restored)
+    assert all(batches_equal(a, b) for a, b in zip(seq_orig, seq_rest))
+    pushed_rows = {p.expected_row for p in pushes}
+    assert all(set(rows_of(b)) <= pushed_rows for b in seq_rest)
+
+    # Subsequent pushes behave identically.
+    for p in more:
+        for memory in (original, restored):
+            memory.push(p.obs, p.action, p.reward, p.next_obs, p.terminated, p.episode_end)
+        assert len(original) == len(restored)
+        assert batches_equal(original.sample(16), restored.sample(16))
+    seq_orig, seq_rest = sample_sequence(original), sample_sequence(restored)
+    assert all(batches_equal(a, b) for a, b in zip(seq_orig, seq_rest))
+    all_rows = pushed_rows | {p.expected_row for p in more}
+    assert all(set(rows_of(b)) <= all_rows for b in seq_rest)
+
+
+def test_humanoid_sized_buffer_fits_memory_budget():
+    memory = ReplayMemory(capacity=1_000_000, obs_dim=348, action_dim=17, seed=0)
+    arrays = (memory.obs, memory.action, memory.reward, memory.terminated, memory.valid)
+    total = sum(a.nbytes for a in arrays)
+    assert total <= 1.6e9, f"{total / 1e9:.3f} GB"
+    # Still able to hold a million transitions of that shape.
+    assert memory.obs.shape[0] >= 1_000_000 and memory.obs.shape[1] == 348
+    assert memory.action.shape[1] == 17
+
+
+def test_batch_dtypes_and_shapes():
+    obs_dim, action_dim, batch_size = 4, 3, 9
+    memory = ReplayMemory(10, obs_dim, action_dim, seed=0)
+    for t in range(6):  # float64 / Python inputs, stored and returned as float32
+        memory.push(np.arange(obs_dim, dtype=np.float64) + t, np.ones(action_dim) * t,
+                    float(t), np.arange(obs_dim, dtype=np.float64) + t + 1,
+                    terminated=t == 5, episode_end=t == 5)
+    batch = memory.sample(batch_size)
+    assert batch.obs.shape == (batch_size, obs_dim)
+    assert batch.action.shape == (batch_size, action_dim)
+    assert batch.reward.shape == (batch_size,)
+    assert batch.next_obs.shape == (batch_size, obs_dim)
+    assert batch.mask.shape == (batch_size,)
+    for tensor in batch:
+        assert isinstance(tensor, torch.Tensor)
+        assert tensor.dtype == torch.float32
+        assert tensor.device.type == "cpu"
+    # next_obs is obs + 1 everywhere in this stream; the mask is 0 only for step 5.
+    assert torch.equal(batch.next_obs, batch.obs + 1)
+    assert torch.equal(batch.mask, (batch.reward != 5.0).float())
+
+
+def test_sampling_empty_memory_raises_value_error():
+    memory = ReplayMemory(10, OBS_DIM, ACTION_DIM, seed=0)
+    with pytest.raises(ValueError):
+        memory.sample(1)
+    assert len(memory) == 0

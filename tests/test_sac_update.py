@@ -1,0 +1,266 @@
+"""POSAC's update against a from-the-equations reference written independently here.
+
+The reference uses torch.distributions for log π, naive (non-stable) tanh Jacobians,
+explicit W2 formulas and fresh torch.optim.Adam instances on copies of the networks.
+It draws ε in the documented order: the TD target's a' first, then actor 0, 1, … ."""
+
+import copy
+
+import pytest
+import torch
+from torch.distributions import Normal
+
+from replay_memory import Batch, ReplayMemory
+from sac import POSAC, SACConfig
+
+OBS_DIM, ACTION_DIM, BATCH = 6, 3, 32
+LOW, HIGH = torch.tensor([-1.0, -2.0, 0.0]), torch.tensor([1.0, 2.0, 1.0])
+
+
+def make_agent(num_actors=1, w2=None, seed=0, **overrides):
+    config = SACConfig(num_actors=num_actors,
+                       w2_weights=tuple(w2 or [0.0] + [0.3] * (num_actors - 1)),
+                       hidden_size=32, lr=1e-3, **overrides)
+    return POSAC(OBS_DIM, LOW, HIGH, config, seed=seed)
+
+
+def make_batch(seed=0, terminal_every=4):
+    gen = torch.Generator().manual_seed(seed)
+    mask = torch.ones(BATCH)
+    mask[::terminal_every] = 0.0
+    return Batch(obs=torch.randn(BATCH, OBS_DIM, generator=gen),
+                 action=torch.rand(BATCH, ACTION_DIM, generator=gen) * (HIGH - LOW) + LOW,
+                 reward=torch.randn(BATCH, generator=gen),
+                 next_obs=torch.randn(BATCH, OBS_DIM, generator=gen), mask=mask)
+
+
+def copy_generator(agent):
+    gen = torch.Generator()
+    gen.set_state(agent.generator.get_state())
+    return gen
+
+
+def reference_sample(actor, obs, eps):
+    """a = tanh(μ + σε)·scale + bias and log π(a|s) via the change-of-variables formula."""
+    out = actor.net(obs)
+    mean, log_std = out[:, :ACTION_DIM], out[:, ACTION_DIM:].clamp(-20, 2)
+    std = log_std.exp()
+    u = mean + std * eps
+    scale, bias = (HIGH - LOW) / 2, (HIGH + LOW) / 2
+    # log(1 − tanh²u) = −2·log cosh u, in float64 so that saturated tanh stays finite
+    log_det = torch.log(scale) - 2 * torch.log(torch.cosh(u.double())).float()
+    log_prob = (Normal(mean, std).log_prob(u) - log_det).sum(-1)
+    return torch.tanh(u) * scale + bias, log_prob, mean, std
+
+
+def min_q(critic, obs, action):
+    x = torch.cat([obs, action], -1)
+    return torch.min(critic.q1(x), critic.q2(x)).squeeze(-1)
+
+
+def reference_update(agent, batch, pre_update_references=False):
+    """Returns copies of (actors, critic, critic_target, log_alpha) after one update."""
+    cfg = agent.config
+    gen = copy_generator(agent)
+    actors = copy.deepcopy(agent.actors)
+    critic, critic_target = copy.deepcopy(agent.critic), copy.deepcopy(agent.critic_target)
+    log_alpha = agent.log_alpha.detach().clone().requires_grad_(cfg.automatic_entropy_tuning)
+    alpha = log_alpha.detach().exp()
+    td_policy = copy.deepcopy(agent.actor0_target) if agent.actor0_target else actors[0]
+
+    with torch.no_grad():
+        eps = torch.randn(BATCH, ACTION_DIM, generator=gen)
+        next_action, next_log_prob, _, _ = reference_sample(td_policy, batch.next_obs, eps)
+        y = batch.reward + cfg.gamma * batch.mask * (
+            min_q(critic_target, batch.next_obs, next_action) - alpha * next_log_prob)
+    x = torch.cat([batch.obs, batch.action], -1)
+    critic_loss = ((critic.q1(x).squeeze(-1) - y) ** 2).mean() + \
+                  ((critic.q2(x).squeeze(-1) - y) ** 2).mean()
+    critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr)
+    critic_opt.zero_grad()
+    critic_loss.backward()
+    critic_opt.step()
+
+    previous = None
+    log_prob_0 = None
+    for i, actor in enumerate(actors):
+        if pre_update_references and i + 1 < len(actors):
+            with torch.no_grad():
+                _, _, next_ref_mean, next_ref_std = reference_sample(
+                    actor, batch.obs, torch.zeros(BATCH, ACTION_DIM))
+        eps = torch.randn(BATCH, ACTION_DIM, generator=gen)
+        action, log_prob, mean, std = reference_sample(actor, batch.obs, eps)
+        sac = (alpha * log_prob - min_q(critic, batch.obs, action)).mean()
+        if i == 0:
+            loss = sac
+            log_prob_0 = log_prob.detach()
+        else:
+            lam = 1.0 / sac.detach().abs() if cfg.q_normalize else 1.0
+            ref_mean, ref_std = previous
+            w2 = (((mean - ref_mean) ** 2).sum(-1) + ((std - ref_std) ** 2).sum(-1)).mean()
+            loss = lam * sac + cfg.w2_weights[i] * w2
+        grads = torch.autograd.grad(loss, list(actor.parameters()))
+        opt = torch.optim.Adam(actor.parameters(), lr=cfg.lr)
+        for p, g in zip(actor.parameters(), grads):
+            p.grad = g
+        opt.step()
+        if pre_update_references and i + 1 < len(actors):
+            previous = (next_ref_mean, next_ref_std)
+        else:
+            with torch.no_grad():
+                _, _, ref_mean, ref_std = reference_sample(actor, batch.obs,
+                                                           torch.zeros(BATCH, ACTION_DIM))
+            previous = (ref_mean, ref_std)
+
+    if cfg.automatic_entropy_tuning:
+        alpha_loss = -(log_alpha * (log_prob_0 - ACTION_DIM)).mean()
+        alpha_opt = torch.optim.Adam([log_alpha], lr=cfg.lr)
+        alpha_loss.backward()
+        alpha_opt.step()
+    with torch.no_grad():
+        for tp, p in zip(critic_target.parameters(), critic.parameters()):
+            tp.copy_(cfg.tau * p + (1 - cfg.tau) * tp)
+    return actors, critic, critic_target, log_alpha.detach()
+
+
+def assert_modules_close(a, b, atol=1e-5):
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        assert torch.allclose(pa, pb, atol=atol, rtol=1e-4), name
+
+
+def assert_agent_matches(agent, expected):
+    actors, critic, critic_target, log_alpha = expected
+    for actor, ref in zip(agent.actors, actors):
+        assert_modules_close(actor, ref)
+    assert_modules_close(agent.critic, critic)
+    assert_modules_close(agent.critic_target, critic_target)
+    assert torch.allclose(agent.log_alpha.detach(), log_alpha, atol=1e-6)
+
+
+@pytest.mark.parametrize("automatic_entropy_tuning", [False, True])
+def test_single_actor_update_is_plain_sac(automatic_entropy_tuning):
+    agent = make_agent(1, automatic_entropy_tuning=automatic_entropy_tuning)
+    batch = make_batch()
+    expected = reference_update(agent, batch)
+    agent.update(batch)
+    assert_agent_matches(agent, expected)
+    if automatic_entropy_tuning:  # α really moved (Adam's first step is ±lr)
+        assert abs(agent.log_alpha.item() - torch.tensor(0.2).log().item()) == pytest.approx(1e-3, abs=1e-6)
+
+
+@pytest.mark.parametrize("num_actors,q_normalize", [(2, True), (3, True), (3, False)])
+def test_chain_update_matches_equations(num_actors, q_normalize):
+    agent = make_agent(num_actors, q_normalize=q_normalize, automatic_entropy_tuning=True)
+    batch = make_batch(seed=1)
+    for _ in range(3):  # several updates, so Adam moments and targets are exercised
+        expected = reference_update(agent, batch)
+        # start from identical optimizer state: the reference uses fresh Adams
+        for opt in [agent.critic_optimizer, agent.alpha_optimizer, *agent.actor_optimizers]:
+            opt.state.clear()
+        agent.update(batch)
+        assert_agent_matches(agent, expected)
+
+
+def test_w2_reference_is_previous_actor_after_its_update():
+    """With pre-update references the result differs: the sequential order matters."""
+    agent = make_agent(2, w2=[0.0, 5.0])
+    batch = make_batch(seed=2)
+    sequential = reference_update(agent, batch)
+    parallel = reference_update(agent, batch, pre_update_references=True)
+    assert not torch.allclose(sequential[0][1].net[0].weight, parallel[0][1].net[0].weight,
+                              atol=1e-7)
+    agent.update(batch)
+    assert_agent_matches(agent, sequential)
+
+
+def test_actor_loss_sends_no_gradient_to_previous_actor_or_critic():
+    agent = make_agent(2)
+    obs = make_batch().obs
+    mean0, log_std0 = agent.actors[0](obs)  # reference built WITH a graph to actor 0
+    loss, _ = agent.actor_loss(1, obs, (mean0, log_std0.exp()))
+    loss.backward()
+    assert all(p.grad is None for p in agent.actors[0].parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in agent.actors[1].parameters())
+    # through update_actors the critic is frozen: no gradient is computed for it at all
+    for p in agent.critic.parameters():
+        p.grad = None
+    agent.update_actors(obs)
+    assert all(p.grad is None for p in agent.critic.parameters())
+    assert all(p.requires_grad for p in agent.critic.parameters())
+
+
+@pytest.mark.parametrize("critic_target_policy", ["online", "target"])
+def test_td_target_uses_actor_zero(critic_target_policy):
+    agent = make_agent(2, critic_target_policy=critic_target_policy)
+    with torch.no_grad():  # make the other actors and copies very different
+        for p in agent.actors[1].parameters():
+            p.add_(1.0)
+        if agent.actor0_target is not None:
+            for p in agent.actor0_target.parameters():
+                p.mul_(-2.0)
+    batch = make_batch(seed=3)
+    gen = copy_generator(agent)
+    eps = torch.randn(BATCH, ACTION_DIM, generator=gen)
+    policy = agent.actors[0] if critic_target_policy == "online" else agent.actor0_target
+    with torch.no_grad():
+        a, log_prob, _, _ = reference_sample(policy, batch.next_obs, eps)
+        expected = batch.reward + 0.99 * batch.mask * (
+            min_q(agent.critic_target, batch.next_obs, a) - 0.2 * log_prob)
+        wrong_a, wrong_lp, _, _ = reference_sample(agent.actors[1], batch.next_obs, eps)
+        wrong = batch.reward + 0.99 * batch.mask * (
+            min_q(agent.critic_target, batch.next_obs, wrong_a) - 0.2 * wrong_lp)
+    got = agent.td_target(batch)
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert not torch.allclose(got, wrong, atol=1e-3)
+    terminal = batch.mask == 0
+    assert torch.equal(got[terminal], batch.reward[terminal])
+
+
+def test_actor0_target_copy_is_polyak_averaged():
+    agent = make_agent(1, critic_target_policy="target", tau=0.1)
+    before = [p.clone() for p in agent.actor0_target.parameters()]
+    agent.update(make_batch())
+    for old, new, online in zip(before, agent.actor0_target.parameters(),
+                                agent.actors[0].parameters()):
+        assert torch.allclose(new, 0.9 * old + 0.1 * online, atol=1e-6)
+
+
+def test_target_update_interval():
+    agent = make_agent(1, target_update_interval=2)
+    before = [p.clone() for p in agent.critic_target.parameters()]
+    agent.update(make_batch())
+    assert all(torch.equal(a, b) for a, b in zip(before, agent.critic_target.parameters()))
+    agent.update(make_batch())
+    assert not all(torch.equal(a, b) for a, b in zip(before, agent.critic_target.parameters()))
+
+
+def test_truncation_bootstraps_and_termination_does_not():
+    """Through the replay memory: a time-limit end keeps m = 1, a termination sets m = 0."""
+    memory = ReplayMemory(16, OBS_DIM, ACTION_DIM, seed=0)
+    gen = torch.Generator().manual_seed(0)
+    obs = [torch.randn(OBS_DIM, generator=gen).numpy() for _ in range(3)]
+    memory.push(obs[0], LOW.numpy(), 1.0, obs[1], terminated=False, episode_end=True)  # truncated
+    memory.push(obs[1], LOW.numpy(), 2.0, obs[2], terminated=True, episode_end=True)
+    batch = memory.sample(64)
+    agent = make_agent(1)
+    y = agent.td_target(batch)
+    truncated, terminated = batch.reward == 1.0, batch.reward == 2.0
+    assert truncated.any() and terminated.any()
+    assert torch.all(batch.mask[truncated] == 1.0) and torch.all(batch.mask[terminated] == 0.0)
+    assert torch.all(y[terminated] == 2.0)
+    assert torch.all(y[truncated] != 1.0)  # bootstrapped through the time limit
+
+
+def test_same_seed_same_update_and_state_dict_round_trip(tmp_path):
+    batch = make_batch()
+    a, b = make_agent(2, seed=7), make_agent(2, seed=7)
+    ma, mb = a.update(batch), b.update(batch)
+    assert all(torch.equal(ma[k], mb[k]) for k in ma)
+    path = tmp_path / "agent.pt"
+    torch.save(a.state_dict(), path)
+    c = make_agent(2, seed=99)
+    c.load_state_dict(torch.load(path, weights_only=True))
+    ma, mc = a.update(batch), c.update(batch)
+    assert all(torch.equal(ma[k], mc[k]) for k in ma)
+    for pa, pc in zip(a.actors[1].parameters(), c.actors[1].parameters()):
+        assert torch.equal(pa, pc)
