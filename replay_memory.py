@@ -93,15 +93,17 @@ class ReplayMemory:
             "reward": torch.from_numpy(self.reward[:n]),
             "terminated": torch.from_numpy(self.terminated[:n]),
             "valid": torch.from_numpy(self.valid[:n]),
-            "position": self.position, "filled": n, "size": self.size,
+            "capacity": self.capacity, "position": self.position, "filled": n, "size": self.size,
             "rng": self.rng.bit_generator.state,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         n = state["filled"]
-        if n > self.num_slots or state["obs"].shape[1:] != self.obs.shape[1:]:
-            raise ValueError("saved replay memory does not fit this buffer's shape")
+        if (state["capacity"] != self.capacity or state["obs"].shape[1:] != self.obs.shape[1:]
+                or state["action"].shape[1:] != self.action.shape[1:]):
+            raise ValueError("saved replay memory has a different capacity or transition shape")
         for name in ("obs", "action", "reward", "terminated", "valid"):
             getattr(self, name)[:n] = state[name].numpy()
+        self.valid[n:] = False
         self.position, self.filled, self.size = state["position"], n, state["size"]
         self.rng.bit_generator.state = state["rng"]

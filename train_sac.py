@@ -135,11 +135,13 @@ def validate_args(args: argparse.Namespace) -> None:
     if args.batch_size > args.replay_size:
         raise UsageError(f"--batch-size {args.batch_size} exceeds --replay-size "
                          f"{args.replay_size}; lower the batch or enlarge the replay memory")
-    for name, low, high in (("lr", 0.0, math.inf), ("alpha", 0.0, math.inf),
-                            ("tau", 0.0, 1.0), ("gamma", 0.0, 1.0)):
+    for name, in_range, expected in (("lr", lambda v: v > 0, "a positive number"),
+                                     ("alpha", lambda v: v > 0, "a positive number"),
+                                     ("tau", lambda v: 0 < v <= 1, "in (0, 1]"),
+                                     ("gamma", lambda v: 0 <= v <= 1, "in [0, 1]")):
         value = getattr(args, name)
-        if not (low < value <= high or (name == "gamma" and value == 0.0)):
-            raise UsageError(f"--{name} must be in ({low}, {high}] (got {value})")
+        if not (math.isfinite(value) and in_range(value)):
+            raise UsageError(f"--{name} must be {expected} (got {value})")
 
 
 def suggest_env(name: str) -> str:
@@ -156,7 +158,11 @@ def make_env(name: str) -> Any:
 
     if name not in gym.envs.registry:
         raise UsageError(suggest_env(name))
-    env = gym.make(name)
+    try:
+        env = gym.make(name)
+    except (ImportError, gym.error.Error) as error:  # e.g. mujoco-py v2/v3 ids, missing Box2D
+        raise UsageError(f"{name} is registered but cannot be built here ({error}); "
+                         f"use a Gymnasium v5 MuJoCo id such as HalfCheetah-v5") from None
     if not isinstance(env.action_space, gym.spaces.Box):
         raise UsageError(f"{name} has a {type(env.action_space).__name__} action space; "
                          f"POSAC's Gaussian actors need a continuous Box action space")

@@ -201,6 +201,27 @@ def test_ring_wraparound_other_capacities(capacity):
         check_ring_state(memory, pushes[:i], capacity)
 
 
+@pytest.mark.parametrize("episodes", [
+    [(23, None)],  # continuing stream
+    [(3, "terminated"), (2, "truncated"), (4, None), (1, "truncated"), (5, "terminated"),
+     (2, "truncated"), (3, None)],
+])
+def test_sampling_stays_uniform_after_wraparound(episodes):
+    capacity = 9
+    pushes = make_pushes(episodes)
+    memory = ReplayMemory(capacity, OBS_DIM, ACTION_DIM, seed=6)
+    push_all(memory, pushes)
+    assert len(pushes) > 2 * capacity
+    k = retained_count(pushes, capacity)
+    expected = [p.expected_row for p in pushes[len(pushes) - k:]]
+    batch_size, draws = 20_000, 5
+    counts = sample_counts(memory, batch_size, draws)
+    assert set(counts) == set(expected)
+    uniform = batch_size * draws / len(expected)
+    for row in expected:
+        assert 0.9 * uniform <= counts[row] <= 1.1 * uniform, (row, counts[row], uniform)
+
+
 def sample_sequence(memory: ReplayMemory, n: int = 5, batch_size: int = 64) -> list:
     return [memory.sample(batch_size) for _ in range(n)]
 
@@ -319,3 +340,19 @@ def test_sampling_empty_memory_raises_value_error():
     with pytest.raises(ValueError):
         memory.sample(1)
     assert len(memory) == 0
+
+
+def test_load_state_dict_rejects_other_capacity_and_forgets_old_slots():
+    pushes = make_pushes(EPISODES)
+    saved = ReplayMemory(5, OBS_DIM, ACTION_DIM, seed=0)
+    push_all(saved, pushes)
+    with pytest.raises(ValueError, match="capacity"):
+        ReplayMemory(10, OBS_DIM, ACTION_DIM, seed=0).load_state_dict(saved.state_dict())
+
+    small = ReplayMemory(100, OBS_DIM, ACTION_DIM, seed=0)
+    push_all(small, pushes[:3])
+    used = ReplayMemory(100, OBS_DIM, ACTION_DIM, seed=0)
+    push_all(used, make_pushes([(40, "truncated")], first_episode=7))
+    used.load_state_dict(small.state_dict())
+    assert len(used) == 3
+    assert set(rows_of(used.sample(500))) == {p.expected_row for p in pushes[:3]}

@@ -1,0 +1,177 @@
+"""Bad input to train_sac.py: exit status 2, one `train_sac.py: error:` line naming the
+problem, and nothing written. Also utils.parse_w2_weights on good input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import train_sac
+from utils import parse_w2_weights
+
+PREFIX = "train_sac.py: error:"
+
+
+def output_args(root: Path) -> list[str]:
+    return ["--results-dir", str(root / "results"), "--log-dir", str(root / "runs"),
+            "--checkpoint-dir", str(root / "checkpoints")]
+
+
+def output_dirs(root: Path) -> list[Path]:
+    return [root / "results", root / "runs", root / "checkpoints"]
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file and directory under root with its size and modification time."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*"))}
+
+
+def expect_usage_error(argv: list[str], capsys) -> str:
+    """Run main(argv); it must exit 2 with exactly one error line on stderr. Returns it."""
+    with pytest.raises(SystemExit) as excinfo:
+        train_sac.main(argv)
+    assert excinfo.value.code == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, f"expected one stderr line, got {captured.err!r}"
+    assert lines[0].startswith(PREFIX), lines[0]
+    assert captured.out == ""
+    return lines[0]
+
+
+# Base settings that would be valid on their own; each case adds one bad input.
+BASE = ["--env-name", "InvertedPendulum-v5", "--num-steps", "50", "--replay-size", "1000",
+        "--batch-size", "16"]
+
+CASES = {
+    # name: (extra argv, words the message must contain)
+    "unknown_env": (["--env-name", "HalfCheetah-v9"],
+                    ["unknown environment", "HalfCheetah-v9", "HalfCheetah-v5"]),
+    "w2_malformed": (["--num-actors", "2", "--w2-weights", "0.0,abc"],
+                     ["--w2-weights", "0.0,abc"]),
+    "w2_wrong_count": (["--num-actors", "2", "--w2-weights", "0.0,0.1,0.2"],
+                       ["--w2-weights", "3 values", "--num-actors"]),
+    "w2_actor0_nonzero": (["--num-actors", "2", "--w2-weights", "0.5,0.1"],
+                          ["--w2-weights", "actor 0", "0.5"]),
+    "w2_negative": (["--num-actors", "2", "--w2-weights", "0.0,-0.1"],
+                    ["--w2-weights", "non-negative"]),
+    "w2_negative_single": (["--num-actors", "3", "--w2-weights", "-0.2"],
+                           ["--w2-weights", "non-negative"]),
+    "num_actors_zero": (["--num-actors", "0"], ["--num-actors", "at least 1"]),
+    "behavior_actor_too_big": (["--num-actors", "2", "--w2-weights", "0.0,0.1",
+                                "--behavior-actor", "2"], ["--behavior-actor", "0..1"]),
+    "behavior_actor_negative": (["--behavior-actor", "-1"], ["--behavior-actor"]),
+    "discrete_actions": (["--env-name", "CartPole-v1"], ["CartPole-v1", "Discrete", "Box"]),
+    "batch_bigger_than_replay": (["--batch-size", "512", "--replay-size", "256"],
+                                 ["--batch-size", "--replay-size"]),
+    "unknown_flag": (["--no-such-flag"], ["unrecognized arguments", "--no-such-flag"]),
+    "num_steps_not_int": (["--num-steps", "ten"], ["--num-steps", "ten"]),
+    "num_steps_float": (["--num-steps", "1.5"], ["--num-steps", "1.5"]),
+    "num_steps_zero": (["--num-steps", "0"], ["--num-steps"]),
+    "lr_infinite": (["--lr", "inf"], ["--lr", "positive"]),
+    "gamma_above_one": (["--gamma", "1.5"], ["--gamma", "[0, 1]"]),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(name, tmp_path, capsys):
+    extra, words = CASES[name]
+    message = expect_usage_error(BASE + output_args(tmp_path) + extra, capsys)
+    for word in words:
+        assert word in message, f"{word!r} not in {message!r}"
+    for directory in output_dirs(tmp_path):
+        assert not directory.exists(), f"{directory} was created"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_registered_env_that_cannot_be_built(tmp_path, capsys):
+    """Gymnasium still registers the mujoco-py ids (v2/v3) but cannot build them."""
+    with pytest.raises(SystemExit) as excinfo:
+        train_sac.main(BASE + output_args(tmp_path) + ["--env-name", "HalfCheetah-v3"])
+    assert excinfo.value.code == 2
+    last = capsys.readouterr().err.splitlines()[-1]  # gymnasium may warn first
+    assert last.startswith(PREFIX) and "HalfCheetah-v3" in last and "HalfCheetah-v5" in last
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is available here")
+def test_cuda_without_gpu(tmp_path, capsys):
+    message = expect_usage_error(BASE + output_args(tmp_path) + ["--cuda"], capsys)
+    assert "--cuda" in message
+    for directory in output_dirs(tmp_path):
+        assert not directory.exists()
+
+
+# --------------------------------------------------------------------------- resume
+TINY_RUN = ["--env-name", "InvertedPendulum-v5", "--seed", "3", "--num-steps", "60",
+            "--start-steps", "30", "--batch-size", "16", "--hidden-size", "16",
+            "--replay-size", "1000", "--eval-freq", "1000", "--eval-episodes", "1",
+            "--log-freq", "1000"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A run that went to completion, and the directory holding its outputs."""
+    root = tmp_path_factory.mktemp("finished")
+    train_sac.main(TINY_RUN + output_args(root))
+    results = [p for p in (root / "results").iterdir() if p.is_dir()]
+    assert len(results) == 1, results
+    assert (results[0] / "summary.json").exists()
+    assert (results[0] / "config.json").exists()
+    return root, results[0]
+
+
+def test_resume_with_changed_setting_names_it(finished_run, capsys):
+    root, _ = finished_run
+    capsys.readouterr()
+    before = snapshot(root)
+    message = expect_usage_error(TINY_RUN + output_args(root) + ["--resume", "--lr", "0.001"],
+                                 capsys)
+    assert "lr" in message and "--resume" in message
+    assert "0.001" in message
+    assert snapshot(root) == before
+
+
+def test_rerun_without_resume_names_existing_results(finished_run, capsys):
+    root, results = finished_run
+    capsys.readouterr()
+    before = snapshot(root)
+    message = expect_usage_error(TINY_RUN + output_args(root), capsys)
+    assert str(results) in message
+    assert "--resume" in message
+    assert snapshot(root) == before
+
+
+def test_resume_finished_run_with_same_settings_is_a_no_op(finished_run, capsys):
+    root, _ = finished_run
+    capsys.readouterr()
+    before = snapshot(root)
+    assert train_sac.main(TINY_RUN + output_args(root) + ["--resume"]) is None
+    captured = capsys.readouterr()
+    assert "already finished" in captured.out
+    assert captured.err == ""
+    assert snapshot(root) == before
+
+
+# --------------------------------------------------------------------------- weights
+@pytest.mark.parametrize("text, num_actors, expected", [
+    ("0.1", 3, [0.0, 0.1, 0.1]),
+    ("0.0,0.2", 2, [0.0, 0.2]),
+    ("0.3", 1, [0.0]),
+    ("0", 2, [0.0, 0.0]),
+    ("0.0,0.1,0.25", 3, [0.0, 0.1, 0.25]),
+])
+def test_parse_w2_weights(text, num_actors, expected):
+    assert parse_w2_weights(text, num_actors) == expected
+
+
+@pytest.mark.parametrize("text, num_actors", [
+    ("0.0,abc", 2), ("0.0,0.1,0.2", 2), ("0.5,0.1", 2), ("0.0,-0.1", 2), ("0.0,inf", 2),
+    ("0.0,nan", 2), ("", 1),
+])
+def test_parse_w2_weights_rejects(text, num_actors):
+    with pytest.raises(ValueError):
+        parse_w2_weights(text, num_actors)

@@ -1,0 +1,200 @@
+"""train_sac.py end to end on real MuJoCo environments, as real subprocesses."""
+
+import csv
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import train_sac
+
+from conftest import REPO_ROOT as REPO_ROOT_TEXT
+
+REPO_ROOT = Path(REPO_ROOT_TEXT)
+
+FILE_NAME = "POSAC_InvertedPendulum-v5_s7_w0.0-0.2"
+SMALL_RUN = ["--env-name", "InvertedPendulum-v5", "--seed", "7", "--num-steps", "700",
+             "--start-steps", "200", "--batch-size", "32", "--hidden-size", "32",
+             "--num-actors", "2", "--w2-weights", "0.2", "--eval-freq", "10",
+             "--eval-episodes", "2", "--log-freq", "100", "--checkpoint-freq", "150"]
+
+
+def output_flags(root: Path) -> list[str]:
+    return ["--results-dir", str(root / "results"), "--log-dir", str(root / "runs"),
+            "--checkpoint-dir", str(root / "checkpoints")]
+
+
+def train_command(root: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(REPO_ROOT / "train_sac.py"), *SMALL_RUN, *output_flags(root),
+            *extra]
+
+
+def run_training(root: Path, *extra: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(train_command(root, *extra), capture_output=True, text=True,
+                            timeout=300, cwd=root)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def metrics_rows(root: Path) -> list[dict[str, str]]:
+    path = root / "results" / FILE_NAME / "training" / f"{FILE_NAME}_metrics.csv"
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def without_wall_time(rows):
+    return [{k: v for k, v in row.items() if k != "wall_time_s"} for row in rows]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run_a")
+    return root, run_training(root)
+
+
+def test_end_to_end_outputs(finished_run):
+    root, result = finished_run
+    results = root / "results" / FILE_NAME
+    rows = metrics_rows(root)
+    assert len(rows) >= 3 and int(rows[-1]["step"]) == 700
+    assert "Actor 1 - Deterministic:" in result.stdout and "Finished" in result.stdout
+    for column in ["step", "episode", "wall_time_s", "actor_0_deterministic",
+                   "actor_0_stochastic", "actor_1_deterministic", "actor_1_stochastic",
+                   "critic_loss", "alpha", "actor_loss_0", "actor_loss_1", "w2_1"]:
+        assert column in rows[-1], column
+    for i in range(2):
+        returns = np.load(results / f"{FILE_NAME}_actor_{i}.npy", allow_pickle=False)
+        assert returns.tolist() == [float(r[f"actor_{i}_deterministic"]) for r in rows]
+    config = json.loads((results / "config.json").read_text())
+    assert config["w2_weights"] == [0.0, 0.2] and config["num_steps"] == 700
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["steps"] == 700
+    final = root / "checkpoints" / "InvertedPendulum-v5" / f"{FILE_NAME}_final.pt"
+    state = torch.load(final, weights_only=True)
+    assert len(state["agent"]["actors"]) == 2
+    assert not (root / "checkpoints" / "InvertedPendulum-v5" / f"{FILE_NAME}_latest.pt").exists()
+
+    events = EventAccumulator(str(root / "runs" / FILE_NAME))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    for tag in ["train/critic_loss", "train/alpha", "train/w2_1", "train/actor_q_0",
+                "train/actor_q_1", "train/actor_loss_1", "train/episode_return",
+                "eval/actor_0_deterministic", "eval/actor_1_stochastic"]:
+        assert tag in tags, tag
+    eval_steps = [e.step for e in events.Scalars("eval/actor_1_deterministic")]
+    assert eval_steps == [int(r["step"]) for r in rows]
+
+
+def test_agent_learns_something_measurable(finished_run):
+    """Not a benchmark: the critic loss is finite and Q estimates moved off zero."""
+    rows = metrics_rows(finished_run[0])
+    assert math.isfinite(float(rows[-1]["critic_loss"]))
+    assert abs(float(rows[-1]["actor_q_0"])) > 0.1
+
+
+def test_same_seed_gives_identical_metrics(finished_run, tmp_path):
+    run_training(tmp_path)
+    assert without_wall_time(metrics_rows(tmp_path)) == without_wall_time(
+        metrics_rows(finished_run[0]))
+    for i in range(2):
+        name = f"{FILE_NAME}_actor_{i}.npy"
+        assert (tmp_path / "results" / FILE_NAME / name).read_bytes() == \
+               (finished_run[0] / "results" / FILE_NAME / name).read_bytes()
+
+
+def test_sigkill_and_resume_matches_uninterrupted_run(finished_run, tmp_path):
+    checkpoint = tmp_path / "checkpoints" / "InvertedPendulum-v5" / f"{FILE_NAME}_latest.pt"
+    process = subprocess.Popen(train_command(tmp_path), cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (tmp_path / "results" / FILE_NAME / "summary.json").exists()
+
+    result = run_training(tmp_path, "--resume")
+    assert "Resuming" in result.stdout
+    assert without_wall_time(metrics_rows(tmp_path)) == without_wall_time(
+        metrics_rows(finished_run[0]))
+    for i in range(2):
+        name = f"{FILE_NAME}_actor_{i}.npy"
+        assert (tmp_path / "results" / FILE_NAME / name).read_bytes() == \
+               (finished_run[0] / "results" / FILE_NAME / name).read_bytes()
+
+
+def make_trainer(tmp_path, *flags):
+    args, paths, env = train_sac.parse_and_check([*flags, *output_flags(tmp_path)])
+    return train_sac.Trainer(args, paths, env)
+
+
+def test_behavior_actor_collects_the_data(tmp_path):
+    trainer = make_trainer(tmp_path, "--env-name", "InvertedPendulum-v5", "--num-actors", "2",
+                           "--behavior-actor", "1", "--hidden-size", "8")
+    with torch.no_grad():
+        for actor, sign in zip(trainer.agent.actors, (1.0, -1.0)):
+            actor.net[-1].weight.zero_()
+            actor.net[-1].bias.copy_(torch.tensor([5.0 * sign, -10.0]))  # μ = ±5, log σ = −10
+    obs, _ = trainer.env.reset(seed=0)
+    action = trainer.policy_action(obs)
+    assert action == pytest.approx([3.0 * math.tanh(-5.0)], abs=1e-3)  # actor 1, not actor 0
+
+
+def test_time_limit_truncation_is_stored_as_non_terminal(tmp_path):
+    """Pendulum-v1 never terminates; its 200-step time limit must keep mask = 1."""
+    trainer = make_trainer(tmp_path, "--env-name", "Pendulum-v1", "--num-steps", "450",
+                           "--start-steps", "450", "--batch-size", "500", "--replay-size", "1000",
+                           "--eval-episodes", "1", "--hidden-size", "8")
+    trainer.train()
+    memory = trainer.memory
+    assert trainer.state.episodes == 2 and len(memory) == 450
+    assert not memory.terminated[:memory.filled].any()
+    # two final observations in slots of their own, plus the running episode's next observation
+    assert memory.filled == 453
+    assert torch.all(memory.sample(256).mask == 1.0)
+
+
+class NaNRewardEnv(gym.Env):
+    """A tiny continuous task whose reward turns NaN after 300 steps (fault injection)."""
+    observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float64)
+    action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+    def __init__(self):
+        self.steps = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return self.np_random.uniform(-1, 1, 3), {}
+
+    def step(self, action):
+        self.steps += 1
+        reward = float("nan") if self.steps > 300 else float(action.sum())
+        return self.np_random.uniform(-1, 1, 3), reward, False, False, {}
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, capsys):
+    gym.register("NaNReward-v0", entry_point=NaNRewardEnv, max_episode_steps=50)
+    flags = ["--env-name", "NaNReward-v0", "--num-steps", "2000", "--start-steps", "100",
+             "--batch-size", "16", "--hidden-size", "16", "--eval-freq", "100",
+             "--log-freq", "50", "--checkpoint-freq", "100", *output_flags(tmp_path)]
+    with pytest.raises(SystemExit) as exit_info:
+        train_sac.main(flags)
+    assert exit_info.value.code == 1
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "non-finite" in message and "critic_loss" in message
+    checkpoint = tmp_path / "checkpoints" / "NaNReward-v0" / "POSAC_NaNReward-v0_s123456_w0.0_latest.pt"
+    assert str(checkpoint) in message
+    state = torch.load(checkpoint, weights_only=True)
+    assert 100 <= state["run"]["total_steps"] <= 350
+    for tensor in state["agent"]["critic"].values():
+        assert torch.isfinite(tensor).all()
