@@ -25,7 +25,18 @@ from model import GaussianPolicy, QNetwork
 from replay_memory import Batch
 from utils import frozen, gaussian_w2_squared, soft_update_
 
-CRITIC_TARGET_POLICIES = ("online", "target")
+
+def w2_and_gradient(mean: torch.Tensor, log_std: torch.Tensor,
+                    reference: tuple[torch.Tensor, torch.Tensor]
+                    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """W2²(N(μ, σ²), sg[reference]) and its gradient with respect to (μ, log σ).
+
+    Differentiates detached copies, so nothing flows into the reference actor."""
+    with torch.enable_grad():
+        mean = mean.detach().requires_grad_(True)
+        log_std = log_std.detach().requires_grad_(True)
+        w2 = gaussian_w2_squared(mean, log_std.exp(), *reference)
+        return w2.detach(), torch.autograd.grad(w2, (mean, log_std))
 
 
 @dataclass(frozen=True)
@@ -119,51 +130,69 @@ class POSAC:
         return {"critic_loss": loss.detach(), "q_data": q1.detach().mean()}
 
     # ----------------------------------------------------------------------- actors
-    def actor_loss(self, index: int, obs: torch.Tensor,
-                   reference: tuple[torch.Tensor, torch.Tensor] | None
-                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Actor `index`'s JKO-step loss on states `obs` (call with the critic frozen).
+    def sac_terms(self, obs: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """E_s[α·log πi(a|s) − min(Q1,Q2)(s,a)], a ~ πi reparameterised, for every actor i.
 
-        L_0 = E[α·log π0 − min Q];  L_i = λ_i·E[α·log πi − min Q] + w_i·W2²(πi, πi−1),
-        λ_i = 1/|E[α·log πi − min Q]| (detached) or 1 with q_normalize off, and
-        `reference` = (μ_{i−1}, σ_{i−1}), detached, the previous actor's pre-squash Gaussian."""
-        actor = self.actors[index]
-        mean, log_std = actor(obs)
-        action, log_prob = actor.sample(mean, log_std, self.noise(mean.shape))
-        q = self.critic.min_q(obs, action)
-        sac_term = (self.alpha * log_prob - q).mean()
-        stats = {"log_prob": log_prob.detach(), "q": q.detach().mean()}
-        if reference is None:
-            return sac_term, stats
-        scale = 1.0 / sac_term.detach().abs().clamp_min(1e-8) if self.config.q_normalize else 1.0
-        ref_mean, ref_std = (t.detach() for t in reference)
-        w2 = gaussian_w2_squared(mean, log_std.exp(), ref_mean, ref_std)
-        stats["w2"] = w2.detach()
-        return scale * sac_term + self.config.w2_weights[index] * w2, stats
+        `mean`, `log_std` are the actors' stacked pre-squash outputs [N, B, A]; the critic
+        (frozen by the caller) sees all N·B state-action pairs in one call. Returns the N
+        terms and, per actor and state, log π and min Q."""
+        action, log_prob = self.actors[0].sample(mean, log_std, self.noise(mean.shape))
+        q = self.critic.min_q(obs.expand(len(mean), *obs.shape), action)
+        return (self.alpha * log_prob - q).mean(-1), log_prob.detach(), q.detach()
+
+    def sac_weights(self, sac_terms: torch.Tensor) -> torch.Tensor:
+        """λ_0 = 1 and λ_i = 1/|E[α·log πi − min Q]| (detached) for i ≥ 1, or all 1 when
+        q_normalize is off: actor i ≥ 1's SAC term is then scale-free against its W2 term."""
+        weights = torch.ones_like(sac_terms)
+        if self.config.q_normalize:
+            weights[1:] = 1.0 / sac_terms[1:].detach().abs().clamp_min(1e-8)
+        return weights
 
     def update_actors(self, obs: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """Update actors 0 … N−1 in order; actor i's reference is actor i−1 after its update."""
-        losses, qs, w2s, entropies = [], [], [], []
-        reference = None
-        log_prob_0 = None
+        """One JKO step for every actor, in order 0, 1, …, N−1:
+
+            L_0 = E[α·log π0 − min Q],
+            L_i = λ_i·E[α·log πi − min Q] + w_i·W2²(πi, sg[πi−1]),
+
+        where πi−1 is the previous actor after its own update in this step.
+
+        The SAC terms depend only on each actor's own parameters and the frozen critic, so
+        they are evaluated for all actors at once and differentiated in one backward pass
+        down to each actor's outputs (μ_i, log σ_i). Only the W2 terms chain the actors; in
+        order, each actor adds w_i·∇W2² at its outputs, backpropagates through its own
+        network, steps its optimizer, and is evaluated again as the next actor's reference."""
         with frozen(self.critic):
-            for index, (actor, optimizer) in enumerate(zip(self.actors, self.actor_optimizers)):
-                loss, stats = self.actor_loss(index, obs, reference)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if index + 1 < self.num_actors:
-                    with torch.no_grad():
-                        mean, log_std = actor(obs)
-                    reference = (mean, log_std.exp())
-                log_prob_0 = stats["log_prob"] if index == 0 else log_prob_0
-                losses.append(loss.detach())
-                qs.append(stats["q"])
-                w2s.append(stats.get("w2", torch.zeros((), device=self.device)))
-                entropies.append(-stats["log_prob"].mean())
-        metrics = {"actor_loss": torch.stack(losses), "actor_q": torch.stack(qs),
-                   "w2": torch.stack(w2s), "entropy": torch.stack(entropies)}
-        return metrics, log_prob_0
+            outputs = [actor(obs) for actor in self.actors]
+            mean = torch.stack([actor_mean for actor_mean, _ in outputs])
+            log_std = torch.stack([actor_log_std for _, actor_log_std in outputs])
+            sac_terms, log_prob, q = self.sac_terms(obs, mean, log_std)
+            weights = self.sac_weights(sac_terms)
+            grad_mean, grad_log_std = torch.autograd.grad((weights * sac_terms).sum(),
+                                                          (mean, log_std))
+        w2 = torch.zeros_like(sac_terms)
+        reference = None
+        for i, (actor, optimizer) in enumerate(zip(self.actors, self.actor_optimizers)):
+            actor_mean, actor_log_std = outputs[i]
+            cotangent_mean, cotangent_log_std = grad_mean[i], grad_log_std[i]
+            if reference is not None:
+                w2[i], (w2_grad_mean, w2_grad_log_std) = w2_and_gradient(
+                    actor_mean, actor_log_std, reference)
+                cotangent_mean = cotangent_mean + self.config.w2_weights[i] * w2_grad_mean
+                cotangent_log_std = (cotangent_log_std
+                                     + self.config.w2_weights[i] * w2_grad_log_std)
+            optimizer.zero_grad(set_to_none=True)
+            torch.autograd.backward((actor_mean, actor_log_std),
+                                    (cotangent_mean, cotangent_log_std))
+            optimizer.step()
+            if i + 1 < self.num_actors:
+                with torch.no_grad():
+                    reference_mean, reference_log_std = actor(obs)
+                reference = (reference_mean, reference_log_std.exp())
+        w2_weights = torch.tensor(self.config.w2_weights, device=self.device)
+        metrics = {"actor_loss": weights * sac_terms.detach() + w2_weights * w2,
+                   "actor_q": q.mean(-1), "w2": w2, "entropy": -log_prob.mean(-1)}
+        return metrics, log_prob[0]
 
     # ------------------------------------------------------------------ temperature
     def update_alpha(self, log_prob_0: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 The reference uses torch.distributions for log π, naive (non-stable) tanh Jacobians,
 explicit W2 formulas and fresh torch.optim.Adam instances on copies of the networks.
-It draws ε in the documented order: the TD target's a' first, then actor 0, 1, … ."""
+It draws ε in the documented order: [B, A] for the TD target's a', then one [N, B, A]
+draw for actors 0 … N−1."""
 
 import copy
 
@@ -83,13 +84,13 @@ def reference_update(agent, batch, pre_update_references=False):
 
     previous = None
     log_prob_0 = None
+    actor_eps = torch.randn(len(actors), BATCH, ACTION_DIM, generator=gen)
     for i, actor in enumerate(actors):
         if pre_update_references and i + 1 < len(actors):
             with torch.no_grad():
                 _, _, next_ref_mean, next_ref_std = reference_sample(
                     actor, batch.obs, torch.zeros(BATCH, ACTION_DIM))
-        eps = torch.randn(BATCH, ACTION_DIM, generator=gen)
-        action, log_prob, mean, std = reference_sample(actor, batch.obs, eps)
+        action, log_prob, mean, std = reference_sample(actor, batch.obs, actor_eps[i])
         sac = (alpha * log_prob - min_q(critic, batch.obs, action)).mean()
         if i == 0:
             loss = sac
@@ -173,18 +174,22 @@ def test_w2_reference_is_previous_actor_after_its_update():
     assert_agent_matches(agent, sequential)
 
 
-def test_actor_loss_sends_no_gradient_to_previous_actor_or_critic():
-    agent = make_agent(2)
-    obs = make_batch().obs
-    mean0, log_std0 = agent.actors[0](obs)  # reference built WITH a graph to actor 0
-    loss, _ = agent.actor_loss(1, obs, (mean0, log_std0.exp()))
-    loss.backward()
-    assert all(p.grad is None for p in agent.actors[0].parameters())
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in agent.actors[1].parameters())
-    # through update_actors the critic is frozen: no gradient is computed for it at all
+def test_actor_updates_send_no_gradient_to_previous_actor_or_critic():
+    """After update_actors, actor 0's gradient is exactly ∇L_0 (nothing from actor 1's W2
+    term leaked into it) and the frozen critic received no gradient at all."""
+    agent = make_agent(2, w2=[0.0, 10.0])
+    batch = make_batch()
     for p in agent.critic.parameters():
         p.grad = None
-    agent.update_actors(obs)
+    gen = copy_generator(agent)
+    actor0 = copy.deepcopy(agent.actors[0])
+    eps = torch.randn(2, BATCH, ACTION_DIM, generator=gen)[0]
+    action, log_prob, _, _ = reference_sample(actor0, batch.obs, eps)
+    loss0 = (0.2 * log_prob - min_q(agent.critic, batch.obs, action)).mean()
+    expected = torch.autograd.grad(loss0, list(actor0.parameters()))
+    agent.update_actors(batch.obs)
+    for p, g in zip(agent.actors[0].parameters(), expected):
+        assert torch.allclose(p.grad, g, atol=1e-6)
     assert all(p.grad is None for p in agent.critic.parameters())
     assert all(p.requires_grad for p in agent.critic.parameters())
 
