@@ -8,10 +8,11 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch is not imported at run time: `train_sac.py --help` stays instant
+    import torch
+    from torch import nn
 
 
 def gaussian_w2_squared(mean: torch.Tensor, std: torch.Tensor,
@@ -25,11 +26,10 @@ def gaussian_w2_squared(mean: torch.Tensor, std: torch.Tensor,
     return per_state.mean()
 
 
-@torch.no_grad()
 def soft_update_(target: nn.Module, source: nn.Module, tau: float) -> None:
-    """Polyak averaging θ' ← τ·θ + (1 − τ)·θ', in place."""
+    """Polyak averaging θ' ← τ·θ + (1 − τ)·θ', in place (on .data: outside autograd)."""
     for target_param, param in zip(target.parameters(), source.parameters()):
-        target_param.lerp_(param, tau)
+        target_param.data.lerp_(param.data, tau)
 
 
 @contextlib.contextmanager
