@@ -404,7 +404,8 @@ class Trainer:
     def load_checkpoint(self) -> None:
         import torch
 
-        checkpoint = torch.load(self.paths.latest_checkpoint, map_location=self.device,
+        # on the CPU: generator states must stay CPU tensors; modules copy to their device
+        checkpoint = torch.load(self.paths.latest_checkpoint, map_location="cpu",
                                 weights_only=True)
         self.agent.load_state_dict(checkpoint["agent"])
         self.memory.load_state_dict(checkpoint["memory"])
