@@ -396,10 +396,10 @@ class Trainer:
     def save_checkpoint(self) -> None:
         import torch
 
+        self.state.last_checkpoint_step = self.state.total_steps
         checkpoint = {"agent": self.agent.state_dict(), "memory": self.memory.state_dict(),
                       "run": self.state.state_dict(self.elapsed())}
         atomic_write(self.paths.latest_checkpoint, lambda tmp: torch.save(checkpoint, tmp))
-        self.state.last_checkpoint_step = self.state.total_steps
 
     def load_checkpoint(self) -> None:
         import torch
