@@ -196,5 +196,6 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, capsys):
     assert str(checkpoint) in message
     state = torch.load(checkpoint, weights_only=True)
     assert 100 <= state["run"]["total_steps"] <= 350
+    assert state["run"]["last_checkpoint_step"] == state["run"]["total_steps"]
     for tensor in state["agent"]["critic"].values():
         assert torch.isfinite(tensor).all()
