@@ -1,0 +1,253 @@
+"""Sweep results → tables and learning curves (called by `run_sac.py --summarize`).
+
+Reads each run's metrics CSV (one row per evaluation) with pandas and writes, into the
+summary directory:
+
+    summary.csv, summary.md   one row per environment × w2 setting × actor: final and best
+                              deterministic return, mean over seeds with a 95% bootstrap
+                              confidence interval, number of seeds, steps reached
+    curves_{env}.png          one figure per environment, one line per (w2 setting, actor):
+                              mean over seeds with a shaded 95% bootstrap band, x = env steps
+    curves_{env}.csv          the numbers behind each figure
+
+Definitions
+- final return: a seed's last evaluation (at the steps it reached); best: its highest
+  evaluation. Both are deterministic-policy returns (`actor_{i}_deterministic`).
+- confidence interval: percentile bootstrap over seeds: 10,000 resamples of the seeds with
+  replacement, 2.5th and 97.5th percentiles of the resampled means, from
+  numpy.random.default_rng(0) for every cell (the numbers do not depend on table order).
+  With one seed there is no interval (blank / NaN).
+- curves: seeds evaluate at different steps (evaluations happen at episode ends), so each
+  seed's curve is linearly interpolated (numpy.interp) onto a common grid: the union of all
+  the seeds' evaluation steps that lie between the latest first evaluation and the earliest
+  last evaluation. Every plotted point is thus a mean over all seeds of the line, each seed's
+  own evaluations are used exactly, and nothing is extrapolated: a seed that is still
+  running cuts the line short at the step it has reached.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    env: str
+    weights: tuple[float, ...]
+    seed: int
+    metrics_csv: Path
+    finished: bool
+
+
+def bootstrap_ci(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile-bootstrap interval of the mean over seeds.
+
+    values: [seeds, points]. Returns (low, high), each [points], NaN with fewer than two
+    seeds. The same resamples of the seeds serve every point, from a fixed generator."""
+    values = np.asarray(values, dtype=np.float64)
+    seeds, points = values.shape
+    if seeds < 2:
+        nan = np.full(points, np.nan)
+        return nan, nan.copy()
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    picks = rng.integers(0, seeds, size=(BOOTSTRAP_RESAMPLES, seeds))
+    weights = np.zeros((BOOTSTRAP_RESAMPLES, seeds))
+    np.add.at(weights, (np.arange(BOOTSTRAP_RESAMPLES)[:, None], picks), 1.0 / seeds)
+    means = weights @ values  # [resamples, points]
+    tail = 100 * (1 - CONFIDENCE) / 2
+    low, high = np.percentile(means, [tail, 100 - tail], axis=0)
+    return low, high
+
+
+def weights_label(weights: tuple[float, ...]) -> str:
+    return "[" + ", ".join(repr(float(w)) for w in weights) + "]"
+
+
+def load_runs(records: list[RunRecord]) -> dict[tuple[str, tuple[float, ...]], list[tuple[RunRecord, Any]]]:
+    """(env, weights) → [(record, metrics DataFrame sorted by step)] for runs with metrics."""
+    import pandas as pd
+
+    groups: dict[tuple[str, tuple[float, ...]], list[tuple[RunRecord, Any]]] = {}
+    for record in records:
+        if not record.metrics_csv.exists():
+            continue
+        frame = pd.read_csv(record.metrics_csv).sort_values("step", kind="stable")
+        if frame.empty:
+            continue
+        groups.setdefault((record.env, record.weights), []).append((record, frame))
+    return groups
+
+
+def summary_rows(groups: dict) -> list[dict[str, Any]]:
+    rows = []
+    for (env, weights), seeds in groups.items():
+        for actor in range(len(weights)):
+            column = f"actor_{actor}_deterministic"
+            final = np.array([frame[column].iloc[-1] for _, frame in seeds], dtype=np.float64)
+            best = np.array([frame[column].max() for _, frame in seeds], dtype=np.float64)
+            steps = [int(frame["step"].iloc[-1]) for _, frame in seeds]
+            final_low, final_high = bootstrap_ci(final[:, None])
+            best_low, best_high = bootstrap_ci(best[:, None])
+            rows.append({
+                "env": env, "w2_weights": weights_label(weights), "actor": actor,
+                "seeds": len(seeds), "finished_seeds": sum(r.finished for r, _ in seeds),
+                "steps_min": min(steps), "steps_max": max(steps),
+                "final_mean": final.mean(), "final_ci_low": final_low[0],
+                "final_ci_high": final_high[0],
+                "best_mean": best.mean(), "best_ci_low": best_low[0], "best_ci_high": best_high[0],
+                "seed_list": " ".join(str(r.seed) for r, _ in seeds),
+            })
+    return rows
+
+
+def with_ci(mean: float, low: float, high: float) -> str:
+    if math.isnan(low):
+        return f"{mean:.1f}"
+    return f"{mean:.1f} [{low:.1f}, {high:.1f}]"
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["# POSAC sweep results", "",
+             "Deterministic evaluation return per environment, w2 setting and actor: mean over "
+             "seeds [95% percentile-bootstrap CI over seeds, 10,000 resamples]. *final*: each "
+             "seed's last evaluation; *best*: its highest. *steps*: last evaluation step "
+             "reached (min–max over seeds). No interval with one seed.", ""]
+    for env in dict.fromkeys(row["env"] for row in rows):
+        lines += [f"## {env}", "",
+                  "| w2 weights | actor | seeds | steps | final return | best return |",
+                  "|---|---|---|---|---|---|"]
+        for row in (r for r in rows if r["env"] == env):
+            steps = (f"{row['steps_min']}" if row["steps_min"] == row["steps_max"]
+                     else f"{row['steps_min']}–{row['steps_max']}")
+            seeds = f"{row['seeds']}" + ("" if row["finished_seeds"] == row["seeds"]
+                                         else f" ({row['finished_seeds']} finished)")
+            lines.append(f"| {row['w2_weights']} | {row['actor']} | {seeds} | {steps} "
+                         f"| {with_ci(row['final_mean'], row['final_ci_low'], row['final_ci_high'])} "
+                         f"| {with_ci(row['best_mean'], row['best_ci_low'], row['best_ci_high'])} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def common_grid(frames: list[Any]) -> np.ndarray:
+    """Union of the seeds' evaluation steps within the range every seed covers."""
+    low = max(frame["step"].iloc[0] for frame in frames)
+    high = min(frame["step"].iloc[-1] for frame in frames)
+    steps = np.unique(np.concatenate([frame["step"].to_numpy() for frame in frames]))
+    return steps[(steps >= low) & (steps <= high)].astype(np.float64)
+
+
+def curve_rows(groups: dict, env: str) -> list[dict[str, Any]]:
+    rows = []
+    for (group_env, weights), seeds in groups.items():
+        if group_env != env:
+            continue
+        frames = [frame for _, frame in seeds]
+        grid = common_grid(frames)
+        if not len(grid):
+            print(f"{env} w2 {weights_label(weights)}: the seeds' evaluations do not overlap "
+                  f"yet; no curve")
+            continue
+        for actor in range(len(weights)):
+            column = f"actor_{actor}_deterministic"
+            values = np.stack([np.interp(grid, frame["step"].to_numpy(np.float64),
+                                         frame[column].to_numpy(np.float64)) for frame in frames])
+            low, high = bootstrap_ci(values)
+            for k, step in enumerate(grid):
+                rows.append({"w2_weights": weights_label(weights), "actor": actor,
+                             "step": int(step), "mean": values[:, k].mean(),
+                             "ci_low": low[k], "ci_high": high[k], "seeds": len(frames)})
+    return rows
+
+
+def steps_formatter(value: float, _: Any) -> str:
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:g}M"
+    if abs(value) >= 1e3:
+        return f"{value / 1e3:g}k"
+    return f"{value:g}"
+
+
+def plot_env(env: str, curves: Any, path: Path) -> None:
+    """One figure for the environment, one panel per actor index (shared y axis), one line
+    per w2 setting in each: every line is one (w2 setting, actor) with its CI band, and a
+    setting keeps its colour across panels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    colors = plt.get_cmap("tab10").colors
+    settings = list(dict.fromkeys(curves["w2_weights"]))
+    actors = sorted(set(curves["actor"]))
+    fig, axes = plt.subplots(1, len(actors), figsize=(5.5 * len(actors) + 1, 4.6), dpi=120,
+                             sharey=True, squeeze=False)
+    for ax, actor in zip(axes[0], actors):
+        for index, setting in enumerate(settings):
+            line = curves[(curves["w2_weights"] == setting) & (curves["actor"] == actor)]
+            if line.empty:
+                continue
+            color = colors[index % len(colors)]
+            # earlier settings drawn wider, so identical curves stay visible (with the same
+            # seed, actor 0 learns exactly the same way in every w2 setting)
+            width = 1.2 + 1.2 * (len(settings) - 1 - index) / max(len(settings) - 1, 1)
+            ax.plot(line["step"], line["mean"], color=color, linewidth=width,
+                    marker="o" if len(line) == 1 else None,
+                    label=f"w2 {setting} (n={int(line['seeds'].iloc[0])})")
+            if line["ci_low"].notna().all():
+                ax.fill_between(line["step"], line["ci_low"], line["ci_high"], color=color,
+                                alpha=0.18, linewidth=0)
+        ax.set_title(f"actor {actor}", fontsize=10)
+        ax.set_xlabel("environment steps")
+        ax.xaxis.set_major_formatter(FuncFormatter(steps_formatter))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    axes[0][0].set_ylabel("deterministic evaluation return")
+    fig.suptitle(f"{env}: mean over seeds, shaded 95% bootstrap CI", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def file_safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def write_summary(records: list[RunRecord], out_dir: Path) -> list[Path]:
+    """Write the tables and figures; prints the markdown table and the files written."""
+    import pandas as pd
+
+    groups = load_runs(records)
+    if not groups:
+        print(f"no metrics CSV yet for any of the {len(records)} runs; nothing to summarize")
+        return []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = summary_rows(groups)
+    written = [out_dir / "summary.csv", out_dir / "summary.md"]
+    pd.DataFrame(rows).to_csv(written[0], index=False)
+    text = markdown(rows)
+    written[1].write_text(text + "\n")
+    for env in dict.fromkeys(env for env, _ in groups):
+        curves = pd.DataFrame(curve_rows(groups, env))
+        if curves.empty:
+            continue
+        stem = f"curves_{file_safe(env)}"
+        curves.to_csv(out_dir / f"{stem}.csv", index=False)
+        plot_env(env, curves, out_dir / f"{stem}.png")
+        written += [out_dir / f"{stem}.png", out_dir / f"{stem}.csv"]
+    missing = len(records) - sum(len(seeds) for seeds in groups.values())
+    print(text)
+    if missing:
+        print(f"({missing} of {len(records)} runs have no metrics yet and are not included)")
+    print("wrote " + ", ".join(str(path) for path in written))
+    return written

@@ -1,0 +1,577 @@
+"""run_sac.py: grid expansion, validation, dry run, a real tiny sweep (kill, resume, skip,
+Ctrl-C, failure isolation), the submitit path (LocalExecutor, and Slurm's sbatch script),
+and the results summary checked against hand-made metrics CSVs."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import run_sac
+import train_sac
+
+from conftest import REPO_ROOT as REPO_ROOT_TEXT
+
+REPO_ROOT = Path(REPO_ROOT_TEXT)
+RUN_SAC = REPO_ROOT / "run_sac.py"
+ENV = "InvertedPendulum-v5"
+FLAGS = run_sac.train_sac_flags()
+
+TINY = {"num_actors": 2, "start_steps": 100, "hidden_size": 16, "batch_size": 16,
+        "replay_size": 5000, "eval_episodes": 1, "eval_freq": 10, "log_freq": 100,
+        "checkpoint_freq": 100}
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    """Relative output paths (results/, checkpoints/) land in the test's own directory."""
+    monkeypatch.chdir(tmp_path)
+
+
+def tiny_config(seeds=(1, 2), num_steps=400, envs=None, **common) -> dict:
+    envs = envs or {ENV: {"w2_weights": [0.0, 0.1]}}
+    return {"common": {"seeds": list(seeds), "enabled_environments": list(envs),
+                       "num_steps": num_steps, **TINY, **common},
+            "environments": envs}
+
+
+def write(root: Path, config: dict | str, name: str = "sweep.yaml") -> Path:
+    path = root / name
+    path.write_text(config if isinstance(config, str) else yaml.safe_dump(config))
+    return path
+
+
+def sweep(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(RUN_SAC), "--config", "sweep.yaml", *args],
+                          cwd=root, capture_output=True, text=True, timeout=timeout)
+
+
+def start_sweep(root: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(RUN_SAC), "--config", "sweep.yaml", *args],
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def name(seed: int, weights: str = "0.0-0.1", env: str = ENV) -> str:
+    return f"POSAC_{env}_s{seed}_w{weights}"
+
+
+def row_of(text: str, run: str, rest: str) -> bool:
+    """Whether `text` has a line: the run's name, then (after spaces) the regex `rest`."""
+    return re.search(rf"^{re.escape(run)}\s+{rest}", text, re.M) is not None
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.time() < deadline, f"{path} did not appear"
+        time.sleep(0.05)
+
+
+def child_pid(log: Path) -> int:
+    """The pid run_sac.py wrote into the latest attempt's header of a run's log."""
+    return int(re.findall(r"^=== pid (\d+)$", log.read_text(), re.M)[-1])
+
+
+# --------------------------------------------------------------------------- grid expansion
+def test_grid_is_env_by_w2_setting_by_seed_with_both_w2_forms():
+    config = {"common": {"seeds": [7, 8], "enabled_environments": ["A-v5", "B-v5"],
+                         "num_actors": 2},
+              "environments": {"A-v5": {"w2_weights_list": [[0.0, 0.0], [0.0, 0.3]]},
+                               "B-v5": {"w2_weights": [0.0, 0.2]}}}
+    runs = run_sac.expand_grid(config, FLAGS)
+    assert [(r.env, r.weights, r.seed) for r in runs] == [
+        ("A-v5", (0.0, 0.0), 7), ("A-v5", (0.0, 0.0), 8),
+        ("A-v5", (0.0, 0.3), 7), ("A-v5", (0.0, 0.3), 8),
+        ("B-v5", (0.0, 0.2), 7), ("B-v5", (0.0, 0.2), 8)]
+
+
+def test_entry_overrides_common_key_by_key_and_its_w2_replaces_commons():
+    config = {"common": {"seeds": [1], "enabled_environments": ["A-v5", "B-v5", "C-v5"],
+                         "num_actors": 3, "lr": 0.001, "batch-size": 64,
+                         "w2_weights_list": [[0.0, 0.1, 0.1], 0.5]},
+              "environments": {"A-v5": {}, "B-v5": None,
+                               "C-v5": {"lr": 0.01, "seeds": [4, 5], "w2_weights": 0.2,
+                                        "num_actors": 2}}}
+    runs = run_sac.expand_grid(config, FLAGS)
+    by_env = {env: [r for r in runs if r.env == env] for env in ("A-v5", "B-v5", "C-v5")}
+    for env in ("A-v5", "B-v5"):  # {} and an empty value: the common settings
+        assert [r.weights for r in by_env[env]] == [(0.0, 0.1, 0.1), (0.0, 0.5, 0.5)]
+        assert by_env[env][0].settings == {"num_actors": 3, "lr": 0.001, "batch_size": 64}
+    assert [(r.weights, r.seed) for r in by_env["C-v5"]] == [((0.0, 0.2), 4), ((0.0, 0.2), 5)]
+    assert by_env["C-v5"][0].settings == {"num_actors": 2, "lr": 0.01, "batch_size": 64}
+
+
+def test_settings_map_to_flags_by_one_rule():
+    run = run_sac.Run(env=ENV, weights=(0.0, 0.1), seed=3,
+                      settings={"batch_size": 32, "lr": 0.001, "q_normalize": False,
+                                "automatic_entropy_tuning": True, "critic_target_policy": "target"})
+    argv = run_sac.train_sac_argv(run, FLAGS)
+    assert argv == ["--env-name=InvertedPendulum-v5", "--seed=3", "--w2-weights=0.0,0.1",
+                    "--lr=0.001", "--automatic-entropy-tuning", "--no-q-normalize",
+                    "--critic-target-policy=target", "--batch-size=32", "--resume"]
+    args = train_sac.build_parser().parse_args(argv)
+    assert (args.batch_size, args.lr, args.q_normalize, args.automatic_entropy_tuning,
+            args.critic_target_policy, args.resume) == (32, 0.001, False, True, "target", True)
+
+
+def test_importing_run_sac_does_not_import_torch():
+    code = "import sys, run_sac; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+# --------------------------------------------------------------------------- validation
+GOOD = """\
+common:
+  seeds: [1, 2]
+  enabled_environments: [InvertedPendulum-v5]
+  num_actors: 2
+  batch_size: 16
+environments:
+  InvertedPendulum-v5:
+    w2_weights: [0.0, 0.1]
+"""
+
+# name: (edit of GOOD as (old, new) text replacements, fragments of the one problem line)
+BAD = {
+    "unknown_key": ([("batch_size: 16", "batch_sise: 16")],
+                    ["common", "unknown key 'batch_sise'", "did you mean batch_size?"]),
+    "unknown_key_in_entry": ([("w2_weights: [0.0, 0.1]", "w2_weights: [0.0, 0.1]\n    hiden-size: 8")],
+                             ["environments.InvertedPendulum-v5", "'hiden-size'", "hidden_size"]),
+    "unknown_top_level": ([("\nenvironments:", "\nenviroments:")],
+                          ["top-level key 'enviroments'", "environments"]),
+    "w2_length": ([("w2_weights: [0.0, 0.1]", "w2_weights: [0.0, 0.1, 0.2]")],
+                  ["w2_weights", "3 weights", "num_actors is 2"]),
+    "w2_list_length": ([("w2_weights: [0.0, 0.1]", "w2_weights_list: [[0.0, 0.1], [0.0]]")],
+                       ["w2_weights_list[1]", "1 weights", "num_actors is 2"]),
+    "w2_both_forms": ([("w2_weights: [0.0, 0.1]",
+                        "w2_weights: [0.0, 0.1]\n    w2_weights_list: [[0.0, 0.2]]")],
+                      ["not both"]),
+    "w2_missing": ([("    w2_weights: [0.0, 0.1]\n", "    lr: 0.001\n")], ["no w2 setting"]),
+    "w2_not_numbers": ([("[0.0, 0.1]", "[0.0, abc]")], ["not a list of numbers"]),
+    "w2_repeated": ([("w2_weights: [0.0, 0.1]", "w2_weights_list: [[0.0, 0.1], [0.0, 0.1]]")],
+                    ["listed twice"]),
+    "w2_actor0_nonzero": ([("[0.0, 0.1]", "[0.5, 0.1]")],
+                          ["InvertedPendulum-v5 w2 [0.5, 0.1] (seeds 1, 2)", "actor 0"]),
+    "enabled_without_entry": ([("[InvertedPendulum-v5]", "[InvertedPendulum-v5, Hopper-v5]"),
+                               ("\nenvironments:", "\nenvironments:\n  Hoper-v5: {w2_weights: 0.1}")],
+                              ["'Hopper-v5' has no entry", "'Hoper-v5' a misspelling",
+                               "Hopper-v5: {}"]),
+    "no_enabled": ([("enabled_environments: [InvertedPendulum-v5]", "enabled_environments: []")],
+                   ["enabled_environments must be a non-empty list"]),
+    "unknown_env": ([("[InvertedPendulum-v5]", "[InvertedPendulum-v5, HalfCheetah-v9]"),
+                     ("\nenvironments:", "\nenvironments:\n  HalfCheetah-v9: {w2_weights: 0.1}")],
+                    ["unknown environment id 'HalfCheetah-v9'", "HalfCheetah-v5"]),
+    "discrete_env": ([("[InvertedPendulum-v5]", "[InvertedPendulum-v5, CartPole-v1]"),
+                      ("\nenvironments:", "\nenvironments:\n  CartPole-v1: {w2_weights: 0.1}")],
+                     ["CartPole-v1 has a Discrete action space"]),
+    "both_spellings": ([("batch_size: 16", "batch_size: 16\n  batch-size: 32")],
+                       ["'batch_size' and 'batch-size' are the same setting"]),
+    "duplicate_key": ([("num_actors: 2", "num_actors: 2\n  num_actors: 2")],
+                      ["sweep.yaml:5", "'num_actors' appears twice"]),
+    "grid_owned_key": ([("batch_size: 16", "batch_size: 16\n  seed: 3")],
+                       ["common.seed", "cannot be set in a sweep", "seeds"]),
+    "resume_key": ([("batch_size: 16", "batch_size: 16\n  resume: true")],
+                   ["common.resume", "always passes --resume"]),
+    "bool_for_flag": ([("batch_size: 16", "batch_size: 16\n  cuda: 'yes'")],
+                      ["common.cuda", "must be true or false"]),
+    "list_for_flag": ([("batch_size: 16", "batch_size: [16, 32]")],
+                      ["common.batch_size", "must be a single int"]),
+    "null_value": ([("batch_size: 16", "batch_size:")], ["common.batch_size", "has no value"]),
+    "seeds_not_ints": ([("seeds: [1, 2]", "seeds: [1, two]")], ["common.seeds", "integers"]),
+    "seeds_repeated": ([("seeds: [1, 2]", "seeds: [1, 1]")], ["common.seeds", "twice"]),
+    "num_actors_zero": ([("num_actors: 2", "num_actors: 0")], ["num_actors", ">= 1"]),
+    "train_sac_type": ([("batch_size: 16", "batch_size: sixteen")],
+                       ["train_sac.py rejects", "--batch-size", "'sixteen'"]),
+    "train_sac_range": ([("batch_size: 16", "batch_size: 16\n  replay_size: 8")],
+                        ["train_sac.py rejects", "exceeds --replay-size 8"]),
+    "malformed_yaml": ([("seeds: [1, 2]", "seeds: [1, 2")], ["sweep.yaml:3", "malformed YAML"]),
+    "not_a_mapping": ([(GOOD, "- just\n- a list\n")], ["must be a mapping"]),
+    "no_environments": ([("\nenvironments:\n  InvertedPendulum-v5:\n    w2_weights: [0.0, 0.1]", "")],
+                        ["no environments section"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_each_validation_error_is_one_line_naming_the_problem(case, tmp_path):
+    text = GOOD
+    for old, new in BAD[case][0]:
+        assert old in text
+        text = text.replace(old, new)
+    with pytest.raises(run_sac.ConfigError) as excinfo:
+        run_sac.load_sweep(write(tmp_path, text))
+    problems = excinfo.value.problems
+    assert len(problems) == 1, problems
+    for fragment in BAD[case][1]:
+        assert fragment in problems[0], (fragment, problems[0])
+
+
+def test_good_file_passes_and_resume_with_changed_settings_is_caught(tmp_path):
+    runs, _ = run_sac.load_sweep(write(tmp_path, GOOD))
+    assert [r.file_name for r in runs] == [f"POSAC_{ENV}_s1_w0.0-0.1", f"POSAC_{ENV}_s2_w0.0-0.1"]
+    args = train_sac.build_parser().parse_args(runs[0].argv)
+    train_sac.validate_args(args)
+    runs[0].results.mkdir(parents=True)  # results of an earlier sweep with another lr
+    (runs[0].results / "config.json").write_text(
+        json.dumps({**train_sac.settings_of(args), "lr": 0.1}))
+    with pytest.raises(run_sac.ConfigError) as excinfo:
+        run_sac.load_sweep(write(tmp_path, GOOD))
+    assert excinfo.value.problems == [
+        f"{tmp_path / 'sweep.yaml'}: InvertedPendulum-v5 w2 [0.0, 0.1] (seed 1): train_sac.py "
+        f"rejects these settings: --resume with settings that differ from the saved run in "
+        f"{runs[0].results / 'config.json'}: lr (saved 0.1, now 0.0003)"]
+
+
+def test_cli_reports_every_problem_one_line_each_exit_2_and_writes_nothing(tmp_path):
+    text = GOOD.replace("batch_size: 16", "batch_sise: 16\n  seed: 4").replace(
+        "[InvertedPendulum-v5]", "[InvertedPendulum-v5, Walker2d-v5]")
+    write(tmp_path, text)
+    result = sweep(tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 3, result.stderr
+    assert all(line.startswith("run_sac.py: error: sweep.yaml: ") for line in lines)
+    assert result.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.yaml"]
+
+
+def test_gpu_pool_is_round_robin_over_the_least_loaded():
+    pool = run_sac.GpuPool(["0", "1", "2"])
+    assert [pool.take() for _ in range(4)] == ["0", "1", "2", "0"]
+    pool.give("1")
+    pool.give("2")
+    assert pool.take() == "1"  # least loaded, and assigned longer ago than 2
+    assert run_sac.GpuPool([]).take() is None
+
+
+LOG = """\
+=== run_sac.py 2025-01-01 00:00:00 on host: python train_sac.py ...
+=== pid 123
+Resuming POSAC_Hopper-v5_s1_w0.0-0.1 at step 50000 on cpu
+step 55000/1000000 (5.5%) | episode 90 | last return 812.3 | 71.5 steps/s | ETA 3:40:16
+Evaluation over 10 episodes at step 55410:
+  Actor 0 - Deterministic: 1234.50
+  Actor 0 - Stochastic: 1100.00
+  Actor 1 - Deterministic: 1300.25
+  Actor 1 - Stochastic: 1200.00
+step 60000/1000000 (6.0%) | episode 97 | last return 900.0 | 70.0 steps/s | ETA 3:43:48
+"""
+
+
+def test_progress_is_parsed_from_the_log_and_drawn_one_line_per_run(tmp_path):
+    run = run_sac.Run(env="Hopper-v5", weights=(0.0, 0.1), seed=1, settings={},
+                      file_name="POSAC_Hopper-v5_s1_w0.0-0.1", log=tmp_path / "run.log",
+                      num_steps=1_000_000)
+    run.log.write_text(LOG + "step 65000/1000")  # an incomplete last line is left for later
+    state = run_sac.RunState(run=run, status="running", started=time.time())
+    state.read_log()
+    assert (state.start_step, state.step, state.rate, state.eval_step) == (50000, 60000, 70.0,
+                                                                          55410)
+    assert state.returns == {0: 1234.5, 1: 1300.25}
+    line = state.line()
+    assert line.startswith("POSAC_Hopper-v5_s1_w0.0-0.1  running  ")
+    assert "60000/1000000   6.0%" in line and "eval@55410: A0 1234.5 A1 1300.2" in line
+    assert "ETA" in line
+
+    class Terminal(list):  # a stream that says it is a terminal
+        def isatty(self):
+            return True
+
+        def write(self, text):
+            self.append(text)
+
+        def flush(self):
+            pass
+
+    screen = Terminal()
+    view = run_sac.ProgressView([state, run_sac.RunState(run=run)], interval=60, stream=screen)
+    view.refresh(force=True)
+    view.refresh(force=True)
+    first, second = screen
+    assert first.count("\x1b[2K") == 3 and "1 running, 1 pending" in first
+    assert second.startswith("\x1b[3F")  # the second frame redraws the same three lines
+
+
+def test_a_run_locked_by_another_process_is_left_alone(tmp_path):
+    import fcntl
+
+    write(tmp_path, tiny_config(seeds=[1]))
+    log = tmp_path / "results" / "logs" / f"{name(1)}.log"
+    log.parent.mkdir(parents=True)
+    with open(log, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # as a running train_sac.py child would
+        result = sweep(tmp_path, "--no-summary")
+    assert result.returncode == 0, result.stderr
+    assert row_of(result.stdout, name(1), "busy"), result.stdout
+    assert not (tmp_path / "results" / name(1)).exists()
+
+
+# --------------------------------------------------------------------------- dry run
+def test_dry_run_prints_every_command_and_where_it_writes(tmp_path):
+    config = tiny_config(envs={ENV: {"w2_weights_list": [[0.0, 0.0], [0.0, 0.1]]}})
+    write(tmp_path, config)
+    results = tmp_path / "results"
+    (results / name(1, "0.0-0.0")).mkdir(parents=True)  # a finished run ...
+    (results / name(1, "0.0-0.0") / "summary.json").write_text("{}")
+    checkpoint = tmp_path / "checkpoints" / ENV / f"{name(2)}_latest.pt"  # ... and a killed one
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"")
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    result = sweep(tmp_path, "--dry-run", "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("4 runs from sweep.yaml: 1 finished (skipped), 3 to run, ")
+    assert "launcher local: 2 at once (--jobs), 1 thread(s) each" in out
+    blocks = out.split("\n\n# ")[1:]
+    assert [b.split(" [")[0] for b in blocks] == [name(1, "0.0-0.0"), name(2, "0.0-0.0"),
+                                                  name(1), name(2)]
+    states = [b.split(" [")[1].split("]")[0] for b in blocks]
+    assert states == ["finished: skip", "new", "new",
+                      f"resume from checkpoints/{ENV}/{name(2)}_latest.pt"]
+    for block, (seed, weights) in zip(blocks, [(1, "0.0-0.0"), (2, "0.0-0.0"), (1, "0.0-0.1"),
+                                               (2, "0.0-0.1")]):
+        header, where, command = block.strip().splitlines()
+        assert where == (f"#   results results/{name(seed, weights)}  "
+                         f"log results/logs/{name(seed, weights)}.log")
+        words = shlex.split(command)
+        assert words[:3] == ["OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1", "OPENBLAS_NUM_THREADS=1"]
+        assert words[3:6] == [sys.executable, "-u", str(REPO_ROOT / "train_sac.py")]
+        args = train_sac.build_parser().parse_args(words[6:])
+        assert (args.env_name, args.seed, args.w2_weights, args.num_steps, args.resume) == (
+            ENV, seed, weights.replace("-", ","), 400, True)
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before  # nothing written
+
+
+# --------------------------------------------------------------------------- real sweeps
+def test_tiny_sweep_end_to_end_kill_resume_then_skip(tmp_path):
+    write(tmp_path, tiny_config(num_steps=800))
+    results, logs = tmp_path / "results", tmp_path / "results" / "logs"
+    # 1. --jobs 2; once run s2 has a checkpoint, kill it hard (as the OOM killer would)
+    process = start_sweep(tmp_path, "--jobs", "2", "--gpus", "0,1", "--progress-interval", "1",
+                          "--no-summary")
+    wait_for(tmp_path / "checkpoints" / ENV / f"{name(2)}_latest.pt", process)
+    os.kill(child_pid(logs / f"{name(2)}.log"), signal.SIGKILL)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 1, out + err
+    assert row_of(out, name(1), r"finished\s+800/800\s+\S+\s+\S+"), out
+    assert row_of(out, name(2), r"failed\s+\d+/800"), out
+    assert "killed by SIGKILL" in out
+    assert row_of(out, "  " + name(1), r"running\s+\d+/800"), out  # the live progress view
+    assert (results / name(1) / "summary.json").exists()
+    assert not (results / name(2) / "summary.json").exists()
+    assert "--gpus given but some runs have cuda: false" in err
+    for seed, gpu in ((1, "0"), (2, "1")):  # round-robin, written into each log's header
+        header = (logs / f"{name(seed)}.log").read_text().splitlines()[0]
+        assert f"CUDA_VISIBLE_DEVICES={gpu} " in header and "OMP_NUM_THREADS=1 " in header
+
+    # 2. re-run: s1 is skipped, s2 resumes from its checkpoint and finishes
+    log_1 = (logs / f"{name(1)}.log").read_text()
+    again = sweep(tmp_path, "--jobs", "2")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "2 runs: 1 finished already (skipped), 1 to run" in again.stdout
+    assert (logs / f"{name(1)}.log").read_text() == log_1  # not started again
+    attempt = (logs / f"{name(2)}.log").read_text().split("=== run_sac.py ")[-1]
+    resumed_at = int(re.search(rf"^Resuming {re.escape(name(2))} at step (\d+)", attempt,
+                               re.M).group(1))
+    assert 0 < resumed_at < 800
+    assert (results / name(2) / "summary.json").exists()
+    assert row_of(again.stdout, name(2), r"finished\s+800/800"), again.stdout
+    for path in ("summary.md", "summary.csv", f"curves_{ENV}.png"):
+        assert (results / "summary" / path).exists()
+
+    # 3. re-run: nothing to do
+    third = sweep(tmp_path, "--no-summary")
+    assert third.returncode == 0, third.stderr
+    assert "2 runs: 2 finished already (skipped), 0 to run" in third.stdout
+    assert row_of(third.stdout, name(2), r"skipped\s+800/800"), third.stdout
+
+
+def test_ctrl_c_stops_children_and_leaves_them_resumable(tmp_path):
+    write(tmp_path, tiny_config(seeds=[1], num_steps=100_000))
+    process = start_sweep(tmp_path, "--jobs", "1", "--threads-per-job", "1", "--no-summary")
+    checkpoint = tmp_path / "checkpoints" / ENV / f"{name(1)}_latest.pt"
+    wait_for(checkpoint, process)
+    log = tmp_path / "results" / "logs" / f"{name(1)}.log"
+    pid = child_pid(log)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, out + err
+    assert "Ctrl-C: stopping 1 running run(s)" in err
+    assert row_of(out, name(1), "interrupted"), out
+    assert f"└ resumes from checkpoints/{ENV}/{name(1)}_latest.pt" in out
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the child is gone ...
+    assert not run_sac.log_is_locked(log)  # ... and nothing holds its log
+    assert checkpoint.exists() and not (tmp_path / "results" / name(1) / "summary.json").exists()
+    dry = sweep(tmp_path, "--dry-run")
+    assert f"# {name(1)} [resume from checkpoints/{ENV}/{name(1)}_latest.pt]" in dry.stdout
+
+
+def test_a_failing_run_does_not_stop_the_others(tmp_path):
+    # lr 1e30 passes every input check but diverges: train_sac.py stops with exit status 1
+    envs = {"InvertedDoublePendulum-v5": {"w2_weights": [0.0, 0.1], "lr": 1e30},
+            ENV: {"w2_weights": [0.0, 0.1]}}
+    write(tmp_path, tiny_config(seeds=[1], num_steps=300, envs=envs))
+    result = sweep(tmp_path, "--jobs", "1", "--threads-per-job", "1", "--no-summary")
+    assert result.returncode == 1
+    failing = name(1, env="InvertedDoublePendulum-v5")
+    assert row_of(result.stdout, failing, "failed"), result.stdout
+    assert "train_sac.py: error: non-finite training values" in result.stdout
+    assert row_of(result.stdout, name(1), r"finished\s+300/300"), result.stdout
+    assert "1 run(s) failed" in result.stderr
+    started = re.findall(r"started  (\S+)", result.stdout)
+    assert started == [failing, name(1)]  # the good run started after the failure
+
+
+def test_submitit_local_executor_runs_the_job_array_survives_preemption_then_skips(tmp_path):
+    write(tmp_path, tiny_config(num_steps=800))
+    process = start_sweep(tmp_path, "--launcher", "submitit-local", "--no-summary")
+    wait_for(tmp_path / "checkpoints" / ENV / f"{name(2)}_latest.pt", process)
+    # preempt run s2's job the way Slurm does: SIGUSR2 to the job's (submitit) process,
+    # the parent of the train_sac.py child; it is stopped, requeued and resumed
+    log = tmp_path / "results" / "logs" / f"{name(2)}.log"
+    job_pid = int(Path(f"/proc/{child_pid(log)}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    os.kill(job_pid, signal.SIGUSR2)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, out + err
+    assert "submitted 2 run(s) through submitit: local jobs" in out
+    for seed in (1, 2):
+        assert row_of(out, name(seed), r"finished\s+800/800"), out
+        assert (tmp_path / "results" / name(seed) / "summary.json").exists()
+    attempts = log.read_text().split("=== run_sac.py ")[1:]
+    assert len(attempts) == 2, log.read_text()
+    assert f"Starting {name(2)} at step 0" in attempts[0]
+    assert int(re.search(r"^Resuming \S+ at step (\d+)", attempts[1], re.M).group(1)) > 0
+    jobs = [p for p in (tmp_path / "results" / "submitit").iterdir() if p.name.isdigit()]
+    assert len(jobs) == 2 and all(list(job.glob("*_result.pkl")) for job in jobs)
+    again = sweep(tmp_path, "--launcher", "submitit-local", "--no-summary")
+    assert again.returncode == 0
+    assert "0 to run" in again.stdout and "submitted" not in again.stdout
+
+
+def test_slurm_launcher_submits_one_job_array_with_the_options(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text('#!/bin/sh\nfor a; do last=$a; done\n'
+                                    'cp "$last" "$SBATCH_COPY"\necho "Submitted batch job 4242"\n')
+    (bin_dir / "srun").write_text("#!/bin/sh\n")
+    for tool in ("sbatch", "srun"):
+        (bin_dir / tool).chmod(0o755)
+    write(tmp_path, tiny_config(cuda=True))
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
+           "SBATCH_COPY": str(tmp_path / "script.sh")}
+    result = subprocess.run(
+        [sys.executable, str(RUN_SAC), "--config", "sweep.yaml", "--launcher", "slurm",
+         "--partition", "gpu", "--time", "1-00:00", "--gpus-per-task", "1", "--cpus-per-task",
+         "3", "--jobs", "1", "--slurm-extra", "account=proj", "--detach"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "Slurm job array 4242" in result.stdout
+    assert f"4242_1  {name(2)}" in result.stdout
+    script = (tmp_path / "script.sh").read_text()
+    for line in ("--array=0-1%1", "--partition=gpu", "--time=1440", "--gpus-per-node=1",
+                 "--cpus-per-task=3", "--account=proj", "--signal=USR2@90"):
+        assert f"#SBATCH {line}\n" in script, script
+
+
+# --------------------------------------------------------------------------- results summary
+def exact_bootstrap_quantile(values: list[float], q: float) -> float:
+    """The q-quantile of the exact bootstrap distribution of the mean: all n**n resamples."""
+    means = sorted(sum(pick) / len(values)
+                   for pick in itertools.product(values, repeat=len(values)))
+    return means[max(0, math.ceil(q * len(means)) - 1)]
+
+
+def write_metrics(path: Path, rows: list[tuple[int, float, float]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["step", "episode", "wall_time_s", "actor_0_deterministic",
+                         "actor_0_deterministic_std", "actor_1_deterministic",
+                         "actor_1_deterministic_std", "critic_loss"])
+        for k, (step, a0, a1) in enumerate(rows):
+            writer.writerow([step, 10 * k, k, a0, 0.0, a1, 0.0, 1.0])
+
+
+def test_summary_numbers_against_hand_made_metrics(tmp_path):
+    config = tiny_config(seeds=[1, 2, 3, 4],
+                         envs={ENV: {"w2_weights_list": [[0.0, 0.0], [0.0, 0.5]]}})
+    write(tmp_path, config)
+    runs = tmp_path / "results"
+    # (step, actor 0, actor 1) per evaluation; the seeds evaluate at different steps
+    evals = {1: [(100, 10.0, 1.0), (300, 30.0, 5.0), (500, 100.0, 9.0)],
+             2: [(150, 20.0, 2.0), (350, 250.0, 6.0), (520, 200.0, 8.0)],
+             3: [(120, 5.0, 3.0), (330, 35.0, 4.0), (400, 400.0, 7.0)],
+             4: [(90, 0.0, 4.0), (310, 60.0, 3.0), (510, 800.0, 10.0)]}
+    for seed, rows in evals.items():
+        write_metrics(runs / name(seed, "0.0-0.0") / "training" / f"{name(seed, '0.0-0.0')}_metrics.csv",
+                      rows)
+    (runs / name(1, "0.0-0.0") / "summary.json").write_text("{}")
+    write_metrics(runs / name(2, "0.0-0.5") / "training" / f"{name(2, '0.0-0.5')}_metrics.csv",
+                  [(200, 7.0, 70.0), (400, 9.0, 90.0)])  # one seed only
+
+    result = sweep(tmp_path, "--summarize")
+    assert result.returncode == 0, result.stderr
+    with open(runs / "summary" / "summary.csv") as handle:
+        table = {(row["w2_weights"], int(row["actor"])): row for row in csv.DictReader(handle)}
+    assert set(table) == {("[0.0, 0.0]", 0), ("[0.0, 0.0]", 1), ("[0.0, 0.5]", 0),
+                          ("[0.0, 0.5]", 1)}
+    for actor in (0, 1):
+        row = table[("[0.0, 0.0]", actor)]
+        final = [rows[-1][1 + actor] for rows in evals.values()]
+        best = [max(r[1 + actor] for r in rows) for rows in evals.values()]
+        assert (int(row["seeds"]), int(row["finished_seeds"])) == (4, 1)
+        assert (int(row["steps_min"]), int(row["steps_max"])) == (400, 520)
+        for kind, values in (("final", final), ("best", best)):
+            assert float(row[f"{kind}_mean"]) == pytest.approx(sum(values) / 4)
+            # a Monte Carlo percentile of 10,000 resamples lies within ±1 percentage point
+            # of the exact bootstrap quantile (over 6 binomial standard deviations)
+            low, high = float(row[f"{kind}_ci_low"]), float(row[f"{kind}_ci_high"])
+            assert (exact_bootstrap_quantile(values, 0.015) <= low
+                    <= exact_bootstrap_quantile(values, 0.035)), (kind, actor, low)
+            assert (exact_bootstrap_quantile(values, 0.965) <= high
+                    <= exact_bootstrap_quantile(values, 0.985)), (kind, actor, high)
+    single = table[("[0.0, 0.5]", 1)]
+    assert (int(single["seeds"]), float(single["final_mean"]), float(single["best_mean"])) == (
+        1, 90.0, 90.0)
+    assert single["final_ci_low"] == single["final_ci_high"] == ""  # no interval from one seed
+
+    markdown = (runs / "summary" / "summary.md").read_text()
+    row = table[("[0.0, 0.0]", 0)]
+    assert (f"| [0.0, 0.0] | 0 | 4 (1 finished) | 400–520 | {float(row['final_mean']):.1f} "
+            f"[{float(row['final_ci_low']):.1f}, {float(row['final_ci_high']):.1f}] |") in markdown
+    assert "| [0.0, 0.5] | 1 | 1 (0 finished) | 400 | 90.0 | 90.0 |" in markdown
+
+    # learning curve: every seed interpolated linearly onto the union of evaluation steps
+    # between the latest first evaluation (150) and the earliest last one (400)
+    with open(runs / "summary" / f"curves_{ENV}.csv") as handle:
+        curve = [r for r in csv.DictReader(handle)
+                 if r["w2_weights"] == "[0.0, 0.0]" and r["actor"] == "0"]
+    assert [int(r["step"]) for r in curve] == [150, 300, 310, 330, 350, 400]
+
+    def at(rows, step):  # linear interpolation of actor 0 between two evaluations
+        for (s0, v0, _), (s1, v1, _) in zip(rows, rows[1:]):
+            if s0 <= step <= s1:
+                return v0 + (v1 - v0) * (step - s0) / (s1 - s0)
+        raise AssertionError(step)
+
+    for point in curve:
+        expected = sum(at(rows, int(point["step"])) for rows in evals.values()) / 4
+        assert float(point["mean"]) == pytest.approx(expected)
+    png = (runs / "summary" / f"curves_{ENV}.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
