@@ -62,16 +62,20 @@ class POSAC:
             raise ValueError("w2_weights needs one weight per actor")
         self.config = config
         self.device = torch.device(device)
+        # Randomness that the critic and actor 0 see (their initialisation, then ε for
+        # acting, the TD target and actor 0's loss) comes first and apart from the chain's,
+        # so they train exactly as in a 1-actor run with the same seed, whatever N is.
         init_generator = torch.Generator().manual_seed(seed)
-        self.generator = torch.Generator(self.device).manual_seed(seed + 1)  # action noise ε
+        self.generator = torch.Generator(self.device).manual_seed(seed + 1)
+        self.chain_generator = torch.Generator(self.device).manual_seed(seed + 2)
         action_dim = action_low.numel()
+        self.critic = QNetwork(obs_dim, action_dim, config.hidden_size,
+                               init_generator).to(self.device)
         self.actors = [GaussianPolicy(obs_dim, action_dim, config.hidden_size, action_low,
                                       action_high, init_generator).to(self.device)
                        for _ in range(config.num_actors)]
         self.actor_optimizers = [torch.optim.Adam(actor.parameters(), lr=config.lr)
                                  for actor in self.actors]
-        self.critic = QNetwork(obs_dim, action_dim, config.hidden_size,
-                               init_generator).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.lr)
         self.actor0_target = (copy.deepcopy(self.actors[0]).requires_grad_(False)
@@ -91,9 +95,9 @@ class POSAC:
     def alpha(self) -> torch.Tensor:
         return self.log_alpha.detach().exp()
 
-    def noise(self, shape: torch.Size) -> torch.Tensor:
-        """Standard normal ε from the agent's own generator."""
-        return torch.randn(shape, generator=self.generator, device=self.device)
+    def noise(self, shape: torch.Size, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Standard normal ε from the agent's own generator (actor 0's unless given)."""
+        return torch.randn(shape, generator=generator or self.generator, device=self.device)
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, actor_index: int, deterministic: bool = False,
@@ -137,7 +141,9 @@ class POSAC:
         `mean`, `log_std` are the actors' stacked pre-squash outputs [N, B, A]; the critic
         (frozen by the caller) sees all N·B state-action pairs in one call. Returns the N
         terms and, per actor and state, log π and min Q."""
-        action, log_prob = self.actors[0].sample(mean, log_std, self.noise(mean.shape))
+        noise = torch.cat([self.noise(mean[:1].shape),
+                           self.noise(mean[1:].shape, self.chain_generator)])
+        action, log_prob = self.actors[0].sample(mean, log_std, noise)
         q = self.critic.min_q(obs.expand(len(mean), *obs.shape), action)
         return (self.alpha * log_prob - q).mean(-1), log_prob.detach(), q.detach()
 
@@ -228,6 +234,7 @@ class POSAC:
             "critic_optimizer": self.critic_optimizer.state_dict(),
             "log_alpha": self.log_alpha.detach().clone(),
             "generator": self.generator.get_state(),
+            "chain_generator": self.chain_generator.get_state(),
             "num_updates": self.num_updates,
         }
         if self.actor0_target is not None:
@@ -247,6 +254,7 @@ class POSAC:
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
         self.generator.set_state(state["generator"])
+        self.chain_generator.set_state(state["chain_generator"])
         self.num_updates = state["num_updates"]
         if self.actor0_target is not None:
             self.actor0_target.load_state_dict(state["actor0_target"])

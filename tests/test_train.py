@@ -111,6 +111,24 @@ def test_same_seed_gives_identical_metrics(finished_run, tmp_path):
                (finished_run[0] / "results" / FILE_NAME / name).read_bytes()
 
 
+def test_actor_zero_and_critic_of_a_chain_train_exactly_as_a_one_actor_run(finished_run,
+                                                                            tmp_path):
+    """Actor 0 and the critic never see the chain: a 1-actor run with the same seed
+    reproduces the 2-actor run's actor-0 returns and critic losses bit for bit."""
+    flags = SMALL_RUN[:SMALL_RUN.index("--num-actors")] + SMALL_RUN[
+        SMALL_RUN.index("--w2-weights") + 2:]
+    subprocess.run([sys.executable, str(REPO_ROOT / "train_sac.py"), *flags,
+                    *output_flags(tmp_path)], check=True, capture_output=True, cwd=tmp_path)
+    single = tmp_path / "results" / "POSAC_InvertedPendulum-v5_s7_w0.0" / "training"
+    with open(single / "POSAC_InvertedPendulum-v5_s7_w0.0_metrics.csv") as handle:
+        single_rows = list(csv.DictReader(handle))
+    chain_rows = metrics_rows(finished_run[0])
+    shared = ["step", "episode", "actor_0_deterministic", "actor_0_stochastic", "critic_loss",
+              "q_data", "alpha", "actor_loss_0", "actor_q_0", "entropy_0"]
+    assert [[row[k] for k in shared] for row in single_rows] == \
+           [[row[k] for k in shared] for row in chain_rows]
+
+
 def test_sigkill_and_resume_matches_uninterrupted_run(finished_run, tmp_path):
     checkpoint = tmp_path / "checkpoints" / "InvertedPendulum-v5" / f"{FILE_NAME}_latest.pt"
     process = subprocess.Popen(train_command(tmp_path), cwd=tmp_path,
