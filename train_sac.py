@@ -16,6 +16,7 @@ Torch, Gymnasium and TensorBoard are imported only after the flags are parsed, s
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import difflib
 import io
@@ -261,30 +262,43 @@ class Evaluator:
         tanh(μ + σ·0) is exactly the deterministic action tanh(μ)."""
         import torch
 
-        noise = torch.zeros(self.num_actors, 2, self.episodes, self.max_steps, action_dim)
+        noise = torch.zeros(self.num_actors, 2, self.episodes, self.max_steps, action_dim,
+                            dtype=torch.float64)
         for actor in range(self.num_actors):
             for episode in range(self.episodes):
                 stream = torch.Generator().manual_seed(self.seed + 7919 * actor + episode)
-                noise[actor, 1, episode] = torch.randn(self.max_steps, action_dim, generator=stream)
+                noise[actor, 1, episode] = torch.randn(self.max_steps, action_dim,
+                                                       generator=stream, dtype=torch.float64)
         return noise
+
+    @staticmethod
+    def act(actor: Any, obs: np.ndarray, noise: Any) -> np.ndarray:
+        """tanh(μ + σ·ε)·scale + bias for a batch of observations, computed in float64.
+
+        float32 matrix products can differ in the last bit with the number of rows, and
+        MuJoCo amplifies such a difference into a different episode; in float64 the
+        float32 action no longer depends on how many episodes share the forward pass."""
+        import torch
+
+        with torch.no_grad():
+            mean, log_std = actor(torch.as_tensor(obs, dtype=torch.float64, device=noise.device))
+            return actor.sample(mean, log_std, noise)[0].float().cpu().numpy()
 
     def run(self, agent: Any) -> np.ndarray:
         """Undiscounted returns, shape [num_actors, 2 (deterministic, stochastic), episodes]."""
-        import torch
-
         shape = (self.num_actors, 2, self.episodes)
         obs = np.stack([env.reset(seed=self.seed + k)[0]
                         for env, (_, _, k) in zip(self.envs, np.ndindex(*shape))])
+        actors = [copy.deepcopy(actor).double() for actor in agent.actors]
         noise = self.noise.to(agent.device)
         returns = np.zeros(len(self.envs))
         running = np.ones(len(self.envs), dtype=bool)
         per_actor = 2 * self.episodes
         for t in range(self.max_steps):
-            obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=agent.device)
-            actions = torch.cat([
-                agent.act(obs_tensor[i * per_actor:(i + 1) * per_actor], i,
-                          noise=noise[i, :, :, t].flatten(0, 1))
-                for i in range(self.num_actors)]).cpu().numpy()
+            actions = np.concatenate([
+                self.act(actor, obs[i * per_actor:(i + 1) * per_actor],
+                         noise[i, :, :, t].flatten(0, 1))
+                for i, actor in enumerate(actors)])
             for j in np.flatnonzero(running):
                 obs[j], reward, terminated, truncated, _ = self.envs[j].step(actions[j])
                 returns[j] += reward

@@ -1,5 +1,6 @@
 """train_sac.py end to end on real MuJoCo environments, as real subprocesses."""
 
+import copy
 import csv
 import json
 import math
@@ -217,3 +218,24 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, capsys):
     assert state["run"]["last_checkpoint_step"] == state["run"]["total_steps"]
     for tensor in state["agent"]["critic"].values():
         assert torch.isfinite(tensor).all()
+
+
+def test_batched_evaluation_equals_one_episode_at_a_time(tmp_path):
+    """Evaluator steps all 2·N·E episodes together; playing each episode alone, with the
+    same reset seed and the same noise stream, gives the same returns."""
+    trainer = make_trainer(tmp_path, "--env-name", "HalfCheetah-v5", "--num-actors", "2",
+                           "--eval-episodes", "2", "--hidden-size", "32")
+    evaluator, agent = trainer.evaluator, trainer.agent
+    batched = evaluator.run(agent)
+    env = gym.make("HalfCheetah-v5")
+    for actor, mode, episode in np.ndindex(*batched.shape):
+        policy = copy.deepcopy(agent.actors[actor]).double()
+        obs, _ = env.reset(seed=evaluator.seed + episode)
+        total, done, t = 0.0, False, 0
+        while not done:
+            noise = evaluator.noise[actor, mode, episode, t].unsqueeze(0)
+            action = evaluator.act(policy, obs[None], noise)[0]
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total, done, t = total + reward, terminated or truncated, t + 1
+        assert total == batched[actor, mode, episode], (actor, mode, episode)
+    assert not np.allclose(batched[:, 0], batched[:, 1])  # stochastic ≠ deterministic
