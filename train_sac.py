@@ -465,7 +465,7 @@ class Trainer:
                 row[f"actor_{i}_{mode}"] = mean_return
                 row[f"actor_{i}_{mode}_std"] = float(returns[i, mode_index].std())
                 self.writer.add_scalar(f"eval/actor_{i}_{mode}", mean_return, state.total_steps)
-                print(f"  Actor {i} - {mode.capitalize()}: {mean_return:.2f}")
+                print(f"  Actor {i} - {mode.capitalize()}: {mean_return:.2f}", flush=True)
         row.update(self.latest_metrics())
         state.history.append(row)
         write_outputs(self.paths, state.history, self.args.num_actors)

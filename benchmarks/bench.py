@@ -3,7 +3,8 @@
     python benchmarks/bench.py                       # CPU, N = 1, 2, 4, 8, HalfCheetah-v5
     python benchmarks/bench.py --cuda --actors 1,2   # GPU
 
-Each N runs in a fresh subprocess (clean peak-memory reading, no warm caches shared).
+Each N runs in a fresh subprocess (clean peak-memory reading, no warm caches shared), and
+every rate is the median of several timed blocks after a warm-up block.
 Printed per N: updates/s of POSAC.update alone on a filled replay memory; learning-phase
 environment steps/s of train_sac.py's real loop (act, env.step, store, update); seconds
 for one default evaluation (every actor, 10 deterministic + 10 stochastic episodes) and its
@@ -52,24 +53,28 @@ def measure(args: argparse.Namespace, num_actors: int) -> dict[str, float]:
             if args.cuda:
                 torch.cuda.synchronize()
 
-        for _ in range(args.warmup):
-            agent.update(memory.sample(args.batch_size))
-        synchronize()
-        start = time.perf_counter()
-        for _ in range(args.updates):
-            agent.update(memory.sample(args.batch_size))
-        synchronize()
-        updates_per_s = args.updates / (time.perf_counter() - start)
+        def updates() -> None:
+            for _ in range(args.updates):
+                agent.update(memory.sample(args.batch_size))
 
-        cli.num_steps = trainer.state.total_steps + args.loop_steps
-        trainer.run_episode([time.time()], float("nan"))  # warm up the loop
-        cli.num_steps = trainer.state.total_steps + args.loop_steps
-        synchronize()
-        start, steps_before = time.perf_counter(), trainer.state.total_steps
-        while trainer.state.total_steps < cli.num_steps:
-            trainer.run_episode([time.time()], float("nan"))
-        synchronize()
-        steps_per_s = (trainer.state.total_steps - steps_before) / (time.perf_counter() - start)
+        def loop_steps() -> None:
+            cli.num_steps = trainer.state.total_steps + args.loop_steps
+            while trainer.state.total_steps < cli.num_steps:
+                trainer.run_episode([time.time()], float("nan"))
+
+        def median_rate(work, count: int) -> float:
+            """Median over --repeats timed blocks, after one untimed warm-up block."""
+            rates = []
+            for repeat in range(args.repeats + 1):
+                synchronize()
+                start = time.perf_counter()
+                work()
+                synchronize()
+                rates.append(count / (time.perf_counter() - start))
+            return float(np.median(rates[1:]))
+
+        updates_per_s = median_rate(updates, args.updates)
+        steps_per_s = median_rate(loop_steps, args.loop_steps)
 
         start = time.perf_counter()
         trainer.evaluator.run(agent)
@@ -111,9 +116,10 @@ def main() -> None:
     parser.add_argument("--actors", default="1,2,4,8", help="comma list of chain lengths")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--hidden-size", type=int, default=256)
-    parser.add_argument("--warmup", type=int, default=20, help="untimed updates first")
-    parser.add_argument("--updates", type=int, default=200, help="timed updates")
-    parser.add_argument("--loop-steps", type=int, default=1000, help="timed loop steps")
+    parser.add_argument("--updates", type=int, default=100, help="updates per timed block")
+    parser.add_argument("--loop-steps", type=int, default=250, help="loop steps per timed block")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed blocks; the median is reported (after one warm-up block)")
     parser.add_argument("--cuda", action="store_true")
     parser.add_argument("--single", type=int, help=argparse.SUPPRESS)  # child process mode
     args = parser.parse_args()
