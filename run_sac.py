@@ -12,8 +12,8 @@ continues unfinished ones from their checkpoints. Every YAML key other than the 
 rule: `batch_size` or `batch-size` → `--batch-size=VALUE`, true/false → `--flag`/`--no-flag`.
 
 The whole file is validated before anything starts, against train_sac.py's own parser and
-checks (imported on first use: train_sac imports utils, which imports torch, so this module
-imports neither at import time and `--help` stays instant).
+checks (train_sac is imported on first use; neither module imports torch at import time,
+so `--help` stays instant).
 
 Per run, next to train_sac.py's own outputs:
     {results_dir}/logs/{file_name}.log       stdout+stderr of every attempt, appended; locked
@@ -45,6 +45,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
+
+from utils import non_negative_int, positive_int
 
 HERE = Path(__file__).resolve().parent
 TRAIN_SAC = HERE / "train_sac.py"
@@ -89,7 +91,7 @@ class Flag:
 
 
 def train_sac_module() -> Any:
-    """train_sac.py, imported on first use only: it imports utils, which imports torch."""
+    """train_sac.py, imported on first use only, when a file is validated."""
     if str(HERE) not in sys.path:
         sys.path.insert(0, str(HERE))
     import train_sac
@@ -1139,20 +1141,6 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--no-summary", action="store_true",
                         help="do not write the results summary at the end of a sweep")
     return parser
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
-    return value
 
 
 def results_root(runs: list[Run]) -> Path:

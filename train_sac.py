@@ -30,7 +30,8 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from utils import atomic_write, atomic_write_json, atomic_write_text, parse_w2_weights, run_name
+from utils import (atomic_write, atomic_write_json, atomic_write_text, non_negative_int,
+                   parse_w2_weights, positive_int, run_name)
 
 EVAL_SEED_OFFSET = 10_000  # evaluation episode k resets with seed + EVAL_SEED_OFFSET + k
 SETTINGS_ALLOWED_TO_CHANGE_ON_RESUME = {"resume"}
@@ -48,20 +49,6 @@ def fail(message: str) -> NoReturn:
 class OneLineErrorParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         fail(f"{message} (see python train_sac.py --help)")
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

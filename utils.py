@@ -3,6 +3,7 @@ weight parsing, run naming and atomic file writes. Knows nothing of the agent.""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -45,6 +46,22 @@ def frozen(module: nn.Module) -> Iterator[nn.Module]:
     finally:
         for p, flag in zip(module.parameters(), flags):
             p.requires_grad_(flag)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer ≥ 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
+    return value
 
 
 def parse_w2_weights(text: str, num_actors: int) -> list[float]:
