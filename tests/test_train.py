@@ -56,6 +56,15 @@ def without_wall_time(rows):
     return [{k: v for k, v in row.items() if k != "wall_time_s"} for row in rows]
 
 
+def assert_same_results(root: Path, expected_root: Path) -> None:
+    """Identical metrics CSV (every column but wall time) and .npy files, bit for bit."""
+    assert without_wall_time(metrics_rows(root)) == without_wall_time(metrics_rows(expected_root))
+    for i in range(2):
+        name = f"{FILE_NAME}_actor_{i}.npy"
+        assert (root / "results" / FILE_NAME / name).read_bytes() == \
+               (expected_root / "results" / FILE_NAME / name).read_bytes()
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("run_a")
@@ -104,12 +113,7 @@ def test_agent_learns_something_measurable(finished_run):
 
 def test_same_seed_gives_identical_metrics(finished_run, tmp_path):
     run_training(tmp_path)
-    assert without_wall_time(metrics_rows(tmp_path)) == without_wall_time(
-        metrics_rows(finished_run[0]))
-    for i in range(2):
-        name = f"{FILE_NAME}_actor_{i}.npy"
-        assert (tmp_path / "results" / FILE_NAME / name).read_bytes() == \
-               (finished_run[0] / "results" / FILE_NAME / name).read_bytes()
+    assert_same_results(tmp_path, finished_run[0])
 
 
 def test_actor_zero_and_critic_of_a_chain_train_exactly_as_a_one_actor_run(finished_run,
@@ -144,12 +148,7 @@ def test_sigkill_and_resume_matches_uninterrupted_run(finished_run, tmp_path):
 
     result = run_training(tmp_path, "--resume")
     assert "Resuming" in result.stdout
-    assert without_wall_time(metrics_rows(tmp_path)) == without_wall_time(
-        metrics_rows(finished_run[0]))
-    for i in range(2):
-        name = f"{FILE_NAME}_actor_{i}.npy"
-        assert (tmp_path / "results" / FILE_NAME / name).read_bytes() == \
-               (finished_run[0] / "results" / FILE_NAME / name).read_bytes()
+    assert_same_results(tmp_path, finished_run[0])
 
 
 def make_trainer(tmp_path, *flags):
