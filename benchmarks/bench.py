@@ -65,7 +65,7 @@ def measure(args: argparse.Namespace, num_actors: int) -> dict[str, float]:
         def median_rate(work, count: int) -> float:
             """Median over --repeats timed blocks, after one untimed warm-up block."""
             rates = []
-            for repeat in range(args.repeats + 1):
+            for _ in range(args.repeats + 1):
                 synchronize()
                 start = time.perf_counter()
                 work()
@@ -97,16 +97,16 @@ def print_table(rows: list[dict[str, float]], device: str) -> None:
           "| eval s | eval share | peak MB |")
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:
-        extra = row["actors"] - base["actors"]
-
-        def marginal(key: str) -> str:
-            if not extra:
-                return "–"
-            return f"{(base[key] / row[key] - 1.0) / extra:.2f}"
-
-        print(f"| {row['actors']} | {row['updates_per_s']:.1f} | {marginal('updates_per_s')} "
-              f"| {row['steps_per_s']:.1f} | {marginal('steps_per_s')} | {row['eval_s']:.1f} "
+        print(f"| {row['actors']} | {row['updates_per_s']:.1f} "
+              f"| {marginal(base, row, 'updates_per_s')} | {row['steps_per_s']:.1f} "
+              f"| {marginal(base, row, 'steps_per_s')} | {row['eval_s']:.1f} "
               f"| {100 * row['eval_share']:.1f}% | {row['peak_mb']:.0f} |")
+
+
+def marginal(base: dict[str, float], row: dict[str, float], rate: str) -> str:
+    """Extra time per actor beyond the base chain length, as a fraction of the base time."""
+    extra = row["actors"] - base["actors"]
+    return f"{(base[rate] / row[rate] - 1.0) / extra:.2f}" if extra else "–"
 
 
 def main() -> None:
