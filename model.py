@@ -53,7 +53,8 @@ class GaussianPolicy(nn.Module):
     """π(a|s): a = tanh(u)·scale + bias with u ~ N(μ(s), diag σ(s)²).
 
     The MLP outputs the pre-squash mean μ(s) and log σ(s), clamped to [−20, 2]; scale and
-    bias map tanh's (−1, 1) onto the action-space bounds [low, high]."""
+    bias map tanh's (−1, 1) onto the action-space bounds [low, high]. With ε = 0, `sample`
+    gives the deterministic (evaluation) action tanh(μ(s))·scale + bias."""
 
     def __init__(self, obs_dim: int, action_dim: int, hidden_size: int,
                  action_low: torch.Tensor, action_high: torch.Tensor,
@@ -84,8 +85,3 @@ class GaussianPolicy(nn.Module):
         log_det_tanh = 2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))
         log_prob = (gaussian_log_prob - log_det_tanh - self.action_scale.log()).sum(-1)
         return self.squash(pre_tanh), log_prob
-
-    def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
-        """The evaluation action tanh(μ(s))·scale + bias."""
-        mean, _ = self(obs)
-        return self.squash(mean)

@@ -41,7 +41,8 @@ def w2_and_gradient(mean: torch.Tensor, log_std: torch.Tensor,
 
 @dataclass(frozen=True)
 class SACConfig:
-    """Agent hyper-parameters; the defaults are train_sac.py's defaults."""
+    """Agent hyper-parameters. The defaults equal train_sac.py's flag defaults (a test
+    keeps them in step); train_sac.py always passes every field."""
     num_actors: int = 1
     w2_weights: tuple[float, ...] = (0.0,)
     hidden_size: int = 256
@@ -100,16 +101,12 @@ class POSAC:
         return torch.randn(shape, generator=generator or self.generator, device=self.device)
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, actor_index: int, deterministic: bool = False,
-            noise: torch.Tensor | None = None) -> torch.Tensor:
-        """Actions of actor `actor_index`: tanh(μ)·scale + bias when deterministic, else
-        tanh(μ + σ·ε)·scale + bias with ε given or drawn from the agent's generator."""
+    def act(self, obs: torch.Tensor, actor_index: int) -> torch.Tensor:
+        """Exploration actions of actor `actor_index`: tanh(μ + σ·ε)·scale + bias, with ε
+        from the agent's generator (evaluation uses its own fixed noise, in train_sac.py)."""
         actor = self.actors[actor_index]
         mean, log_std = actor(obs)
-        if deterministic:
-            return actor.squash(mean)
-        epsilon = self.noise(mean.shape) if noise is None else noise
-        return actor.sample(mean, log_std, epsilon)[0]
+        return actor.sample(mean, log_std, self.noise(mean.shape))[0]
 
     # ----------------------------------------------------------------------- critic
     @torch.no_grad()

@@ -467,7 +467,7 @@ class Trainer:
         import torch
 
         obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
-        return self.agent.act(obs_tensor, self.args.behavior_actor, deterministic=False)[0].cpu().numpy()
+        return self.agent.act(obs_tensor, self.args.behavior_actor)[0].cpu().numpy()
 
     def run_episode(self, log_clock: list[float], last_return: float) -> tuple[float, bool]:
         """Play one training episode (or until the step budget runs out), updating as it goes.

@@ -95,7 +95,8 @@ def test_actions_respect_bounds_and_deterministic_action_is_tanh_mean():
     low, high = torch.tensor([-2.0, -1.0, 0.0]), torch.tensor([2.0, 1.0, 0.5])
     assert (action >= low).all() and (action <= high).all()
     expected = torch.tanh(mean) * (high - low) / 2 + (high + low) / 2
-    assert torch.allclose(policy.deterministic_action(obs), expected)
+    deterministic, _ = policy.sample(mean, log_std, torch.zeros_like(mean))  # as evaluation does
+    assert torch.allclose(deterministic, expected)
 
 
 def test_log_std_is_clamped():

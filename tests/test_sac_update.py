@@ -275,3 +275,15 @@ def test_same_seed_same_update_and_state_dict_round_trip(tmp_path):
     assert all(torch.equal(ma[k], mc[k]) for k in ma)
     for pa, pc in zip(a.actors[1].parameters(), c.actors[1].parameters()):
         assert torch.equal(pa, pc)
+
+
+def test_config_defaults_match_train_sac_flags():
+    import dataclasses
+
+    import train_sac
+
+    defaults = train_sac.build_parser().parse_args([])
+    for field in dataclasses.fields(SACConfig):
+        if field.name == "w2_weights":  # "0.1" with one actor means (0.0,)
+            continue
+        assert getattr(defaults, field.name) == field.default, field.name

@@ -225,6 +225,7 @@ def test_batched_evaluation_equals_one_episode_at_a_time(tmp_path):
     trainer = make_trainer(tmp_path, "--env-name", "HalfCheetah-v5", "--num-actors", "2",
                            "--eval-episodes", "2", "--hidden-size", "32")
     evaluator, agent = trainer.evaluator, trainer.agent
+    assert torch.all(evaluator.noise[:, 0] == 0.0)  # deterministic mode: tanh(μ)·scale + bias
     batched = evaluator.run(agent)
     env = gym.make("HalfCheetah-v5")
     for actor, mode, episode in np.ndindex(*batched.shape):
