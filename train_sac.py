@@ -198,7 +198,9 @@ def check_resume(args: argparse.Namespace, paths: RunPaths) -> None:
         raise UsageError(f"results for this run already exist in {paths.results}; pass --resume "
                          f"to continue it, or --run-name to start a separate run")
     if paths.config_json.exists():
-        saved = json.loads(paths.config_json.read_text())
+        # a flag added after the run started counts as saved with its default value
+        defaults = vars(build_parser().parse_args([]))
+        saved = {**defaults, **json.loads(paths.config_json.read_text())}
         current = settings_of(args)
         conflicts = [f"{key} (saved {saved.get(key)!r}, now {current.get(key)!r})"
                      for key in sorted(set(saved) | set(current))

@@ -3,6 +3,7 @@ problem, and nothing written. Also utils.parse_w2_weights on good input."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,22 @@ def test_resume_finished_run_with_same_settings_is_a_no_op(finished_run, capsys)
     assert "already finished" in captured.out
     assert captured.err == ""
     assert snapshot(root) == before
+
+
+def test_resume_treats_a_setting_missing_from_the_saved_config_as_its_default(tmp_path,
+                                                                             capsys):
+    """A flag added to train_sac.py after a run started must not block its resume."""
+    train_sac.main(TINY_RUN + output_args(tmp_path))
+    config_json = next((tmp_path / "results").glob("*/config.json"))
+    saved = json.loads(config_json.read_text())
+    del saved["q_normalize"]
+    config_json.write_text(json.dumps(saved))
+    capsys.readouterr()
+    train_sac.main(TINY_RUN + output_args(tmp_path) + ["--resume"])
+    assert "already finished" in capsys.readouterr().out
+    message = expect_usage_error(TINY_RUN + output_args(tmp_path) + ["--resume",
+                                                                     "--no-q-normalize"], capsys)
+    assert "q_normalize" in message
 
 
 # --------------------------------------------------------------------------- weights
