@@ -54,6 +54,7 @@ class SACConfig:
     target_update_interval: int = 1
     critic_target_policy: str = "online"
     q_normalize: bool = True
+    chain_update: str = "sequential"
 
 
 class POSAC:
@@ -158,7 +159,8 @@ class POSAC:
             L_0 = E[α·log π0 − min Q],
             L_i = λ_i·E[α·log πi − min Q] + w_i·W2²(πi, sg[πi−1]),
 
-        where πi−1 is the previous actor after its own update in this step.
+        where πi−1 is the previous actor after its own update in this step (with
+        chain_update='parallel': before this step, which saves one forward pass per actor).
 
         The SAC terms depend only on each actor's own parameters and the frozen critic, so
         they are evaluated for all actors at once and differentiated in one backward pass
@@ -188,10 +190,12 @@ class POSAC:
             torch.autograd.backward((actor_mean, actor_log_std),
                                     (cotangent_mean, cotangent_log_std))
             optimizer.step()
-            if i + 1 < self.num_actors:
+            if i + 1 < self.num_actors and self.config.chain_update == "sequential":
                 with torch.no_grad():
                     reference_mean, reference_log_std = actor(obs)
                 reference = (reference_mean, reference_log_std.exp())
+            elif i + 1 < self.num_actors:  # parallel: actor i as it was before this step
+                reference = (actor_mean.detach(), actor_log_std.detach().exp())
         w2_weights = torch.tensor(self.config.w2_weights, device=self.device)
         metrics = {"actor_loss": weights * sac_terms.detach() + w2_weights * w2,
                    "actor_q": q.mean(-1), "w2": w2, "entropy": -log_prob.mean(-1)}

@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                        default=False, help="learn α towards entropy −dim(A) using actor 0")
     agent.add_argument("--q-normalize", action=argparse.BooleanOptionalAction, default=True,
                        help="scale actor i≥1's SAC term by λ_i = 1/|E[α·log π_i − min Q]|")
+    agent.add_argument("--chain-update", choices=("sequential", "parallel"),
+                       default="sequential",
+                       help="actor i's W2 reference: actor i-1 after its update in this step "
+                            "(sequential) or before it (parallel, one forward pass less)")
     agent.add_argument("--critic-target-policy", choices=("online", "target"), default="online",
                        help="actor 0 copy that draws a' in the TD target")
     agent.add_argument("--target-update-interval", type=positive_int, default=1,
@@ -379,7 +383,8 @@ class Trainer:
             hidden_size=args.hidden_size, lr=args.lr, gamma=args.gamma, tau=args.tau,
             alpha=args.alpha, automatic_entropy_tuning=args.automatic_entropy_tuning,
             target_update_interval=args.target_update_interval,
-            critic_target_policy=args.critic_target_policy, q_normalize=args.q_normalize)
+            critic_target_policy=args.critic_target_policy, q_normalize=args.q_normalize,
+            chain_update=args.chain_update)
         self.agent = POSAC(obs_dim, low, high, config, seed=args.seed, device=self.device)
         self.memory = ReplayMemory(args.replay_size, obs_dim, low.numel(), seed=args.seed + 2,
                                    device=self.device)

@@ -59,7 +59,7 @@ def min_q(critic, obs, action):
     return torch.min(critic.q1(x), critic.q2(x)).squeeze(-1)
 
 
-def reference_update(agent, batch):
+def reference_update(agent, batch, pre_update_references=False):
     """Returns copies of (actors, critic, critic_target, log_alpha) after one update."""
     cfg = agent.config
     gen = copy_generator(agent)
@@ -99,14 +99,19 @@ def reference_update(agent, batch):
             ref_mean, ref_std = previous
             w2 = (((mean - ref_mean) ** 2).sum(-1) + ((std - ref_std) ** 2).sum(-1)).mean()
             loss = lam * sac + cfg.w2_weights[i] * w2
+        if pre_update_references:  # the next actor's reference: this actor before its update
+            with torch.no_grad():
+                _, _, ref_mean, ref_std = reference_sample(actor, batch.obs,
+                                                           torch.zeros(BATCH, ACTION_DIM))
         grads = torch.autograd.grad(loss, list(actor.parameters()))
         opt = torch.optim.Adam(actor.parameters(), lr=cfg.lr)
         for p, g in zip(actor.parameters(), grads):
             p.grad = g
         opt.step()
-        with torch.no_grad():  # the next actor's reference: this actor after its update
-            _, _, ref_mean, ref_std = reference_sample(actor, batch.obs,
-                                                       torch.zeros(BATCH, ACTION_DIM))
+        if not pre_update_references:  # the next actor's reference: this actor after its update
+            with torch.no_grad():
+                _, _, ref_mean, ref_std = reference_sample(actor, batch.obs,
+                                                           torch.zeros(BATCH, ACTION_DIM))
         previous = (ref_mean, ref_std)
 
     if cfg.automatic_entropy_tuning:
@@ -178,6 +183,27 @@ def test_w2_reference_is_previous_actor_after_its_update():
     assert abs(after - before) > 100 * 1e-6 * after  # the two readings are distinguishable
     assert metrics["w2"][1].item() == pytest.approx(after, rel=1e-6)
     assert_agent_matches(agent, sequential)
+
+
+@pytest.mark.parametrize("num_actors", [2, 3])
+def test_parallel_chain_update_uses_references_from_before_the_step(num_actors):
+    agent = make_agent(num_actors, w2=[0.0] + [5.0] * (num_actors - 1),
+                       chain_update="parallel")
+    batch = make_batch(seed=4)
+    parallel = reference_update(agent, batch, pre_update_references=True)
+    sequential = reference_update(agent, batch)
+    actor0_before, actor1_before = copy.deepcopy(agent.actors[0]), copy.deepcopy(agent.actors[1])
+    metrics = agent.update(batch)
+    zeros = torch.zeros(BATCH, ACTION_DIM)
+    with torch.no_grad():
+        _, _, mean, std = reference_sample(actor1_before, batch.obs, zeros)
+        _, _, ref_mean, ref_std = reference_sample(actor0_before, batch.obs, zeros)
+        _, _, after_mean, after_std = reference_sample(sequential[0][0], batch.obs, zeros)
+    before = (((mean - ref_mean) ** 2).sum(-1) + ((std - ref_std) ** 2).sum(-1)).mean().item()
+    after = (((mean - after_mean) ** 2).sum(-1) + ((std - after_std) ** 2).sum(-1)).mean().item()
+    assert abs(after - before) > 100 * 1e-6 * before
+    assert metrics["w2"][1].item() == pytest.approx(before, rel=1e-6)
+    assert_agent_matches(agent, parallel)
 
 
 def test_actor_updates_send_no_gradient_to_previous_actor_or_critic():
