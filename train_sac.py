@@ -558,7 +558,16 @@ def main(argv: list[str] | None = None) -> None:
     atomic_write_json(paths.config_json, settings_of(args))
     print(("Resuming" if trainer.resumed else "Starting") + f" {paths.file_name} at step "
           f"{trainer.state.total_steps} on {trainer.device}", flush=True)
-    trainer.train()
+    try:
+        trainer.train()
+    except KeyboardInterrupt:
+        trainer.writer.close()
+        saved = trainer.paths.latest_checkpoint
+        where = (f"--resume continues from {saved}" if saved.exists()
+                 else "no checkpoint yet: --resume starts over")
+        print(f"train_sac.py: interrupted at step {trainer.state.total_steps}; {where}",
+              file=sys.stderr)
+        raise SystemExit(130) from None
     trainer.finish()
 
 

@@ -151,6 +151,20 @@ def test_sigkill_and_resume_matches_uninterrupted_run(finished_run, tmp_path):
     assert_same_results(tmp_path, finished_run[0])
 
 
+def test_ctrl_c_exits_130_and_names_the_checkpoint_to_resume_from(tmp_path):
+    checkpoint = tmp_path / "checkpoints" / "InvertedPendulum-v5" / f"{FILE_NAME}_latest.pt"
+    process = subprocess.Popen(train_command(tmp_path), cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    err = process.communicate(timeout=60)[1]
+    assert process.returncode == 130, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("train_sac.py: interrupted at step") and str(checkpoint) in last
+
+
 def make_trainer(tmp_path, *flags):
     args, paths, env = train_sac.parse_and_check([*flags, *output_flags(tmp_path)])
     return train_sac.Trainer(args, paths, env)
