@@ -87,6 +87,7 @@ class POSAC:
         if config.automatic_entropy_tuning:
             self.log_alpha.requires_grad_(True)
             self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.lr)
+        self.w2_weights = torch.tensor(config.w2_weights, device=self.device)
         self.num_updates = 0
 
     @property
@@ -153,6 +154,16 @@ class POSAC:
             weights[1:] = 1.0 / sac_terms[1:].detach().abs().clamp_min(1e-8)
         return weights
 
+    def next_reference(self, actor: GaussianPolicy, obs: torch.Tensor, mean: torch.Tensor,
+                       log_std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next actor's W2 reference (μ, σ): `actor` after its update in this step, or,
+        with chain_update='parallel', its outputs from before the step (`mean`, `log_std`)."""
+        if self.config.chain_update == "parallel":
+            return mean.detach(), log_std.detach().exp()
+        with torch.no_grad():
+            mean, log_std = actor(obs)
+        return mean, log_std.exp()
+
     def update_actors(self, obs: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """One JKO step for every actor, in order 0, 1, …, N−1:
 
@@ -190,14 +201,9 @@ class POSAC:
             torch.autograd.backward((actor_mean, actor_log_std),
                                     (cotangent_mean, cotangent_log_std))
             optimizer.step()
-            if i + 1 < self.num_actors and self.config.chain_update == "sequential":
-                with torch.no_grad():
-                    reference_mean, reference_log_std = actor(obs)
-                reference = (reference_mean, reference_log_std.exp())
-            elif i + 1 < self.num_actors:  # parallel: actor i as it was before this step
-                reference = (actor_mean.detach(), actor_log_std.detach().exp())
-        w2_weights = torch.tensor(self.config.w2_weights, device=self.device)
-        metrics = {"actor_loss": weights * sac_terms.detach() + w2_weights * w2,
+            if i + 1 < self.num_actors:
+                reference = self.next_reference(actor, obs, actor_mean, actor_log_std)
+        metrics = {"actor_loss": weights * sac_terms.detach() + self.w2_weights * w2,
                    "actor_q": q.mean(-1), "w2": w2, "entropy": -log_prob.mean(-1)}
         return metrics, log_prob[0]
 
