@@ -46,7 +46,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from utils import non_negative_int, positive_int
+from utils import OneLineErrorParser, non_negative_int, positive_int, usage_error
 
 HERE = Path(__file__).resolve().parent
 TRAIN_SAC = HERE / "train_sac.py"
@@ -64,13 +64,7 @@ MEMORY_OVERHEAD_BYTES = 600 * 2**20  # torch + MuJoCo + Python per train_sac.py 
 
 
 def fail(message: str) -> NoReturn:
-    print(f"run_sac.py: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-class OneLineErrorParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        fail(f"{message} (see python run_sac.py --help)")
+    usage_error("run_sac.py", message)
 
 
 class ConfigError(Exception):
@@ -1089,6 +1083,7 @@ def default_jobs(todo: list[Run], dims: dict[str, tuple[int, int]]) -> tuple[int
 # --------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
+        prog="run_sac.py",
         description="Run a POSAC sweep (environments × w2 settings × seeds) from a YAML file, "
                     "skipping finished runs and resuming unfinished ones.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -30,8 +30,8 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from utils import (atomic_write, atomic_write_json, atomic_write_text, non_negative_int,
-                   parse_w2_weights, positive_int, run_name)
+from utils import (OneLineErrorParser, atomic_write, atomic_write_json, atomic_write_text,
+                   non_negative_int, parse_w2_weights, positive_int, run_name, usage_error)
 
 EVAL_SEED_OFFSET = 10_000  # evaluation episode k resets with seed + EVAL_SEED_OFFSET + k
 SETTINGS_ALLOWED_TO_CHANGE_ON_RESUME = {"resume"}
@@ -42,17 +42,12 @@ class UsageError(Exception):
 
 
 def fail(message: str) -> NoReturn:
-    print(f"train_sac.py: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-class OneLineErrorParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        fail(f"{message} (see python train_sac.py --help)")
+    usage_error("train_sac.py", message)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
+        prog="train_sac.py",
         description="Train POSAC (SAC with a JKO chain of Gaussian actors) on one Gymnasium task.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     env = parser.add_argument_group("environment and budget")

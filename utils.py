@@ -7,9 +7,10 @@ import argparse
 import contextlib
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn, Sequence
 
 if TYPE_CHECKING:  # torch is not imported at run time: `train_sac.py --help` stays instant
     import torch
@@ -46,6 +47,19 @@ def frozen(module: nn.Module) -> Iterator[nn.Module]:
     finally:
         for p, flag in zip(module.parameters(), flags):
             p.requires_grad_(flag)
+
+
+def usage_error(program: str, message: str) -> NoReturn:
+    """Report bad input as the one line `{program}: error: {message}`; exit status 2."""
+    print(f"{program}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as one line with a --help hint (pass prog=)."""
+
+    def error(self, message: str) -> NoReturn:
+        usage_error(self.prog, f"{message} (see python {self.prog} --help)")
 
 
 def positive_int(text: str) -> int:
