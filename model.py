@@ -22,10 +22,12 @@ def init_weights_(network: nn.Module, generator: torch.Generator | None) -> None
 
 
 def mlp(in_dim: int, out_dim: int, hidden_size: int) -> nn.Sequential:
-    """Two hidden ReLU layers of `hidden_size` units."""
+    """Two hidden ReLU layers of `hidden_size` units. The ReLUs work in place: a Linear's
+    backward needs its input, not its output, and skipping two allocations per call counts
+    at batch 256 on a CPU."""
     return nn.Sequential(
-        nn.Linear(in_dim, hidden_size), nn.ReLU(),
-        nn.Linear(hidden_size, hidden_size), nn.ReLU(),
+        nn.Linear(in_dim, hidden_size), nn.ReLU(inplace=True),
+        nn.Linear(hidden_size, hidden_size), nn.ReLU(inplace=True),
         nn.Linear(hidden_size, out_dim),
     )
 

@@ -29,14 +29,21 @@ from utils import frozen, gaussian_w2_squared, soft_update_
 def w2_and_gradient(mean: torch.Tensor, log_std: torch.Tensor,
                     reference: tuple[torch.Tensor, torch.Tensor]
                     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-    """W2²(N(μ, σ²), sg[reference]) and its gradient with respect to (μ, log σ).
+    """W2² = E_s[‖μ − μ'‖² + ‖σ − σ'‖²] against the detached reference (μ', σ'), and its
+    gradient with respect to (μ, log σ), in closed form (B states):
 
-    Differentiates detached copies, so nothing flows into the reference actor."""
-    with torch.enable_grad():
-        mean = mean.detach().requires_grad_(True)
-        log_std = log_std.detach().requires_grad_(True)
-        w2 = gaussian_w2_squared(mean, log_std.exp(), *reference)
-        return w2.detach(), torch.autograd.grad(w2, (mean, log_std))
+        ∂W2²/∂μ = 2·(μ − μ')/B,    ∂W2²/∂log σ = 2·(σ − σ')·σ/B."""
+    ref_mean, ref_std = reference
+    mean, std = mean.detach(), log_std.detach().exp()
+    states = mean.numel() // mean.shape[-1]
+    w2 = gaussian_w2_squared(mean, std, ref_mean, ref_std)
+    return w2, (2.0 / states * (mean - ref_mean), 2.0 / states * (std - ref_std) * std)
+
+
+def adam(params: Any, lr: float) -> torch.optim.Adam:
+    """Adam as one fused kernel over all tensors (same update rule as the per-tensor loop,
+    a fraction of its dispatch cost on the CPU)."""
+    return torch.optim.Adam(params, lr=lr, fused=True)
 
 
 @dataclass(frozen=True)
@@ -76,17 +83,17 @@ class POSAC:
         self.actors = [GaussianPolicy(obs_dim, action_dim, config.hidden_size, action_low,
                                       action_high, init_generator).to(self.device)
                        for _ in range(config.num_actors)]
-        self.actor_optimizers = [torch.optim.Adam(actor.parameters(), lr=config.lr)
+        self.actor_optimizers = [adam(actor.parameters(), config.lr)
                                  for actor in self.actors]
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.lr)
+        self.critic_optimizer = adam(self.critic.parameters(), config.lr)
         self.actor0_target = (copy.deepcopy(self.actors[0]).requires_grad_(False)
                               if config.critic_target_policy == "target" else None)
         self.log_alpha = torch.tensor(float(config.alpha), device=self.device).log()
         self.target_entropy = -float(action_dim)
         if config.automatic_entropy_tuning:
             self.log_alpha.requires_grad_(True)
-            self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.lr)
+            self.alpha_optimizer = adam([self.log_alpha], config.lr)
         self.w2_weights = torch.tensor(config.w2_weights, device=self.device)
         self.num_updates = 0
 

@@ -12,7 +12,7 @@ import torch
 from torch.distributions import Normal
 
 from replay_memory import Batch, ReplayMemory
-from sac import POSAC, SACConfig
+from sac import POSAC, SACConfig, w2_and_gradient
 
 OBS_DIM, ACTION_DIM, BATCH = 6, 3, 32
 LOW, HIGH = torch.tensor([-1.0, -2.0, 0.0]), torch.tensor([1.0, 2.0, 1.0])
@@ -313,3 +313,18 @@ def test_config_defaults_match_train_sac_flags():
         if field.name == "w2_weights":  # "0.1" with one actor means (0.0,)
             continue
         assert getattr(defaults, field.name) == field.default, field.name
+
+
+def test_w2_gradient_closed_form_equals_autograd():
+    gen = torch.Generator().manual_seed(3)
+    mean, log_std = torch.randn(2, 5, ACTION_DIM, generator=gen).unbind()
+    ref_mean, ref_log_std = torch.randn(2, 5, ACTION_DIM, generator=gen).unbind()
+    mean_leaf, log_std_leaf = mean.clone().requires_grad_(), log_std.clone().requires_grad_()
+    per_state = ((mean_leaf - ref_mean) ** 2).sum(-1) + \
+                ((log_std_leaf.exp() - ref_log_std.exp()) ** 2).sum(-1)
+    per_state.mean().backward()
+    w2, (grad_mean, grad_log_std) = w2_and_gradient(mean, log_std,
+                                                    (ref_mean, ref_log_std.exp()))
+    assert w2.item() == pytest.approx(per_state.mean().item(), rel=1e-6)
+    torch.testing.assert_close(grad_mean, mean_leaf.grad)
+    torch.testing.assert_close(grad_log_std, log_std_leaf.grad)

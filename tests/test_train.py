@@ -253,3 +253,12 @@ def test_batched_evaluation_equals_one_episode_at_a_time(tmp_path):
             total, done, t = total + reward, terminated or truncated, t + 1
         assert total == batched[actor, mode, episode], (actor, mode, episode)
     assert not np.allclose(batched[:, 0], batched[:, 1])  # stochastic ≠ deterministic
+
+
+def test_gymnasium_xml_deprecation_is_hidden_and_other_mujoco_warnings_are_not(capfd):
+    train_sac.make_env("HalfCheetah-v5").close()
+    gym.make("HalfCheetah-v5").close()  # as the evaluator builds its environments
+    train_sac.forward_mujoco_warning("some other MuJoCo warning")
+    err = capfd.readouterr().err
+    assert "settotalmass" not in err
+    assert "WARNING: some other MuJoCo warning" in err
