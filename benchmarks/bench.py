@@ -8,8 +8,10 @@ Rates: one process builds a trainer per N and times blocks round-robin (N = 1, 2
 of --repeats blocks after one warm-up round. Printed per N: updates/s of POSAC.update alone
 on a filled replay memory; learning-phase environment steps/s of train_sac.py's real loop
 (act, env.step, store, update); the marginal cost of each actor beyond the first as a
-fraction of the 1-actor time, measured and as counted in floating-point operations of one
-update (the floor for a device whose time goes into matrix products, as a CPU's does).
+fraction of the 1-actor time, measured, and as counted in floating-point operations of one
+update ("FLOP ratio": the marginal an update with no fixed per-update overhead would show on a
+device whose time goes into arithmetic, as a CPU's does; fixed overhead - Python, dispatch,
+the environment - pulls the measured marginal below it).
 Footprint: each N in a fresh process, for a clean peak-memory reading: seconds for one
 default evaluation (every actor, 10 deterministic + 10 stochastic episodes), its share of
 wall time when it runs every 10 training episodes, and peak memory.
@@ -129,8 +131,8 @@ def child(args: argparse.Namespace, mode: str, chain_lengths: list[int]) -> Any:
 def print_table(rows: list[dict[str, float]], device: str, episode_steps: int) -> None:
     base = rows[0]
     print(f"\n{device}: marginal = extra time per actor beyond the first, as a fraction of "
-          f"the {base['actors']}-actor time; FLOP floor = the same from operation counts")
-    print("| actors | updates/s | marginal (update) | FLOP floor | env steps/s "
+          f"the {base['actors']}-actor time; FLOP ratio = the same from operation counts")
+    print("| actors | updates/s | marginal (update) | FLOP ratio | env steps/s "
           "| marginal (loop) | eval s | eval share | peak MB |")
     print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
@@ -160,9 +162,10 @@ def main() -> None:
     parser.add_argument("--actors", default="1,2,4,8", help="comma list of chain lengths")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--hidden-size", type=int, default=256)
-    parser.add_argument("--updates", type=int, default=100, help="updates per timed block")
-    parser.add_argument("--loop-steps", type=int, default=250, help="loop steps per timed block")
-    parser.add_argument("--repeats", type=int, default=5,
+    # many short blocks: a shared machine's speed drifts within seconds
+    parser.add_argument("--updates", type=int, default=20, help="updates per timed block")
+    parser.add_argument("--loop-steps", type=int, default=40, help="loop steps per timed block")
+    parser.add_argument("--repeats", type=int, default=21,
                         help="timed blocks per N; the median is reported (after a warm-up)")
     parser.add_argument("--cuda", action="store_true")
     parser.add_argument("--child", choices=["rates", "footprint"], help=argparse.SUPPRESS)
