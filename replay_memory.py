@@ -1,4 +1,4 @@
-"""Preallocated transition storage with its own seeded generator.
+"""Preallocated transition storage on the training device, with its own seeded generator.
 
 Each observation is stored once. A transition written at slot p finds its next
 observation at slot p + 1: the following step's observation in a running episode, or
@@ -6,6 +6,9 @@ the episode's final observation, written into a slot of its own that is never sa
 as a transition. Slots form a ring of `capacity + 1`, so a stream of continuing steps
 keeps the latest `capacity` transitions; each episode end spends one slot on its final
 observation. A 1M-slot Humanoid-v5 buffer (348-dim observations) needs about 1.5 GB.
+
+The storage lives on the agent's device and sampling draws from a generator there, so on
+a GPU a minibatch never leaves it and `sample` never waits for the device.
 """
 
 from __future__ import annotations
@@ -30,13 +33,20 @@ class ReplayMemory:
                  device: torch.device | str = "cpu"):
         self.capacity = capacity
         self.device = torch.device(device)
-        self.rng = np.random.default_rng(seed)
+        self.generator = torch.Generator(self.device).manual_seed(seed)
         slots = capacity + 1
-        self.obs = np.zeros((slots, obs_dim), dtype=np.float32)
-        self.action = np.zeros((slots, action_dim), dtype=np.float32)
-        self.reward = np.zeros(slots, dtype=np.float32)
-        self.terminated = np.zeros(slots, dtype=bool)
-        self.valid = np.zeros(slots, dtype=bool)  # slot holds a complete, sampleable transition
+        # uninitialised: a slot is read only after it has been written
+        self.obs = torch.empty(slots, obs_dim, device=self.device)
+        self.action = torch.empty(slots, action_dim, device=self.device)
+        self.reward = torch.empty(slots, device=self.device)
+        self.mask = torch.empty(slots, device=self.device)
+        # The sampleable slots (those holding a complete transition), kept compact: entries
+        # 0 … size−1 of `sampled_slots` (on the device, for `sample`) and of `slot_at_rank`
+        # (its host copy); `rank_of_slot` is a slot's entry, or −1. Sampling draws a rank
+        # uniformly, so it needs neither rejection nor a host sync.
+        self.sampled_slots = torch.zeros(slots, dtype=torch.long, device=self.device)
+        self.slot_at_rank = np.zeros(slots, dtype=np.int64)
+        self.rank_of_slot = np.full(slots, -1, dtype=np.int64)
         self.position = 0  # slot the next transition is written to
         self.filled = 0  # slots written so far (up to capacity + 1)
         self.size = 0  # sampleable transitions
@@ -48,62 +58,78 @@ class ReplayMemory:
     def num_slots(self) -> int:
         return self.capacity + 1
 
-    def _claim(self, slot: int) -> None:
-        """Mark `slot` as overwritten: whatever transition it held is gone."""
-        self.size -= int(self.valid[slot])
-        self.valid[slot] = False
-        self.filled = max(self.filled, slot + 1)
+    def _set_rank(self, rank: int, slot: int) -> None:
+        self.slot_at_rank[rank] = slot
+        self.rank_of_slot[slot] = rank
+        self.sampled_slots[rank] = slot
+
+    def _make_sampleable(self, slot: int) -> None:
+        if self.rank_of_slot[slot] < 0:
+            self._set_rank(self.size, slot)
+            self.size += 1
+
+    def _forget(self, slot: int) -> None:
+        """Slot `slot` is being overwritten: the transition it held (if any) is gone. The
+        last entry of the compact list moves into its place."""
+        rank = self.rank_of_slot[slot]
+        if rank >= 0:
+            self.size -= 1
+            self._set_rank(rank, int(self.slot_at_rank[self.size]))
+            self.rank_of_slot[slot] = -1
 
     def push(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray,
              terminated: bool, episode_end: bool) -> None:
         """Store (s, a, r, s', terminated). `episode_end` is terminated or truncated: the
         next push then starts a new episode and s' stays as this episode's final state."""
         p = self.position
-        self._claim(p)
-        self.obs[p] = obs
-        self.action[p] = action
-        self.reward[p] = reward
-        self.terminated[p] = terminated
-        self.valid[p] = True
-        self.size += 1
+        self.obs[p] = torch.as_tensor(obs)
+        self.action[p] = torch.as_tensor(action)
+        self.reward[p] = float(reward)
+        self.mask[p] = 0.0 if terminated else 1.0
+        self._make_sampleable(p)
         q = (p + 1) % self.num_slots
-        self._claim(q)
-        self.obs[q] = next_obs
+        self._forget(q)
+        self.obs[q] = torch.as_tensor(next_obs)
+        self.filled = max(self.filled, q + 1)
         self.position = (q + 1) % self.num_slots if episode_end else q
 
     def sample(self, batch_size: int) -> Batch:
-        """Draw `batch_size` transitions uniformly (with replacement) from the valid slots."""
+        """Draw `batch_size` transitions uniformly (with replacement) from the sampleable slots."""
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay memory")
-        index = self.rng.integers(0, self.filled, size=batch_size)
-        rejected = ~self.valid[index]
-        while rejected.any():  # redraw final-observation slots; at most about half the slots
-            index[rejected] = self.rng.integers(0, self.filled, size=int(rejected.sum()))
-            rejected = ~self.valid[index]
+        rank = torch.randint(self.size, (batch_size,), generator=self.generator,
+                             device=self.device)
+        index = self.sampled_slots[rank]
         next_index = (index + 1) % self.num_slots
-        arrays = (self.obs[index], self.action[index], self.reward[index],
-                  self.obs[next_index], 1.0 - self.terminated[index].astype(np.float32))
-        return Batch(*(torch.as_tensor(a, device=self.device) for a in arrays))
+        return Batch(self.obs[index], self.action[index], self.reward[index],
+                     self.obs[next_index], self.mask[index])
 
     def state_dict(self) -> dict[str, Any]:
-        """Arrays (as tensors, never pickled objects), counters and the generator state."""
+        """Tensors on the CPU (never pickled objects), counters and the generator state."""
         n = self.filled
         return {
-            "obs": torch.from_numpy(self.obs[:n]), "action": torch.from_numpy(self.action[:n]),
-            "reward": torch.from_numpy(self.reward[:n]),
-            "terminated": torch.from_numpy(self.terminated[:n]),
-            "valid": torch.from_numpy(self.valid[:n]),
-            "capacity": self.capacity, "position": self.position, "filled": n, "size": self.size,
-            "rng": self.rng.bit_generator.state,
+            "obs": self.obs[:n].cpu(), "action": self.action[:n].cpu(),
+            "reward": self.reward[:n].cpu(), "mask": self.mask[:n].cpu(),
+            "sampled_slots": torch.from_numpy(self.slot_at_rank[:self.size].copy()),
+            "capacity": self.capacity, "position": self.position, "filled": n,
+            "generator": self.generator.get_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        n = state["filled"]
+        if "sampled_slots" not in state:
+            raise ValueError("saved replay memory is in an older format (before the memory "
+                             "moved to the training device); restart the run without --resume")
         if (state["capacity"] != self.capacity or state["obs"].shape[1:] != self.obs.shape[1:]
                 or state["action"].shape[1:] != self.action.shape[1:]):
             raise ValueError("saved replay memory has a different capacity or transition shape")
-        for name in ("obs", "action", "reward", "terminated", "valid"):
-            getattr(self, name)[:n] = state[name].numpy()
-        self.valid[n:] = False
-        self.position, self.filled, self.size = state["position"], n, state["size"]
-        self.rng.bit_generator.state = state["rng"]
+        n = state["filled"]
+        for name in ("obs", "action", "reward", "mask"):
+            getattr(self, name)[:n] = state[name]
+        slots = state["sampled_slots"].numpy()
+        self.size = len(slots)
+        self.rank_of_slot[:] = -1
+        self.rank_of_slot[slots] = np.arange(self.size)
+        self.slot_at_rank[:self.size] = slots
+        self.sampled_slots[:self.size] = torch.from_numpy(slots)
+        self.position, self.filled = state["position"], n
+        self.generator.set_state(state["generator"])

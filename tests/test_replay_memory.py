@@ -305,8 +305,9 @@ def test_state_dict_round_trip(tmp_path, capacity, episodes):
 
 def test_humanoid_sized_buffer_fits_memory_budget():
     memory = ReplayMemory(capacity=1_000_000, obs_dim=348, action_dim=17, seed=0)
-    arrays = (memory.obs, memory.action, memory.reward, memory.terminated, memory.valid)
-    total = sum(a.nbytes for a in arrays)
+    tensors = (memory.obs, memory.action, memory.reward, memory.mask, memory.sampled_slots)
+    total = sum(t.nbytes for t in tensors) + memory.slot_at_rank.nbytes + \
+        memory.rank_of_slot.nbytes
     assert total <= 1.6e9, f"{total / 1e9:.3f} GB"
     # Still able to hold a million transitions of that shape.
     assert memory.obs.shape[0] >= 1_000_000 and memory.obs.shape[1] == 348
@@ -356,3 +357,11 @@ def test_load_state_dict_rejects_other_capacity_and_forgets_old_slots():
     used.load_state_dict(small.state_dict())
     assert len(used) == 3
     assert set(rows_of(used.sample(500))) == {p.expected_row for p in pushes[:3]}
+
+
+def test_load_state_dict_rejects_the_older_numpy_format_with_a_clear_error():
+    older = {"obs": torch.zeros(3, OBS_DIM), "terminated": torch.zeros(3, dtype=torch.bool),
+             "valid": torch.ones(3, dtype=torch.bool), "capacity": 10, "position": 2,
+             "filled": 3, "size": 2, "rng": {}}
+    with pytest.raises(ValueError, match="older format"):
+        ReplayMemory(10, OBS_DIM, ACTION_DIM, seed=0).load_state_dict(older)

@@ -190,7 +190,7 @@ def test_time_limit_truncation_is_stored_as_non_terminal(tmp_path):
     trainer.train()
     memory = trainer.memory
     assert trainer.state.episodes == 2 and len(memory) == 450
-    assert not memory.terminated[:memory.filled].any()
+    assert torch.all(memory.mask[memory.sampled_slots[:len(memory)]] == 1.0)
     # two final observations in slots of their own, plus the running episode's next observation
     assert memory.filled == 453
     assert torch.all(memory.sample(256).mask == 1.0)
