@@ -144,8 +144,8 @@ GYMNASIUM_XML_DEPRECATION = "compiler attribute 'settotalmass' is deprecated"
 
 def forward_mujoco_warning(message: str) -> None:
     """MuJoCo's warning handler, minus one message: Gymnasium 1.4's HalfCheetah model uses
-    `settotalmass`, which MuJoCo 4 reports at every model compile (41 lines per run: the
-    training env and each evaluation env), and which no user setting can fix."""
+    `settotalmass`, which MuJoCo 4 reports at every model compile (one line per environment
+    built: 41 per run with 2 actors and 10 evaluation episodes), and no user setting fixes."""
     if GYMNASIUM_XML_DEPRECATION not in message:
         print(f"WARNING: {message}", file=sys.stderr, flush=True)
 
