@@ -4,15 +4,17 @@ Reads each run's metrics CSV (one row per evaluation) with pandas and writes, in
 summary directory:
 
     summary.csv, summary.md   one row per environment × w2 setting × actor: final and best
-                              deterministic return, mean over seeds with a 95% bootstrap
-                              confidence interval, number of seeds, steps reached
+                              deterministic return and the return at 100k steps, mean over
+                              seeds with a 95% bootstrap confidence interval, number of
+                              seeds, steps reached
     curves_{env}.png          one figure per environment, one line per (w2 setting, actor):
                               mean over seeds with a shaded 95% bootstrap band, x = env steps
     curves_{env}.csv          the numbers behind each figure
 
 Definitions
 - final return: a seed's last evaluation (at the steps it reached); best: its highest
-  evaluation. Both are deterministic-policy returns (`actor_{i}_deterministic`).
+  evaluation; at 100k: its curve (below) at step 100,000, for the seeds that evaluated at
+  or beyond it. All are deterministic-policy returns (`actor_{i}_deterministic`).
 - confidence interval: percentile bootstrap over seeds: 10,000 resamples of the seeds with
   replacement, 2.5th and 97.5th percentiles of the resampled means, from
   numpy.random.default_rng(0) for every cell (the numbers do not depend on table order).
@@ -35,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+AT_STEP = 100_000  # the common budget every table reports, however long the runs
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
@@ -95,9 +98,12 @@ def summary_rows(groups: dict) -> list[dict[str, Any]]:
             column = f"actor_{actor}_deterministic"
             final = np.array([frame[column].iloc[-1] for _, frame in seeds], dtype=np.float64)
             best = np.array([frame[column].max() for _, frame in seeds], dtype=np.float64)
+            at_step = np.array([np.interp(AT_STEP, frame["step"], frame[column])
+                                for _, frame in seeds if frame["step"].iloc[-1] >= AT_STEP])
             steps = [int(frame["step"].iloc[-1]) for _, frame in seeds]
             final_low, final_high = bootstrap_ci(final[:, None])
             best_low, best_high = bootstrap_ci(best[:, None])
+            at_low, at_high = bootstrap_ci(at_step[:, None])
             rows.append({
                 "env": env, "w2_weights": weights_label(weights), "actor": actor,
                 "seeds": len(seeds), "finished_seeds": sum(r.finished for r, _ in seeds),
@@ -105,6 +111,9 @@ def summary_rows(groups: dict) -> list[dict[str, Any]]:
                 "final_mean": final.mean(), "final_ci_low": final_low[0],
                 "final_ci_high": final_high[0],
                 "best_mean": best.mean(), "best_ci_low": best_low[0], "best_ci_high": best_high[0],
+                "at_step_seeds": len(at_step),
+                "at_step_mean": at_step.mean() if len(at_step) else math.nan,
+                "at_step_ci_low": at_low[0], "at_step_ci_high": at_high[0],
                 "seed_list": " ".join(str(r.seed) for r, _ in seeds),
             })
     return rows
@@ -116,16 +125,25 @@ def with_ci(mean: float, low: float, high: float) -> str:
     return f"{mean:.1f} [{low:.1f}, {high:.1f}]"
 
 
+def at_step_cell(row: dict[str, Any]) -> str:
+    if not row["at_step_seeds"]:
+        return "–"
+    cell = with_ci(row["at_step_mean"], row["at_step_ci_low"], row["at_step_ci_high"])
+    return cell if row["at_step_seeds"] == row["seeds"] else f"{cell} (n={row['at_step_seeds']})"
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["# POSAC sweep results", "",
              "Deterministic evaluation return per environment, w2 setting and actor: mean over "
              "seeds [95% percentile-bootstrap CI over seeds, 10,000 resamples]. *final*: each "
-             "seed's last evaluation; *best*: its highest. *steps*: last evaluation step "
-             "reached (min–max over seeds). No interval with one seed.", ""]
+             "seed's last evaluation; *best*: its highest; *at 100k*: the learning curve at "
+             "step 100,000 (seeds that got there; n = how many when not all). *steps*: last "
+             "evaluation step reached (min–max over seeds). No interval with one seed.", ""]
     for env in dict.fromkeys(row["env"] for row in rows):
         lines += [f"## {env}", "",
-                  "| w2 weights | actor | seeds | steps | final return | best return |",
-                  "|---|---|---|---|---|---|"]
+                  "| w2 weights | actor | seeds | steps | final return | best return "
+                  "| at 100k |",
+                  "|---|---|---|---|---|---|---|"]
         for row in (r for r in rows if r["env"] == env):
             steps = (f"{row['steps_min']}" if row["steps_min"] == row["steps_max"]
                      else f"{row['steps_min']}–{row['steps_max']}")
@@ -133,7 +151,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                                          else f" ({row['finished_seeds']} finished)")
             lines.append(f"| {row['w2_weights']} | {row['actor']} | {seeds} | {steps} "
                          f"| {with_ci(row['final_mean'], row['final_ci_low'], row['final_ci_high'])} "
-                         f"| {with_ci(row['best_mean'], row['best_ci_low'], row['best_ci_high'])} |")
+                         f"| {with_ci(row['best_mean'], row['best_ci_low'], row['best_ci_high'])} "
+                         f"| {at_step_cell(row)} |")
         lines.append("")
     return "\n".join(lines)
 

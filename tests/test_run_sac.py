@@ -555,7 +555,7 @@ def test_summary_numbers_against_hand_made_metrics(tmp_path):
     row = table[("[0.0, 0.0]", 0)]
     assert (f"| [0.0, 0.0] | 0 | 4 (1 finished) | 400–520 | {float(row['final_mean']):.1f} "
             f"[{float(row['final_ci_low']):.1f}, {float(row['final_ci_high']):.1f}] |") in markdown
-    assert "| [0.0, 0.5] | 1 | 1 (0 finished) | 400 | 90.0 | 90.0 |" in markdown
+    assert "| [0.0, 0.5] | 1 | 1 (0 finished) | 400 | 90.0 | 90.0 | – |" in markdown
 
     # learning curve: every seed interpolated linearly onto the union of evaluation steps
     # between the latest first evaluation (150) and the earliest last one (400)
@@ -575,3 +575,23 @@ def test_summary_numbers_against_hand_made_metrics(tmp_path):
         assert float(point["mean"]) == pytest.approx(expected)
     png = (runs / "summary" / f"curves_{ENV}.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_summary_return_at_100k_interpolates_and_skips_seeds_short_of_it(tmp_path):
+    write(tmp_path, tiny_config(seeds=[1, 2, 3]))
+    runs = tmp_path / "results"
+    evals = {1: [(60_000, 10.0, 1.0), (98_000, 20.0, 2.0), (102_000, 40.0, 4.0)],
+             2: [(50_000, 5.0, 5.0), (100_000, 70.0, 7.0), (300_000, 900.0, 9.0)],
+             3: [(40_000, 1.0, 1.0), (90_000, 3.0, 3.0)]}  # still short of 100k
+    for seed, rows in evals.items():
+        write_metrics(runs / name(seed) / "training" / f"{name(seed)}_metrics.csv", rows)
+    result = sweep(tmp_path, "--summarize")
+    assert result.returncode == 0, result.stderr
+    with open(runs / "summary" / "summary.csv") as handle:
+        row = next(r for r in csv.DictReader(handle) if r["actor"] == "0")
+    # seed 1 halfway between 98k (20) and 102k (40); seed 2 evaluated at 100k exactly
+    assert int(row["at_step_seeds"]) == 2
+    assert float(row["at_step_mean"]) == pytest.approx((30.0 + 70.0) / 2)
+    assert float(row["final_mean"]) == pytest.approx((40.0 + 900.0 + 3.0) / 3)
+    markdown = (runs / "summary" / "summary.md").read_text()
+    assert f"{float(row['at_step_mean']):.1f} [" in markdown and "(n=2) |" in markdown
