@@ -184,7 +184,9 @@ def check_values(settings: dict[str, Any], where: dict[str, str], flags: dict[st
 def weight_settings(entry: dict[str, Any], where: str, num_actors: int | None,
                     problems: list[str]) -> list[tuple[float, ...]]:
     """The w2 settings of one environment: `w2_weights` (one setting) or `w2_weights_list`.
-    A setting is a list with one weight per actor, or a number w meaning [0.0, w, w, …]."""
+    A setting is a list with one weight per actor, or a number w meaning [0.0, w, w, …].
+    With `num_actors` None (not set), each list's length is its run's number of actors, so
+    one sweep can compare chain lengths; the number form then has no length and is refused."""
     if "w2_weights" in entry and "w2_weights_list" in entry:
         problems.append(f"{where}: give w2_weights (one setting) or w2_weights_list, not both")
         return []
@@ -204,9 +206,12 @@ def weight_settings(entry: dict[str, Any], where: str, num_actors: int | None,
     for index, value in enumerate(raw):
         at = label if "w2_weights_list" not in label else f"{label}[{index}]"
         if is_number(value):
-            if num_actors is not None:
-                settings.append((0.0,) + (float(value),) * (num_actors - 1))
-            continue
+            if num_actors is None:
+                problems.append(f"{at}: the number {value!r} stands for [0.0, w, w, …] and "
+                                f"needs num_actors; set num_actors or write the weights out, "
+                                f"e.g. [0.0, {value!r}]")
+                continue
+            value = [0.0] + [value] * (num_actors - 1)
         if not (isinstance(value, list) and value and all(is_number(w) for w in value)):
             problems.append(f"{at}: {value!r} is not a list of numbers like [0.0, 0.1] "
                             f"(or one number w meaning [0.0, w, w, …])")
@@ -313,16 +318,17 @@ def grid_and_problems(config: Any, flags: dict[str, Flag],
         origin.update({key: f"{where}.{key}" for key in entry})
         settings = {k: v for k, v in merged.items() if k not in SWEEP_KEYS}
         check_values(settings, origin, flags, problems)
-        num_actors = settings.get("num_actors", flags["num_actors"].default)
-        if not (isinstance(num_actors, int) and not isinstance(num_actors, bool)
-                and num_actors >= 1):
-            problems.append(f"{origin.get('num_actors', where)}: num_actors must be an integer "
-                            f">= 1 (got {num_actors!r})")
-            num_actors = None
+        num_actors = settings.get("num_actors")  # None: each w2 setting's length
         w2_where = where if ("w2_weights" in entry or "w2_weights_list" in entry) else (
             f"{source}: common" if ("w2_weights" in merged or "w2_weights_list" in merged)
             else where)
-        weights_list = weight_settings(merged, w2_where, num_actors, problems)
+        weights_list = []
+        if num_actors is None or (isinstance(num_actors, int)
+                                  and not isinstance(num_actors, bool) and num_actors >= 1):
+            weights_list = weight_settings(merged, w2_where, num_actors, problems)
+        else:
+            problems.append(f"{origin['num_actors']}: num_actors must be an integer >= 1 "
+                            f"(got {num_actors!r})")
         if "seeds" not in merged:
             problems.append(f"{where}: no seeds; add seeds: [1, 2, 3] to common or to this entry")
             seeds = []
@@ -332,7 +338,8 @@ def grid_and_problems(config: Any, flags: dict[str, Flag],
             continue  # train_sac.py's checks would only repeat the problem in other words
         for weights in weights_list:
             for seed in seeds:
-                runs.append(Run(env=env, weights=weights, seed=seed, settings=dict(settings)))
+                runs.append(Run(env=env, weights=weights, seed=seed,
+                                settings={**settings, "num_actors": len(weights)}))
     return runs, list(dict.fromkeys(problems))
 
 

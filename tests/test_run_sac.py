@@ -115,6 +115,21 @@ def test_entry_overrides_common_key_by_key_and_its_w2_replaces_commons():
     assert by_env["C-v5"][0].settings == {"num_actors": 2, "lr": 0.01, "batch_size": 64}
 
 
+def test_without_num_actors_each_w2_setting_sets_its_own_chain_length(tmp_path):
+    text = GOOD.replace("  num_actors: 2\n", "").replace(
+        "w2_weights: [0.0, 0.1]", "w2_weights_list: [[0.0], [0.0, 0.1], [0.0, 0.1, 0.1]]")
+    runs, _ = run_sac.load_sweep(write(tmp_path, text), thorough=False)
+    assert [(r.weights, r.seed) for r in runs] == [
+        ((0.0,), 1), ((0.0,), 2), ((0.0, 0.1), 1), ((0.0, 0.1), 2),
+        ((0.0, 0.1, 0.1), 1), ((0.0, 0.1, 0.1), 2)]
+    parser = train_sac.build_parser()
+    for run in runs:
+        args = parser.parse_args(run.argv)
+        train_sac.validate_args(args)
+        assert (args.num_actors, tuple(args.w2_weights)) == (len(run.weights), run.weights)
+    assert len({run.results for run in runs}) == len(runs)
+
+
 def test_settings_map_to_flags_by_one_rule():
     run = run_sac.Run(env=ENV, weights=(0.0, 0.1), seed=3,
                       settings={"batch_size": 32, "lr": 0.001, "q_normalize": False,
@@ -196,6 +211,8 @@ BAD = {
     "seeds_not_ints": ([("seeds: [1, 2]", "seeds: [1, two]")], ["common.seeds", "integers"]),
     "seeds_repeated": ([("seeds: [1, 2]", "seeds: [1, 1]")], ["common.seeds", "twice"]),
     "num_actors_zero": ([("num_actors: 2", "num_actors: 0")], ["num_actors", ">= 1"]),
+    "w2_number_without_num_actors": ([("  num_actors: 2\n", ""), ("[0.0, 0.1]", "0.1")],
+                                     ["w2_weights", "needs num_actors", "[0.0, 0.1]"]),
     "train_sac_type": ([("batch_size: 16", "batch_size: sixteen")],
                        ["train_sac.py rejects", "--batch-size", "'sixteen'"]),
     "train_sac_range": ([("batch_size: 16", "batch_size: 16\n  replay_size: 8")],
