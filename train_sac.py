@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="environment steps to train for")
     env.add_argument("--start-steps", type=non_negative_int, default=10_000,
                      help="uniform random actions before the behaviour actor takes over")
+    env.add_argument("--update-after", type=non_negative_int, default=0,
+                     help="environment steps collected before the first gradient update "
+                          "(updates also wait until the replay memory holds a batch)")
     agent = parser.add_argument_group("agent")
     agent.add_argument("--num-actors", type=int, default=1, help="actors in the JKO chain")
     agent.add_argument("--w2-weights", default="0.1",
@@ -502,7 +505,7 @@ class Trainer:
             obs = next_obs
             episode_return += float(reward)
             state.total_steps += 1
-            if len(memory) >= args.batch_size:
+            if len(memory) >= args.batch_size and state.total_steps >= args.update_after:
                 for _ in range(args.updates_per_step):
                     self.metrics = self.agent.update(memory.sample(args.batch_size))
             if state.total_steps % args.log_freq == 0:

@@ -182,6 +182,18 @@ def test_behavior_actor_collects_the_data(tmp_path):
     assert action == pytest.approx([3.0 * math.tanh(-5.0)], abs=1e-3)  # actor 1, not actor 0
 
 
+@pytest.mark.parametrize("update_after, first_update_step", [(0, 16), (250, 250)])
+def test_updates_start_after_a_batch_and_update_after_steps(tmp_path, update_after,
+                                                            first_update_step):
+    trainer = make_trainer(tmp_path, "--env-name", "Pendulum-v1", "--num-steps", "300",
+                           "--start-steps", "100", "--batch-size", "16",
+                           "--updates-per-step", "2", "--update-after", str(update_after),
+                           "--eval-episodes", "1", "--hidden-size", "8")
+    trainer.train()
+    # one round of 2 updates after each of the steps first_update_step, …, 300
+    assert trainer.agent.num_updates == 2 * (300 - first_update_step + 1)
+
+
 def test_time_limit_truncation_is_stored_as_non_terminal(tmp_path):
     """Pendulum-v1 never terminates; its 200-step time limit must keep mask = 1."""
     trainer = make_trainer(tmp_path, "--env-name", "Pendulum-v1", "--num-steps", "450",
