@@ -22,6 +22,7 @@ import difflib
 import io
 import json
 import math
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -246,6 +247,34 @@ def parse_and_check(argv: list[str] | None) -> tuple[argparse.Namespace, RunPath
     return args, paths, env
 
 
+# --------------------------------------------------------------------------- stopping
+class StopRequest:
+    """While entered, SIGINT only sets a flag that the loops honour at their next safe point
+    (`check`, between environment steps). A KeyboardInterrupt raised at an arbitrary point
+    can land inside a library that holds a lock (TensorBoard's writer), and the exit then
+    deadlocks on that lock. A second SIGINT interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous: Any = None
+
+    def __enter__(self) -> StopRequest:
+        self.previous = signal.signal(signal.SIGINT, self.request)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        signal.signal(signal.SIGINT, self.previous)
+
+    def request(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+
 # --------------------------------------------------------------------------- evaluation
 class Evaluator:
     """Runs every actor deterministically and stochastically on fixed-seed episodes.
@@ -291,8 +320,9 @@ class Evaluator:
             mean, log_std = actor(torch.as_tensor(obs, dtype=torch.float64, device=noise.device))
             return actor.sample(mean, log_std, noise)[0].float().cpu().numpy()
 
-    def run(self, agent: Any) -> np.ndarray:
-        """Undiscounted returns, shape [num_actors, 2 (deterministic, stochastic), episodes]."""
+    def run(self, agent: Any, stop: StopRequest | None = None) -> np.ndarray:
+        """Undiscounted returns, shape [num_actors, 2 (deterministic, stochastic), episodes].
+        A requested `stop` ends the evaluation between steps with KeyboardInterrupt."""
         shape = (self.num_actors, 2, self.episodes)
         obs = np.stack([env.reset(seed=self.seed + k)[0]
                         for env, (_, _, k) in zip(self.envs, np.ndindex(*shape))])
@@ -302,6 +332,8 @@ class Evaluator:
         running = np.ones(len(self.envs), dtype=bool)
         per_actor = 2 * self.episodes
         for t in range(self.max_steps):
+            if stop is not None:
+                stop.check()
             actions = np.concatenate([
                 self.act(actor, obs[i * per_actor:(i + 1) * per_actor],
                          noise[i, :, :, t].flatten(0, 1))
@@ -405,6 +437,7 @@ class Trainer:
         self.evaluator = Evaluator(args.env_name, args.num_actors, args.eval_episodes, args.seed)
         self.state = RunState(seed=args.seed + 3)
         self.metrics: dict[str, Any] = {}  # the latest update's metrics, still on the device
+        self.stop = StopRequest()  # main() enters it around the loop
         self.resumed = args.resume and paths.latest_checkpoint.exists()
         if self.resumed:
             self.load_checkpoint()
@@ -462,7 +495,7 @@ class Trainer:
               f"| ETA {format_duration(remaining)}", flush=True)
 
     def evaluate(self) -> None:
-        returns = self.evaluator.run(self.agent)
+        returns = self.evaluator.run(self.agent, self.stop)
         state = self.state
         row: dict[str, float] = {"step": state.total_steps, "episode": state.episodes,
                                  "wall_time_s": round(self.elapsed(), 3)}
@@ -497,6 +530,7 @@ class Trainer:
         obs, _ = self.env.reset(seed=int(state.rng.integers(2**31)))
         episode_return, done = 0.0, False
         while not done and state.total_steps < args.num_steps:
+            self.stop.check()
             action = (self.random_action() if state.total_steps < args.start_steps
                       else self.policy_action(obs))
             next_obs, reward, terminated, truncated, _ = self.env.step(action)
@@ -573,7 +607,8 @@ def main(argv: list[str] | None = None) -> None:
     print(("Resuming" if trainer.resumed else "Starting") + f" {paths.file_name} at step "
           f"{trainer.state.total_steps} on {trainer.device}", flush=True)
     try:
-        trainer.train()
+        with trainer.stop:
+            trainer.train()
     except KeyboardInterrupt:
         trainer.writer.close()
         saved = trainer.paths.latest_checkpoint

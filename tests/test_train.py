@@ -4,6 +4,7 @@ import copy
 import csv
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -168,6 +169,26 @@ def test_ctrl_c_exits_130_and_names_the_checkpoint_to_resume_from(tmp_path):
 def make_trainer(tmp_path, *flags):
     args, paths, env = train_sac.parse_and_check([*flags, *output_flags(tmp_path)])
     return train_sac.Trainer(args, paths, env)
+
+
+def test_sigint_is_honoured_between_steps_not_where_it_lands(tmp_path):
+    """Inside the loop SIGINT only sets a flag: a KeyboardInterrupt raised wherever the signal
+    lands can leave a library's lock held (TensorBoard's writer) and deadlock the exit."""
+    trainer = make_trainer(tmp_path, "--env-name", "Pendulum-v1", "--num-steps", "300",
+                           "--start-steps", "100", "--batch-size", "16",
+                           "--eval-episodes", "1", "--hidden-size", "8")
+    with trainer.stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)  # the handler has run: nothing was raised here
+        with pytest.raises(KeyboardInterrupt):
+            trainer.evaluator.run(trainer.agent, trainer.stop)
+        with pytest.raises(KeyboardInterrupt):
+            trainer.train()
+        assert trainer.state.total_steps == 0
+        with pytest.raises(KeyboardInterrupt):  # a second SIGINT interrupts at once
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1.0)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_behavior_actor_collects_the_data(tmp_path):
