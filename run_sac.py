@@ -46,7 +46,8 @@ from typing import Any, NoReturn
 
 import yaml
 
-from utils import OneLineErrorParser, non_negative_int, positive_int, usage_error
+from utils import (CaughtSignals, OneLineErrorParser, non_negative_int, positive_int,
+                   usage_error)
 
 HERE = Path(__file__).resolve().parent
 TRAIN_SAC = HERE / "train_sac.py"
@@ -775,26 +776,8 @@ class ProgressView:
 
 
 # --------------------------------------------------------------------------- local launcher
-class StopSignal:
-    """Turns SIGINT/SIGTERM/SIGHUP into a request the launch loop handles between polls."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self.count = 0
-        self.previous: dict[int, Any] = {}
-
-    def __enter__(self) -> StopSignal:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            self.previous[sig] = signal.signal(sig, self.handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-    def handle(self, signum: int, frame: Any) -> None:
-        self.signum = self.signum or signum
-        self.count += 1
+# the launch loops stop their runs on these, between polls
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class GpuPool:
@@ -827,7 +810,7 @@ def launch_local(states: list[RunState], jobs: int, threads: int, gpus: list[str
     pending = [s for s in states if s.status == "pending"]
     running: dict[int, tuple[RunState, subprocess.Popen, Any]] = {}
     pool = GpuPool(gpus)
-    with StopSignal() as stop:
+    with CaughtSignals(*STOP_SIGNALS) as stop:
         while pending or running:
             if stop.count:
                 break
@@ -965,7 +948,7 @@ def launch_submitit(states: list[RunState], args: argparse.Namespace, threads: i
             print(f"  {state.job_id}  {state.run.file_name}  log {state.run.log}")
         return None
     waiting = dict(zip(range(len(todo)), zip(todo, jobs)))
-    with StopSignal() as stop:
+    with CaughtSignals(*STOP_SIGNALS) as stop:
         while waiting and not stop.count:
             for key, (state, job) in list(waiting.items()):
                 if state.status == "queued" and job.state.upper() in ("RUNNING", "COMPLETING"):

@@ -31,8 +31,9 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from utils import (OneLineErrorParser, atomic_write, atomic_write_json, atomic_write_text,
-                   non_negative_int, parse_w2_weights, positive_int, run_name, usage_error)
+from utils import (CaughtSignals, OneLineErrorParser, atomic_write, atomic_write_json,
+                   atomic_write_text, non_negative_int, parse_w2_weights, positive_int,
+                   run_name, usage_error)
 
 EVAL_SEED_OFFSET = 10_000  # evaluation episode k resets with seed + EVAL_SEED_OFFSET + k
 SETTINGS_ALLOWED_TO_CHANGE_ON_RESUME = {"resume"}
@@ -248,30 +249,22 @@ def parse_and_check(argv: list[str] | None) -> tuple[argparse.Namespace, RunPath
 
 
 # --------------------------------------------------------------------------- stopping
-class StopRequest:
+class StopRequest(CaughtSignals):
     """While entered, SIGINT only sets a flag that the loops honour at their next safe point
     (`check`, between environment steps). A KeyboardInterrupt raised at an arbitrary point
     can land inside a library that holds a lock (TensorBoard's writer), and the exit then
     deadlocks on that lock. A second SIGINT interrupts at once."""
 
     def __init__(self) -> None:
-        self.requested = False
-        self.previous: Any = None
+        super().__init__(signal.SIGINT)
 
-    def __enter__(self) -> StopRequest:
-        self.previous = signal.signal(signal.SIGINT, self.request)
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        signal.signal(signal.SIGINT, self.previous)
-
-    def request(self, signum: int, frame: Any) -> None:
-        if self.requested:
+    def handle(self, signum: int, frame: Any) -> None:
+        super().handle(signum, frame)
+        if self.count > 1:
             raise KeyboardInterrupt
-        self.requested = True
 
     def check(self) -> None:
-        if self.requested:
+        if self.count:
             raise KeyboardInterrupt
 
 

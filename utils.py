@@ -1,5 +1,6 @@
 """Small pure helpers shared by the POSAC scripts: W2 closed form, target updates,
-weight parsing, run naming and atomic file writes. Knows nothing of the agent."""
+weight parsing, run naming, atomic file writes and signal catching. Knows nothing of the
+agent."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -132,3 +134,28 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+class CaughtSignals:
+    """While entered, the given signals only record a request (the first signal's number and
+    how many arrived) for the caller to act on at a safe point, instead of raising wherever
+    they land."""
+
+    def __init__(self, *signums: int) -> None:
+        self.signums = signums
+        self.signum: int | None = None
+        self.count = 0
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> CaughtSignals:
+        for signum in self.signums:
+            self.previous[signum] = signal.signal(signum, self.handle)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def handle(self, signum: int, frame: Any) -> None:
+        self.signum = self.signum or signum
+        self.count += 1
