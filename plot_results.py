@@ -4,9 +4,9 @@ Reads each run's metrics CSV (one row per evaluation) with pandas and writes, in
 summary directory:
 
     summary.csv, summary.md   one row per environment × w2 setting × actor: final and best
-                              deterministic return and the return at 100k steps, mean over
-                              seeds with a 95% bootstrap confidence interval, number of
-                              seeds, steps reached
+                              deterministic return, the return at 100k steps and its average
+                              over 80k-100k, mean over seeds with a 95% bootstrap confidence
+                              interval, number of seeds, steps reached
     curves_{env}.png          one figure per environment, one line per (w2 setting, actor):
                               mean over seeds with a shaded 95% bootstrap band, x = env steps
     curves_{env}.csv          the numbers behind each figure
@@ -14,7 +14,10 @@ summary directory:
 Definitions
 - final return: a seed's last evaluation (at the steps it reached); best: its highest
   evaluation; at 100k: its curve (below) at step 100,000, for the seeds that evaluated at
-  or beyond it. All are deterministic-policy returns (`actor_{i}_deterministic`).
+  or beyond it; 80k-100k average: the time average of that curve over the last fifth of
+  the 100k budget, (1/20k)·∫ curve(s) ds from 80k to 100k, for the same seeds (less noisy
+  than one evaluation, which on Hopper or Walker2d can swing by half the return). All are
+  deterministic-policy returns (`actor_{i}_deterministic`).
 - confidence interval: percentile bootstrap over seeds: 10,000 resamples of the seeds with
   replacement, 2.5th and 97.5th percentiles of the resampled means, from
   numpy.random.default_rng(0) for every cell (the numbers do not depend on table order).
@@ -38,6 +41,7 @@ from typing import Any
 import numpy as np
 
 AT_STEP = 100_000  # the common budget every table reports, however long the runs
+WINDOW_START = 80_000  # the late-training average covers [WINDOW_START, AT_STEP]
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
@@ -91,6 +95,17 @@ def load_runs(records: list[RunRecord]) -> dict[tuple[str, tuple[float, ...]], l
     return groups
 
 
+def window_average(steps: np.ndarray, returns: np.ndarray, start: float, end: float) -> float:
+    """(1/(end - start)) · ∫ curve(s) ds over [start, end], where curve linearly interpolates
+    the evaluations (steps, returns). The curve is piecewise linear, so the trapezoid rule on
+    its breakpoints inside the window (plus the two ends) is exact."""
+    inside = steps[(steps > start) & (steps < end)]
+    points = np.concatenate([[start], inside, [end]]).astype(np.float64)
+    values = np.interp(points, steps, returns)
+    areas = (values[1:] + values[:-1]) / 2 * np.diff(points)
+    return float(areas.sum() / (end - start))
+
+
 def summary_rows(groups: dict) -> list[dict[str, Any]]:
     rows = []
     for (env, weights), seeds in groups.items():
@@ -98,12 +113,17 @@ def summary_rows(groups: dict) -> list[dict[str, Any]]:
             column = f"actor_{actor}_deterministic"
             final = np.array([frame[column].iloc[-1] for _, frame in seeds], dtype=np.float64)
             best = np.array([frame[column].max() for _, frame in seeds], dtype=np.float64)
+            reached = [frame for _, frame in seeds if frame["step"].iloc[-1] >= AT_STEP]
             at_step = np.array([np.interp(AT_STEP, frame["step"], frame[column])
-                                for _, frame in seeds if frame["step"].iloc[-1] >= AT_STEP])
+                                for frame in reached])
+            window = np.array([window_average(frame["step"].to_numpy(np.float64),
+                                              frame[column].to_numpy(np.float64),
+                                              WINDOW_START, AT_STEP) for frame in reached])
             steps = [int(frame["step"].iloc[-1]) for _, frame in seeds]
             final_low, final_high = bootstrap_ci(final[:, None])
             best_low, best_high = bootstrap_ci(best[:, None])
             at_low, at_high = bootstrap_ci(at_step[:, None])
+            window_low, window_high = bootstrap_ci(window[:, None])
             rows.append({
                 "env": env, "w2_weights": weights_label(weights), "actor": actor,
                 "seeds": len(seeds), "finished_seeds": sum(r.finished for r, _ in seeds),
@@ -114,6 +134,8 @@ def summary_rows(groups: dict) -> list[dict[str, Any]]:
                 "at_step_seeds": len(at_step),
                 "at_step_mean": at_step.mean() if len(at_step) else math.nan,
                 "at_step_ci_low": at_low[0], "at_step_ci_high": at_high[0],
+                "window_mean": window.mean() if len(window) else math.nan,
+                "window_ci_low": window_low[0], "window_ci_high": window_high[0],
                 "seed_list": " ".join(str(r.seed) for r, _ in seeds),
             })
     return rows
@@ -125,10 +147,11 @@ def with_ci(mean: float, low: float, high: float) -> str:
     return f"{mean:.1f} [{low:.1f}, {high:.1f}]"
 
 
-def at_step_cell(row: dict[str, Any]) -> str:
+def budget_cell(row: dict[str, Any], kind: str) -> str:
+    """kind "at_step" or "window": both over the seeds that reached AT_STEP."""
     if not row["at_step_seeds"]:
         return "–"
-    cell = with_ci(row["at_step_mean"], row["at_step_ci_low"], row["at_step_ci_high"])
+    cell = with_ci(row[f"{kind}_mean"], row[f"{kind}_ci_low"], row[f"{kind}_ci_high"])
     return cell if row["at_step_seeds"] == row["seeds"] else f"{cell} (n={row['at_step_seeds']})"
 
 
@@ -137,13 +160,14 @@ def markdown(rows: list[dict[str, Any]]) -> str:
              "Deterministic evaluation return per environment, w2 setting and actor: mean over "
              "seeds [95% percentile-bootstrap CI over seeds, 10,000 resamples]. *final*: each "
              "seed's last evaluation; *best*: its highest; *at 100k*: the learning curve at "
-             "step 100,000 (seeds that got there; n = how many when not all). *steps*: last "
+             "step 100,000; *80k–100k*: the curve's time average over those steps (both over "
+             "the seeds that got to 100k; n = how many when not all). *steps*: last "
              "evaluation step reached (min–max over seeds). No interval with one seed.", ""]
     for env in dict.fromkeys(row["env"] for row in rows):
         lines += [f"## {env}", "",
                   "| w2 weights | actor | seeds | steps | final return | best return "
-                  "| at 100k |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| at 100k | 80k–100k |",
+                  "|---|---|---|---|---|---|---|---|"]
         for row in (r for r in rows if r["env"] == env):
             steps = (f"{row['steps_min']}" if row["steps_min"] == row["steps_max"]
                      else f"{row['steps_min']}–{row['steps_max']}")
@@ -152,7 +176,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             lines.append(f"| {row['w2_weights']} | {row['actor']} | {seeds} | {steps} "
                          f"| {with_ci(row['final_mean'], row['final_ci_low'], row['final_ci_high'])} "
                          f"| {with_ci(row['best_mean'], row['best_ci_low'], row['best_ci_high'])} "
-                         f"| {at_step_cell(row)} |")
+                         f"| {budget_cell(row, 'at_step')} | {budget_cell(row, 'window')} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -572,7 +572,7 @@ def test_summary_numbers_against_hand_made_metrics(tmp_path):
     row = table[("[0.0, 0.0]", 0)]
     assert (f"| [0.0, 0.0] | 0 | 4 (1 finished) | 400–520 | {float(row['final_mean']):.1f} "
             f"[{float(row['final_ci_low']):.1f}, {float(row['final_ci_high']):.1f}] |") in markdown
-    assert "| [0.0, 0.5] | 1 | 1 (0 finished) | 400 | 90.0 | 90.0 | – |" in markdown
+    assert "| [0.0, 0.5] | 1 | 1 (0 finished) | 400 | 90.0 | 90.0 | – | – |" in markdown
 
     # learning curve: every seed interpolated linearly onto the union of evaluation steps
     # between the latest first evaluation (150) and the earliest last one (400)
@@ -594,7 +594,8 @@ def test_summary_numbers_against_hand_made_metrics(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_summary_return_at_100k_interpolates_and_skips_seeds_short_of_it(tmp_path):
+def test_summary_return_at_100k_and_its_late_average_interpolate_and_skip_seeds_short_of_it(
+        tmp_path):
     write(tmp_path, tiny_config(seeds=[1, 2, 3]))
     runs = tmp_path / "results"
     evals = {1: [(60_000, 10.0, 1.0), (98_000, 20.0, 2.0), (102_000, 40.0, 4.0)],
@@ -610,5 +611,14 @@ def test_summary_return_at_100k_interpolates_and_skips_seeds_short_of_it(tmp_pat
     assert int(row["at_step_seeds"]) == 2
     assert float(row["at_step_mean"]) == pytest.approx((30.0 + 70.0) / 2)
     assert float(row["final_mean"]) == pytest.approx((40.0 + 900.0 + 3.0) / 3)
+    # 80k-100k average of the interpolated curve, by hand: seed 1 is 10 + 10·(20/38) at 80k,
+    # 20 at 98k and 30 at 100k (two trapezoids over 18k and 2k steps); seed 2 is a straight
+    # line from (50k, 5) to (100k, 70), so its average is its value at 90k
+    seed_1 = ((10.0 + 10.0 * 20 / 38 + 20.0) / 2 * 18_000 + (20.0 + 30.0) / 2 * 2_000) / 20_000
+    seed_2 = 5.0 + 65.0 * 40 / 50
+    assert float(row["window_mean"]) == pytest.approx((seed_1 + seed_2) / 2)
+    assert float(row["window_ci_low"]) == pytest.approx(min(seed_1, seed_2))
+    assert float(row["window_ci_high"]) == pytest.approx(max(seed_1, seed_2))
     markdown = (runs / "summary" / "summary.md").read_text()
-    assert f"{float(row['at_step_mean']):.1f} [" in markdown and "(n=2) |" in markdown
+    assert (f"| {float(row['at_step_mean']):.1f} [{float(row['at_step_ci_low']):.1f}, "
+            f"{float(row['at_step_ci_high']):.1f}] (n=2) | {float(row['window_mean']):.1f} [") in markdown
