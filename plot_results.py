@@ -5,8 +5,9 @@ summary directory:
 
     summary.csv, summary.md   one row per environment × w2 setting × actor: final and best
                               deterministic return, the return at 100k steps and its average
-                              over 80k-100k, mean over seeds with a 95% bootstrap confidence
-                              interval, number of seeds, steps reached
+                              over 80k-100k (and that average minus actor 0's), mean over
+                              seeds with a 95% bootstrap confidence interval, number of
+                              seeds, steps reached
     curves_{env}.png          one figure per environment, one line per (w2 setting, actor):
                               mean over seeds with a shaded 95% bootstrap band, x = env steps
     curves_{env}.csv          the numbers behind each figure
@@ -16,8 +17,11 @@ Definitions
   evaluation; at 100k: its curve (below) at step 100,000, for the seeds that evaluated at
   or beyond it; 80k-100k average: the time average of that curve over the last fifth of
   the 100k budget, (1/20k)·∫ curve(s) ds from 80k to 100k, for the same seeds (less noisy
-  than one evaluation, which on Hopper or Walker2d can swing by half the return). All are
-  deterministic-policy returns (`actor_{i}_deterministic`).
+  than one evaluation, which on Hopper or Walker2d can swing by half the return); minus
+  actor 0: for actor i ≥ 1, each seed's 80k-100k average minus actor 0's in the same run.
+  The actors of a run share its critic and replay data, so this paired difference leaves
+  out the seed-to-seed spread they have in common. All are deterministic-policy returns
+  (`actor_{i}_deterministic`).
 - confidence interval: percentile bootstrap over seeds: 10,000 resamples of the seeds with
   replacement, 2.5th and 97.5th percentiles of the resampled means, from
   numpy.random.default_rng(0) for every cell (the numbers do not depend on table order).
@@ -106,36 +110,38 @@ def window_average(steps: np.ndarray, returns: np.ndarray, start: float, end: fl
     return float(areas.sum() / (end - start))
 
 
+def mean_and_ci(name: str, values: np.ndarray) -> dict[str, float]:
+    """{name}_mean, {name}_ci_low, {name}_ci_high of per-seed values (NaN where undefined)."""
+    low, high = bootstrap_ci(values[:, None])
+    return {f"{name}_mean": values.mean() if len(values) else math.nan,
+            f"{name}_ci_low": low[0], f"{name}_ci_high": high[0]}
+
+
 def summary_rows(groups: dict) -> list[dict[str, Any]]:
     rows = []
     for (env, weights), seeds in groups.items():
+        reached = [frame for _, frame in seeds if frame["step"].iloc[-1] >= AT_STEP]
+        windows = [np.array([window_average(frame["step"].to_numpy(np.float64),
+                                            frame[f"actor_{actor}_deterministic"].to_numpy(np.float64),
+                                            WINDOW_START, AT_STEP) for frame in reached])
+                   for actor in range(len(weights))]
+        steps = [int(frame["step"].iloc[-1]) for _, frame in seeds]
         for actor in range(len(weights)):
             column = f"actor_{actor}_deterministic"
             final = np.array([frame[column].iloc[-1] for _, frame in seeds], dtype=np.float64)
             best = np.array([frame[column].max() for _, frame in seeds], dtype=np.float64)
-            reached = [frame for _, frame in seeds if frame["step"].iloc[-1] >= AT_STEP]
             at_step = np.array([np.interp(AT_STEP, frame["step"], frame[column])
                                 for frame in reached])
-            window = np.array([window_average(frame["step"].to_numpy(np.float64),
-                                              frame[column].to_numpy(np.float64),
-                                              WINDOW_START, AT_STEP) for frame in reached])
-            steps = [int(frame["step"].iloc[-1]) for _, frame in seeds]
-            final_low, final_high = bootstrap_ci(final[:, None])
-            best_low, best_high = bootstrap_ci(best[:, None])
-            at_low, at_high = bootstrap_ci(at_step[:, None])
-            window_low, window_high = bootstrap_ci(window[:, None])
+            # paired by seed: the actors of one run share its critic and replay data
+            versus_actor0 = windows[actor] - windows[0] if actor else np.array([])
             rows.append({
                 "env": env, "w2_weights": weights_label(weights), "actor": actor,
                 "seeds": len(seeds), "finished_seeds": sum(r.finished for r, _ in seeds),
                 "steps_min": min(steps), "steps_max": max(steps),
-                "final_mean": final.mean(), "final_ci_low": final_low[0],
-                "final_ci_high": final_high[0],
-                "best_mean": best.mean(), "best_ci_low": best_low[0], "best_ci_high": best_high[0],
-                "at_step_seeds": len(at_step),
-                "at_step_mean": at_step.mean() if len(at_step) else math.nan,
-                "at_step_ci_low": at_low[0], "at_step_ci_high": at_high[0],
-                "window_mean": window.mean() if len(window) else math.nan,
-                "window_ci_low": window_low[0], "window_ci_high": window_high[0],
+                **mean_and_ci("final", final), **mean_and_ci("best", best),
+                "at_step_seeds": len(reached), **mean_and_ci("at_step", at_step),
+                **mean_and_ci("window", windows[actor]),
+                **mean_and_ci("window_vs_actor0", versus_actor0),
                 "seed_list": " ".join(str(r.seed) for r, _ in seeds),
             })
     return rows
@@ -148,8 +154,8 @@ def with_ci(mean: float, low: float, high: float) -> str:
 
 
 def budget_cell(row: dict[str, Any], kind: str) -> str:
-    """kind "at_step" or "window": both over the seeds that reached AT_STEP."""
-    if not row["at_step_seeds"]:
+    """kind "at_step", "window" or "window_vs_actor0": over the seeds that reached AT_STEP."""
+    if not row["at_step_seeds"] or math.isnan(row[f"{kind}_mean"]):
         return "–"
     cell = with_ci(row[f"{kind}_mean"], row[f"{kind}_ci_low"], row[f"{kind}_ci_high"])
     return cell if row["at_step_seeds"] == row["seeds"] else f"{cell} (n={row['at_step_seeds']})"
@@ -160,14 +166,15 @@ def markdown(rows: list[dict[str, Any]]) -> str:
              "Deterministic evaluation return per environment, w2 setting and actor: mean over "
              "seeds [95% percentile-bootstrap CI over seeds, 10,000 resamples]. *final*: each "
              "seed's last evaluation; *best*: its highest; *at 100k*: the learning curve at "
-             "step 100,000; *80k–100k*: the curve's time average over those steps (both over "
+             "step 100,000; *80k–100k*: the curve's time average over those steps; *− actor 0*: "
+             "that average minus actor 0's in the same run, paired by seed (these three over "
              "the seeds that got to 100k; n = how many when not all). *steps*: last "
              "evaluation step reached (min–max over seeds). No interval with one seed.", ""]
     for env in dict.fromkeys(row["env"] for row in rows):
         lines += [f"## {env}", "",
                   "| w2 weights | actor | seeds | steps | final return | best return "
-                  "| at 100k | 80k–100k |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| at 100k | 80k–100k | − actor 0 |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for row in (r for r in rows if r["env"] == env):
             steps = (f"{row['steps_min']}" if row["steps_min"] == row["steps_max"]
                      else f"{row['steps_min']}–{row['steps_max']}")
@@ -176,7 +183,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             lines.append(f"| {row['w2_weights']} | {row['actor']} | {seeds} | {steps} "
                          f"| {with_ci(row['final_mean'], row['final_ci_low'], row['final_ci_high'])} "
                          f"| {with_ci(row['best_mean'], row['best_ci_low'], row['best_ci_high'])} "
-                         f"| {budget_cell(row, 'at_step')} | {budget_cell(row, 'window')} |")
+                         f"| {budget_cell(row, 'at_step')} | {budget_cell(row, 'window')} "
+                         f"| {budget_cell(row, 'window_vs_actor0')} |")
         lines.append("")
     return "\n".join(lines)
 

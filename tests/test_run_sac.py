@@ -572,7 +572,7 @@ def test_summary_numbers_against_hand_made_metrics(tmp_path):
     row = table[("[0.0, 0.0]", 0)]
     assert (f"| [0.0, 0.0] | 0 | 4 (1 finished) | 400–520 | {float(row['final_mean']):.1f} "
             f"[{float(row['final_ci_low']):.1f}, {float(row['final_ci_high']):.1f}] |") in markdown
-    assert "| [0.0, 0.5] | 1 | 1 (0 finished) | 400 | 90.0 | 90.0 | – | – |" in markdown
+    assert "| [0.0, 0.5] | 1 | 1 (0 finished) | 400 | 90.0 | 90.0 | – | – | – |" in markdown
 
     # learning curve: every seed interpolated linearly onto the union of evaluation steps
     # between the latest first evaluation (150) and the earliest last one (400)
@@ -606,7 +606,7 @@ def test_summary_return_at_100k_and_its_late_average_interpolate_and_skip_seeds_
     result = sweep(tmp_path, "--summarize")
     assert result.returncode == 0, result.stderr
     with open(runs / "summary" / "summary.csv") as handle:
-        row = next(r for r in csv.DictReader(handle) if r["actor"] == "0")
+        row, row_1 = sorted(csv.DictReader(handle), key=lambda r: r["actor"])
     # seed 1 halfway between 98k (20) and 102k (40); seed 2 evaluated at 100k exactly
     assert int(row["at_step_seeds"]) == 2
     assert float(row["at_step_mean"]) == pytest.approx((30.0 + 70.0) / 2)
@@ -619,6 +619,15 @@ def test_summary_return_at_100k_and_its_late_average_interpolate_and_skip_seeds_
     assert float(row["window_mean"]) == pytest.approx((seed_1 + seed_2) / 2)
     assert float(row["window_ci_low"]) == pytest.approx(min(seed_1, seed_2))
     assert float(row["window_ci_high"]) == pytest.approx(max(seed_1, seed_2))
+    # actor 1 minus actor 0, paired by seed: actor 1's evaluations of seed 1 are actor 0's
+    # divided by 10; seed 2's line runs from (50k, 5) to (100k, 7), 6.6 at 90k
+    differences = (seed_1 / 10 - seed_1, 6.6 - seed_2)
+    assert float(row_1["window_vs_actor0_mean"]) == pytest.approx(sum(differences) / 2)
+    assert float(row_1["window_vs_actor0_ci_low"]) == pytest.approx(min(differences))
+    assert float(row_1["window_vs_actor0_ci_high"]) == pytest.approx(max(differences))
+    assert row["window_vs_actor0_mean"] == ""  # actor 0 has no difference to itself
     markdown = (runs / "summary" / "summary.md").read_text()
     assert (f"| {float(row['at_step_mean']):.1f} [{float(row['at_step_ci_low']):.1f}, "
             f"{float(row['at_step_ci_high']):.1f}] (n=2) | {float(row['window_mean']):.1f} [") in markdown
+    assert (f"| {float(row_1['window_vs_actor0_mean']):.1f} "
+            f"[{float(row_1['window_vs_actor0_ci_low']):.1f}, ") in markdown
