@@ -1,8 +1,15 @@
-"""Make the repository root importable (replay_memory, utils, train_sac) from the tests."""
+"""Make the repository root importable (replay_memory, utils, train_sac) from the tests, and
+run the tests' PyTorch (in process and in the training subprocesses) on one thread."""
 
+import os
 import sys
 from pathlib import Path
 
 REPO_ROOT = str(Path(__file__).resolve().parent.parent)
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
+
+# The tests' tiny networks gain nothing from a second thread, and PyTorch's spinning threads
+# make a 2-thread training subprocess crawl (1 step/s, past its timeout) while a sweep keeps
+# the cores busy. An explicit OMP_NUM_THREADS still wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
