@@ -122,9 +122,9 @@ def summary_rows(groups: dict) -> list[dict[str, Any]]:
     for (env, weights), seeds in groups.items():
         reached = [frame for _, frame in seeds if frame["step"].iloc[-1] >= AT_STEP]
         windows = [np.array([window_average(frame["step"].to_numpy(np.float64),
-                                            frame[f"actor_{actor}_deterministic"].to_numpy(np.float64),
+                                            frame[column].to_numpy(np.float64),
                                             WINDOW_START, AT_STEP) for frame in reached])
-                   for actor in range(len(weights))]
+                   for column in (f"actor_{actor}_deterministic" for actor in range(len(weights)))]
         steps = [int(frame["step"].iloc[-1]) for _, frame in seeds]
         for actor in range(len(weights)):
             column = f"actor_{actor}_deterministic"
@@ -155,7 +155,7 @@ def with_ci(mean: float, low: float, high: float) -> str:
 
 def budget_cell(row: dict[str, Any], kind: str) -> str:
     """kind "at_step", "window" or "window_vs_actor0": over the seeds that reached AT_STEP."""
-    if not row["at_step_seeds"] or math.isnan(row[f"{kind}_mean"]):
+    if math.isnan(row[f"{kind}_mean"]):  # no seed reached AT_STEP, or actor 0's difference
         return "–"
     cell = with_ci(row[f"{kind}_mean"], row[f"{kind}_ci_low"], row[f"{kind}_ci_high"])
     return cell if row["at_step_seeds"] == row["seeds"] else f"{cell} (n={row['at_step_seeds']})"
