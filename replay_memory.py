@@ -48,7 +48,7 @@ class ReplayMemory:
         self.slot_at_rank = np.zeros(slots, dtype=np.int64)
         self.rank_of_slot = np.full(slots, -1, dtype=np.int64)
         self.position = 0  # slot the next transition is written to
-        self.filled = 0  # slots written so far (up to capacity + 1)
+        self.filled = 0  # slots 0 … filled − 1 have been written (up to capacity + 1)
         self.size = 0  # sampleable transitions
 
     def __len__(self) -> int:
@@ -90,7 +90,10 @@ class ReplayMemory:
         q = (p + 1) % self.num_slots
         self._forget(q)
         self.obs[q] = torch.as_tensor(next_obs)
-        self.filled = max(self.filled, q + 1)
+        # Until the ring wraps, slots are written in order, so the written ones stay a prefix.
+        # Its end is q + 1, or p + 1 when an episode end moved p to the last slot and q wraps
+        # to 0: slot p holds a sampleable transition, and a save must include it.
+        self.filled = max(self.filled, p + 1, q + 1)
         self.position = (q + 1) % self.num_slots if episode_end else q
 
     def sample(self, batch_size: int) -> Batch:
@@ -105,7 +108,8 @@ class ReplayMemory:
                      self.obs[next_index], self.mask[index])
 
     def state_dict(self) -> dict[str, Any]:
-        """Tensors on the CPU (never pickled objects), counters and the generator state."""
+        """Tensors on the CPU (never pickled objects), counters and the generator state. The
+        saved slots, 0 … filled − 1, hold every slot a sampleable transition reads."""
         n = self.filled
         return {
             "obs": self.obs[:n].cpu(), "action": self.action[:n].cpu(),

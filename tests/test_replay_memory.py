@@ -303,6 +303,69 @@ def test_state_dict_round_trip(tmp_path, capacity, episodes):
     assert all(set(rows_of(b)) <= all_rows for b in seq_rest)
 
 
+def held_rows(memory: ReplayMemory) -> list[tuple]:
+    """Every transition `sample` can draw, each once: the transition at each sampleable slot
+    p, with its next observation at slot p + 1 of the ring (module docstring)."""
+    index = memory.sampled_slots[:len(memory)]
+    next_index = (index + 1) % memory.num_slots
+    return rows_of((memory.obs[index], memory.action[index], memory.reward[index],
+                    memory.obs[next_index], memory.mask[index]))
+
+
+def random_stream(rng: np.random.Generator, capacity: int) -> list[Push]:
+    """About two laps of the ring: episodes of 1–6 steps ending terminated or truncated at
+    random, the last one sometimes still running."""
+    episodes: list[tuple[int, str | None]] = []
+    while sum(length for length, _ in episodes) < 2 * (capacity + 1) + 2:
+        episodes.append((int(rng.integers(1, 7)), ("terminated", "truncated")[rng.integers(2)]))
+    if rng.random() < 0.5:
+        episodes[-1] = (episodes[-1][0], None)
+    return make_pushes(episodes, first_episode=1)
+
+
+def final_obs_in_second_to_last_slot_on_first_lap(pushes: list[Push], capacity: int) -> bool:
+    """Whether an episode's final observation lands in slot capacity − 1 before the ring
+    wraps, with a push after it: that push then writes the last slot and wraps its next
+    observation to slot 0. On the first lap push j sits in slot j + (episode ends before j)."""
+    ends = 0
+    for j, p in enumerate(pushes[:-1]):
+        if p.episode_end and j + ends + 1 == capacity - 1:
+            return True
+        ends += p.episode_end
+    return False
+
+
+POISON = -7777.0  # fills a restored memory first, so any slot the save missed is seen
+
+
+def test_state_dict_round_trip_after_every_push_randomized():
+    """Save after every push, load into a fresh (poisoned) memory: it must hold exactly the
+    newest transitions the ring keeps, each as pushed, and sample as the original does."""
+    rng = np.random.default_rng(20240607)
+    round_trips, edge_cases, bad = 0, 0, []
+    for trial in range(100):
+        capacity = int(rng.integers(1, 21))
+        pushes = random_stream(rng, capacity)
+        rows = [p.expected_row for p in pushes]  # all distinct
+        edge_cases += final_obs_in_second_to_last_slot_on_first_lap(pushes, capacity)
+        memory = ReplayMemory(capacity, OBS_DIM, ACTION_DIM, seed=trial)
+        for i, p in enumerate(pushes, start=1):
+            memory.push(p.obs, p.action, p.reward, p.next_obs, p.terminated, p.episode_end)
+            restored = ReplayMemory(capacity, OBS_DIM, ACTION_DIM, seed=trial + 1)
+            for tensor in (restored.obs, restored.action, restored.reward, restored.mask):
+                tensor.fill_(POISON)
+            restored.load_state_dict(memory.state_dict())
+            round_trips += 1
+            k = retained_count(pushes[:i], capacity)
+            held = held_rows(restored)
+            if (len(restored) != k or len(set(held)) != k or set(held) != set(rows[i - k:i])
+                    or not batches_equal(memory.sample(8), restored.sample(8))):
+                bad.append((capacity, i))
+    assert round_trips > 2000 and edge_cases >= 10  # the stream reaches the wrap edge case
+    assert not bad, f"{len(bad)} of {round_trips} round trips went wrong, (capacity, push): " \
+                    f"{bad[:5]}"
+
+
 def test_humanoid_sized_buffer_fits_memory_budget():
     memory = ReplayMemory(capacity=1_000_000, obs_dim=348, action_dim=17, seed=0)
     tensors = (memory.obs, memory.action, memory.reward, memory.mask, memory.sampled_slots)
