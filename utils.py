@@ -1,6 +1,6 @@
-"""Small pure helpers shared by the POSAC scripts: W2 closed form, target updates,
-weight parsing, run naming, atomic file writes and signal catching. Knows nothing of the
-agent."""
+"""Small pure helpers shared by the scripts: W2 closed form, target updates, usage errors,
+weight parsing, run naming, durations, atomic file writes and signal catching. Knows nothing
+of the agents or of experiments."""
 
 from __future__ import annotations
 
@@ -49,6 +49,10 @@ def frozen(module: nn.Module) -> Iterator[nn.Module]:
     finally:
         for p, flag in zip(module.parameters(), flags):
             p.requires_grad_(flag)
+
+
+class UsageError(Exception):
+    """Bad input, reported as one line and exit status 2 before any work starts."""
 
 
 def usage_error(program: str, message: str) -> NoReturn:
@@ -106,9 +110,16 @@ def format_weights(weights: Sequence[float]) -> str:
     return "-".join(str(float(w)) for w in weights)
 
 
-def run_name(env_name: str, seed: int, w2_weights: Sequence[float]) -> str:
-    """Name derived from the settings that identify a run, so it can be found again."""
-    return f"POSAC_{env_name}_s{seed}_w{format_weights(w2_weights)}"
+def run_name(prefix: str, task: str, seed: int, weights: Sequence[float]) -> str:
+    """Name derived from the settings that identify a run, so it can be found again; the
+    prefix names the algorithm (POSAC, POGO), the task an environment or dataset."""
+    return f"{prefix}_{task.replace('/', '-')}_s{seed}_w{format_weights(weights)}"
+
+
+def format_duration(seconds: float) -> str:
+    """H:MM:SS."""
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:

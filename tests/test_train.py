@@ -1,6 +1,5 @@
 """train_sac.py end to end on real MuJoCo environments, as real subprocesses."""
 
-import copy
 import csv
 import json
 import math
@@ -17,6 +16,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import evaluation
 import train_sac
 
 from conftest import REPO_ROOT as REPO_ROOT_TEXT
@@ -177,11 +177,12 @@ def test_sigint_is_honoured_between_steps_not_where_it_lands(tmp_path):
     trainer = make_trainer(tmp_path, "--env-name", "Pendulum-v1", "--num-steps", "300",
                            "--start-steps", "100", "--batch-size", "16",
                            "--eval-episodes", "1", "--hidden-size", "8")
-    with trainer.stop:
+    stop = trainer.experiment.stop
+    with stop:
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.1)  # the handler has run: nothing was raised here
         with pytest.raises(KeyboardInterrupt):
-            trainer.evaluator.run(trainer.agent, trainer.stop)
+            trainer.evaluator.run(train_sac.evaluation_policies(trainer.agent), "cpu", stop.check)
         with pytest.raises(KeyboardInterrupt):
             trainer.train()
         assert trainer.state.total_steps == 0
@@ -222,7 +223,7 @@ def test_time_limit_truncation_is_stored_as_non_terminal(tmp_path):
                            "--eval-episodes", "1", "--hidden-size", "8")
     trainer.train()
     memory = trainer.memory
-    assert trainer.state.episodes == 2 and len(memory) == 450
+    assert trainer.episodes == 2 and len(memory) == 450
     assert torch.all(memory.mask[memory.sampled_slots[:len(memory)]] == 1.0)
     # two final observations in slots of their own, plus the running episode's next observation
     assert memory.filled == 453
@@ -273,10 +274,10 @@ def test_batched_evaluation_equals_one_episode_at_a_time(tmp_path):
                            "--eval-episodes", "2", "--hidden-size", "32")
     evaluator, agent = trainer.evaluator, trainer.agent
     assert torch.all(evaluator.noise[:, 0] == 0.0)  # deterministic mode: tanh(μ)·scale + bias
-    batched = evaluator.run(agent)
+    batched = evaluator.run(train_sac.evaluation_policies(agent))
     env = gym.make("HalfCheetah-v5")
     for actor, mode, episode in np.ndindex(*batched.shape):
-        policy = copy.deepcopy(agent.actors[actor]).double()
+        policy = train_sac.evaluation_policies(agent)[actor]
         obs, _ = env.reset(seed=evaluator.seed + episode)
         total, done, t = 0.0, False, 0
         while not done:
@@ -289,9 +290,9 @@ def test_batched_evaluation_equals_one_episode_at_a_time(tmp_path):
 
 
 def test_gymnasium_xml_deprecation_is_hidden_and_other_mujoco_warnings_are_not(capfd):
-    train_sac.make_env("HalfCheetah-v5").close()
+    evaluation.make_env("HalfCheetah-v5").close()
     gym.make("HalfCheetah-v5").close()  # as the evaluator builds its environments
-    train_sac.forward_mujoco_warning("some other MuJoCo warning")
+    evaluation.forward_mujoco_warning("some other MuJoCo warning")
     err = capfd.readouterr().err
     assert "settotalmass" not in err
     assert "WARNING: some other MuJoCo warning" in err

@@ -1,0 +1,145 @@
+"""Environments and the batched, fixed-seed evaluation of N actors, for every training script.
+
+An evaluation policy is a function (observations [B, obs_dim], noise ε [B, A]) → actions
+[B, A], all float64 torch tensors on one device; ε is zero in the deterministic mode. The
+training scripts build one per actor (how an actor turns ε into an action is theirs to say).
+Torch and Gymnasium are imported only when used, so scripts' `--help` stays instant.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import sys
+from typing import Any, Callable
+
+import numpy as np
+
+from utils import UsageError
+
+EVAL_SEED_OFFSET = 10_000  # evaluation episode k resets with seed + EVAL_SEED_OFFSET + k
+MODES = ("deterministic", "stochastic")
+
+Policy = Callable[[Any, Any], Any]  # (obs, ε) → action, float64 torch tensors
+
+
+def suggest_env(name: str) -> str:
+    import gymnasium as gym
+
+    close = difflib.get_close_matches(name, list(gym.envs.registry), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see gymnasium.envs.registry"
+    return f"unknown environment id {name!r}{hint}"
+
+
+GYMNASIUM_XML_DEPRECATION = "compiler attribute 'settotalmass' is deprecated"
+
+
+def forward_mujoco_warning(message: str) -> None:
+    """MuJoCo's warning handler, minus one message: Gymnasium 1.4's HalfCheetah model uses
+    `settotalmass`, which MuJoCo 4 reports at every model compile (one line per environment
+    built: 41 per run with 2 actors and 10 evaluation episodes), and no user setting fixes."""
+    if GYMNASIUM_XML_DEPRECATION not in message:
+        print(f"WARNING: {message}", file=sys.stderr, flush=True)
+
+
+def make_env(name: str) -> Any:
+    """The environment, or UsageError if the id is unknown or its actions are not a Box."""
+    import gymnasium as gym
+
+    try:
+        import mujoco
+        mujoco.set_mju_user_warning(forward_mujoco_warning)
+    except ImportError:
+        pass  # environments without MuJoCo still work
+    if name not in gym.envs.registry:
+        raise UsageError(suggest_env(name))
+    try:
+        env = gym.make(name)
+    except (ImportError, gym.error.Error) as error:  # e.g. mujoco-py v2/v3 ids, missing Box2D
+        raise UsageError(f"{name} is registered but cannot be built here ({error}); "
+                         f"use a Gymnasium v5 MuJoCo id such as HalfCheetah-v5") from None
+    if not isinstance(env.action_space, gym.spaces.Box):
+        raise UsageError(f"{name} has a {type(env.action_space).__name__} action space; "
+                         f"the Gaussian and noise-input actors need a continuous Box action "
+                         f"space")
+    return env
+
+
+def float64_copy(module: Any) -> Any:
+    """A float64 copy of a network for evaluation. float32 matrix products can differ in the
+    last bit with the number of rows, and MuJoCo amplifies such a difference into a different
+    episode; in float64 the float32 action no longer depends on how many episodes share the
+    forward pass."""
+    return copy.deepcopy(module).double()
+
+
+class Evaluator:
+    """Runs every actor on fixed-seed episodes in each mode (deterministic, and optionally
+    stochastic), all episodes stepping together with one batched forward per actor per step.
+
+    Episode k (of every actor and mode) resets with seed + EVAL_SEED_OFFSET + k, and
+    stochastic episode k of actor i draws its noise from a fixed stream of its own, so every
+    evaluation sees the same start states and the same ε, and the result does not depend on
+    how many episodes run at once."""
+
+    def __init__(self, env_name: str, num_actors: int, episodes: int, seed: int,
+                 modes: tuple[str, ...] = MODES):
+        import gymnasium as gym
+
+        self.num_actors, self.episodes, self.modes = num_actors, episodes, modes
+        self.seed = seed + EVAL_SEED_OFFSET
+        self.envs = [gym.make(env_name) for _ in range(num_actors * len(modes) * episodes)]
+        self.max_steps = self.envs[0].spec.max_episode_steps or 1000
+        self.noise = self.evaluation_noise(self.envs[0].action_space.shape[0])
+
+    def evaluation_noise(self, action_dim: int) -> Any:
+        """ε for [actor, mode, episode, step]: zero in the deterministic mode, so that
+        tanh(μ + σ·0) is exactly the deterministic action tanh(μ)."""
+        import torch
+
+        noise = torch.zeros(self.num_actors, len(self.modes), self.episodes, self.max_steps,
+                            action_dim, dtype=torch.float64)
+        if "stochastic" not in self.modes:
+            return noise
+        stochastic = self.modes.index("stochastic")
+        for actor in range(self.num_actors):
+            for episode in range(self.episodes):
+                stream = torch.Generator().manual_seed(self.seed + 7919 * actor + episode)
+                noise[actor, stochastic, episode] = torch.randn(
+                    self.max_steps, action_dim, generator=stream, dtype=torch.float64)
+        return noise
+
+    @staticmethod
+    def act(policy: Policy, obs: np.ndarray, noise: Any) -> np.ndarray:
+        """The policy's float32 actions for a batch of observations, computed in float64."""
+        import torch
+
+        with torch.no_grad():
+            obs_tensor = torch.as_tensor(obs, dtype=torch.float64, device=noise.device)
+            return policy(obs_tensor, noise).float().cpu().numpy()
+
+    def run(self, policies: list[Policy], device: Any = "cpu",
+            check_stop: Callable[[], None] | None = None) -> np.ndarray:
+        """Undiscounted returns, shape [num_actors, len(modes), episodes]. `check_stop` is
+        called between steps (it raises to end the evaluation early)."""
+        shape = (self.num_actors, len(self.modes), self.episodes)
+        obs = np.stack([env.reset(seed=self.seed + k)[0]
+                        for env, (_, _, k) in zip(self.envs, np.ndindex(*shape))])
+        noise = self.noise.to(device)
+        returns = np.zeros(len(self.envs))
+        running = np.ones(len(self.envs), dtype=bool)
+        per_actor = len(self.modes) * self.episodes
+        for t in range(self.max_steps):
+            if check_stop is not None:
+                check_stop()
+            actions = np.concatenate([
+                self.act(policy, obs[i * per_actor:(i + 1) * per_actor],
+                         noise[i, :, :, t].flatten(0, 1))
+                for i, policy in enumerate(policies)])
+            for j in np.flatnonzero(running):
+                obs[j], reward, terminated, truncated, _ = self.envs[j].step(actions[j])
+                returns[j] += reward
+                running[j] = not (terminated or truncated)
+            if not running.any():
+                break
+        return returns.reshape(shape)

@@ -1,0 +1,389 @@
+"""What every training script shares: run paths, output flags, resume checks, stop handling,
+outputs (metrics CSV, per-actor .npy, TensorBoard, config.json, summary.json), checkpoints,
+finite-value checks, the progress and evaluation lines, and finishing.
+
+Outputs of a run (file_name from the script's prefix, task, seed and weights unless
+--run-name is given; `group` is the environment id):
+    {log_dir}/{file_name}/                               TensorBoard events
+    {results_dir}/{file_name}/config.json                every setting
+    {results_dir}/{file_name}/training/{file_name}_metrics.csv
+    {results_dir}/{file_name}/{file_name}_actor_{i}.npy  deterministic eval returns
+    {results_dir}/{file_name}/summary.json               written last: the run finished
+    {checkpoint_dir}/{group}/{file_name}_latest.pt       resume checkpoint (removed at the end)
+    {checkpoint_dir}/{group}/{file_name}_final.pt        final networks
+    {checkpoint_dir}/{group}/{file_name}_replay.pt       collected data (train_sac.py --save-replay)
+
+The sweep tool (run_sac.py) reads summary.json (`steps`, `wall_time_s`, `final_eval`) and
+parses the stdout lines whose formats LINE_PATTERNS gives. Torch and TensorBoard are imported
+only inside the methods that need them: the sweep imports this module and stays torch-free.
+
+A training script the sweep can launch is a module with `build_parser()`, `validate_args(args)`
+(raises UsageError), `run_paths(args) -> RunPaths`, `preflight(args) -> int` (the checks that
+build the environment or open the dataset, raising UsageError; returns the run's peak memory
+estimate in bytes), `parse_weights(text, num_actors)` (raises ValueError), and `SWEEP_AXIS`
+(the flag a sweep's per-task entries set, e.g. "env_name").
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import re
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, NoReturn
+
+import numpy as np
+
+from utils import (CaughtSignals, UsageError, atomic_write, atomic_write_json, atomic_write_text,
+                   format_duration, positive_int, usage_error)
+
+SETTINGS_ALLOWED_TO_CHANGE_ON_RESUME = {"resume"}
+POSITIVE = (lambda value: value > 0, "a positive number")
+OPTIMIZER_RANGES = {"lr": POSITIVE, "tau": (lambda value: 0 < value <= 1, "in (0, 1]"),
+                    "gamma": (lambda value: 0 <= value <= 1, "in [0, 1]")}
+
+# The lines a training script prints that the sweep tool reads back from its log.
+LINE_PATTERNS = {
+    "start": re.compile(r"^(Starting|Resuming) \S+ at step (\d+)"),
+    "progress": re.compile(r"^step (\d+)/(\d+) .*\| ([\d.]+) steps/s"),
+    "eval": re.compile(r"^Evaluation over \d+ episodes at step (\d+):"),
+    "actor": re.compile(r"^\s+Actor (\d+) - Deterministic: (\S+)"),
+    "finished": re.compile(r"^Finished \S+: (\d+) steps"),
+    "error": re.compile(r"^\S+\.py: error: "),
+}
+
+
+def add_output_flags(parser: argparse.ArgumentParser, step_unit: str) -> None:
+    """The output, logging and resume flags every training script takes."""
+    output = parser.add_argument_group("outputs and resume")
+    output.add_argument("--results-dir", default="results", help="metrics, returns, config")
+    output.add_argument("--log-dir", default="runs", help="TensorBoard root")
+    output.add_argument("--checkpoint-dir", default="checkpoints", help="checkpoint root")
+    output.add_argument("--run-name", default=None, help="overrides the derived file_name")
+    output.add_argument("--log-freq", type=positive_int, default=5000,
+                        help=f"{step_unit} between TensorBoard scalars and progress lines")
+    output.add_argument("--checkpoint-freq", type=positive_int, default=50_000,
+                        help=f"{step_unit} between resume checkpoints")
+    output.add_argument("--resume", action="store_true",
+                        help="continue this run from its latest checkpoint (start it if none)")
+
+
+# --------------------------------------------------------------------------- paths and resume
+@dataclass
+class RunPaths:
+    results: Path
+    metrics_csv: Path
+    config_json: Path
+    summary_json: Path
+    tensorboard: Path
+    latest_checkpoint: Path
+    final_checkpoint: Path
+    file_name: str
+
+    @classmethod
+    def of(cls, args: argparse.Namespace, file_name: str, group: str) -> RunPaths:
+        file_name = args.run_name or file_name
+        results = Path(args.results_dir) / file_name
+        checkpoints = Path(args.checkpoint_dir) / group
+        return cls(results=results,
+                   metrics_csv=results / "training" / f"{file_name}_metrics.csv",
+                   config_json=results / "config.json",
+                   summary_json=results / "summary.json",
+                   tensorboard=Path(args.log_dir) / file_name,
+                   latest_checkpoint=checkpoints / f"{file_name}_latest.pt",
+                   final_checkpoint=checkpoints / f"{file_name}_final.pt",
+                   file_name=file_name)
+
+    @property
+    def replay_checkpoint(self) -> Path:
+        return self.final_checkpoint.with_name(f"{self.file_name}_replay.pt")
+
+    def actor_returns(self, actor_index: int) -> Path:
+        return self.results / f"{self.file_name}_actor_{actor_index}.npy"
+
+
+def settings_of(args: argparse.Namespace) -> dict[str, Any]:
+    return {key: value for key, value in sorted(vars(args).items())}
+
+
+def check_resume(args: argparse.Namespace, paths: RunPaths,
+                 parser: argparse.ArgumentParser) -> None:
+    """Never overwrite a finished run; on --resume, the saved settings must match the flags."""
+    if not paths.results.exists():
+        return
+    if not args.resume:
+        raise UsageError(f"results for this run already exist in {paths.results}; pass --resume "
+                         f"to continue it, or --run-name to start a separate run")
+    if paths.config_json.exists():
+        # a flag added after the run started counts as saved with its default value
+        defaults = vars(parser.parse_args([]))
+        saved = {**defaults, **json.loads(paths.config_json.read_text())}
+        current = settings_of(args)
+        conflicts = [f"{key} (saved {saved.get(key)!r}, now {current.get(key)!r})"
+                     for key in sorted(set(saved) | set(current))
+                     if key not in SETTINGS_ALLOWED_TO_CHANGE_ON_RESUME
+                     and saved.get(key) != current.get(key)]
+        if conflicts:
+            raise UsageError(f"--resume with settings that differ from the saved run in "
+                             f"{paths.config_json}: {'; '.join(conflicts)}")
+
+
+def check_ranges(args: argparse.Namespace,
+                 ranges: dict[str, tuple[Callable[[float], bool], str]]) -> None:
+    """Each named float flag must be finite and pass its range check."""
+    for name, (in_range, expected) in ranges.items():
+        value = getattr(args, name)
+        if not (math.isfinite(value) and in_range(value)):
+            raise UsageError(f"--{name.replace('_', '-')} must be {expected} (got {value})")
+
+
+def finished_already(paths: RunPaths) -> bool:
+    """A finished run is never redone (nor overwritten): say so and do nothing."""
+    if paths.summary_json.exists():
+        print(f"{paths.file_name} already finished ({paths.summary_json}); nothing to do.")
+        return True
+    return False
+
+
+def check_cuda(args: argparse.Namespace) -> None:
+    if args.cuda:
+        import torch
+        if not torch.cuda.is_available():
+            raise UsageError("--cuda was given but no CUDA GPU is available; drop --cuda")
+
+
+def parse_and_check(program: str, parser: argparse.ArgumentParser, argv: list[str] | None,
+                    checks: Callable[[argparse.Namespace], tuple[RunPaths, Any]]
+                    ) -> tuple[argparse.Namespace, RunPaths, Any]:
+    """Every check that can reject the input, before any output is written: the parser's,
+    then `checks(args)` (which returns the run paths and what it built, e.g. the
+    environment), then the resume rules. A UsageError becomes one line and exit status 2."""
+    args = parser.parse_args(argv)
+    try:
+        paths, built = checks(args)
+        check_resume(args, paths, parser)
+    except UsageError as error:
+        usage_error(program, str(error))
+    return args, paths, built
+
+
+# --------------------------------------------------------------------------- stopping
+class StopRequest(CaughtSignals):
+    """While entered, SIGINT only sets a flag that the loops honour at their next safe point
+    (`check`, between environment steps or updates). A KeyboardInterrupt raised at an
+    arbitrary point can land inside a library that holds a lock (TensorBoard's writer), and
+    the exit then deadlocks on that lock. A second SIGINT interrupts at once."""
+
+    def __init__(self) -> None:
+        super().__init__(signal.SIGINT)
+
+    def handle(self, signum: int, frame: Any) -> None:
+        super().handle(signum, frame)
+        if self.count > 1:
+            raise KeyboardInterrupt
+
+    def check(self) -> None:
+        if self.count:
+            raise KeyboardInterrupt
+
+
+# --------------------------------------------------------------------------- outputs
+def metrics_to_floats(metrics: dict[str, Any]) -> dict[str, float]:
+    """Flatten an agent's metric tensors into named host floats (one sync)."""
+    flat: dict[str, float] = {}
+    for name, value in metrics.items():
+        values = value.detach().cpu().reshape(-1).tolist()
+        if value.dim() == 0:
+            flat[name] = values[0]
+        else:
+            flat.update({f"{name}_{i}": v for i, v in enumerate(values)})
+    return flat
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:  # a file object: np.save would append .npy to a path
+        np.save(handle, array)
+
+
+def write_outputs(paths: RunPaths, history: list[dict[str, float]], num_actors: int) -> None:
+    """Rewrite the metrics CSV and the per-actor .npy files from the evaluation history."""
+    columns = list(dict.fromkeys(key for row in history for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(paths.metrics_csv, buffer.getvalue())
+    for i in range(num_actors):
+        returns = np.array([row[f"actor_{i}_deterministic"] for row in history], dtype=np.float64)
+        atomic_write(paths.actor_returns(i), lambda tmp, r=returns: save_npy(tmp, r))
+
+
+def progress_line(step: int, total: int, details: str, rate: float) -> str:
+    remaining = (total - step) / max(rate, 1e-9)
+    return (f"step {step}/{total} ({100.0 * step / total:.1f}%) | {details} "
+            f"| {rate:.1f} steps/s | ETA {format_duration(remaining)}")
+
+
+@dataclass
+class RunState:
+    """The experiment's counters and evaluation history (the training loop's own counters
+    and generators travel in the checkpoint beside it)."""
+    total_steps: int = 0
+    last_checkpoint_step: int = 0
+    elapsed_before: float = 0.0  # wall seconds spent in earlier sessions of this run
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class Experiment:
+    """One run's outputs, clock, checkpoints and stop handling, for any training script.
+
+    The script owns its loop, agent and data; it hands the experiment what to log and what
+    to checkpoint (a dict of state_dicts), and the experiment writes it all in one layout."""
+
+    def __init__(self, program: str, args: argparse.Namespace, paths: RunPaths,
+                 num_actors: int):
+        self.program, self.args, self.paths, self.num_actors = program, args, paths, num_actors
+        self.state = RunState()
+        self.stop = StopRequest()  # the script enters it around its loop
+        self.resumed = bool(args.resume and paths.latest_checkpoint.exists())
+        self.session_start = time.time()
+        self.writer: Any = None
+
+    def open_writer(self) -> None:
+        """TensorBoard, from the current step on (events logged past it by an interrupted
+        session are purged)."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(self.paths.tensorboard),
+                                    purge_step=self.state.total_steps)
+
+    def elapsed(self) -> float:
+        return self.state.elapsed_before + time.time() - self.session_start
+
+    # -- checkpoints
+    def save_checkpoint(self, parts: dict[str, Any]) -> None:
+        """Write {"run": counters and history, **parts} atomically to the latest checkpoint."""
+        import torch
+
+        self.state.last_checkpoint_step = self.state.total_steps
+        run = {**asdict(self.state), "elapsed_before": self.elapsed()}
+        checkpoint = {"run": run, **parts}
+        atomic_write(self.paths.latest_checkpoint, lambda tmp: torch.save(checkpoint, tmp))
+
+    def load_checkpoint(self) -> dict[str, Any]:
+        """Restore the counters and history; returns the checkpoint for the script's parts."""
+        import torch
+
+        # on the CPU: generator states must stay CPU tensors; modules copy to their device
+        checkpoint = torch.load(self.paths.latest_checkpoint, map_location="cpu",
+                                weights_only=True)
+        self.state = RunState(**checkpoint["run"])
+        return checkpoint
+
+    # -- logging
+    def stop_if_not_finite(self, metrics: dict[str, float]) -> None:
+        bad = {name: value for name, value in metrics.items() if not math.isfinite(value)}
+        if bad:
+            kept = (self.paths.latest_checkpoint if self.paths.latest_checkpoint.exists()
+                    else "none written yet")
+            print(f"{self.program}: error: non-finite training values at step "
+                  f"{self.state.total_steps}: {bad}; stopping. Last good checkpoint: {kept}",
+                  file=sys.stderr)
+            self.writer.close()
+            raise SystemExit(1)
+
+    def host_metrics(self, metrics: dict[str, Any]) -> dict[str, float]:
+        """An update's metrics on the host; stops the run if any is not finite."""
+        floats = metrics_to_floats(metrics)
+        self.stop_if_not_finite(floats)
+        return floats
+
+    def log_training(self, metrics: dict[str, Any], details: str, rate: float) -> None:
+        for name, value in self.host_metrics(metrics).items():
+            self.writer.add_scalar(f"train/{name}", value, self.state.total_steps)
+        print(progress_line(self.state.total_steps, self.args.num_steps, details, rate),
+              flush=True)
+
+    def record_evaluation(self, returns: np.ndarray, modes: tuple[str, ...],
+                          counters: dict[str, float], metrics: dict[str, Any],
+                          scores: Callable[[float], float] | None = None) -> None:
+        """One evaluation: print it, add it to TensorBoard and to the history, and rewrite the
+        outputs. `returns` is [actor, mode, episode]; `scores` maps a mean return to a
+        normalised score, logged beside it where given."""
+        step = self.state.total_steps
+        row: dict[str, float] = {"step": step, **counters, "wall_time_s": round(self.elapsed(), 3)}
+        print(f"Evaluation over {returns.shape[-1]} episodes at step {step}:")
+        for i in range(self.num_actors):
+            for mode_index, mode in enumerate(modes):
+                mean_return = float(returns[i, mode_index].mean())
+                row[f"actor_{i}_{mode}"] = mean_return
+                row[f"actor_{i}_{mode}_std"] = float(returns[i, mode_index].std())
+                self.writer.add_scalar(f"eval/actor_{i}_{mode}", mean_return, step)
+                line = f"  Actor {i} - {mode.capitalize()}: {mean_return:.2f}"
+                if scores is not None:
+                    row[f"actor_{i}_{mode}_score"] = score = scores(mean_return)
+                    self.writer.add_scalar(f"eval/actor_{i}_{mode}_score", score, step)
+                    line += f" (normalised score {score:.1f})"
+                print(line, flush=True)
+        row.update(self.host_metrics(metrics))
+        self.state.history.append(row)
+        write_outputs(self.paths, self.state.history, self.num_actors)
+        self.writer.flush()
+
+    # -- start and end
+    def run(self, train: Callable[[], None], device: Any) -> None:
+        """Save the settings, announce the start, and train with SIGINT handled: the run
+        stops at its next safe point and exits 130 naming the checkpoint to resume from."""
+        atomic_write_json(self.paths.config_json, settings_of(self.args))
+        print(("Resuming" if self.resumed else "Starting") + f" {self.paths.file_name} at step "
+              f"{self.state.total_steps} on {device}", flush=True)
+        try:
+            with self.stop:
+                train()
+        except KeyboardInterrupt:
+            self.interrupted()
+
+    def interrupted(self) -> NoReturn:
+        self.writer.close()
+        saved = self.paths.latest_checkpoint
+        where = (f"--resume continues from {saved}" if saved.exists()
+                 else "no checkpoint yet: --resume starts over")
+        print(f"{self.program}: interrupted at step {self.state.total_steps}; {where}",
+              file=sys.stderr)
+        raise SystemExit(130)
+
+    def finish(self, final_parts: dict[str, Any], summary: dict[str, Any], counts: str) -> None:
+        """Final networks, summary marker, and a one-screen report of where everything went.
+        `counts` describes the run's length, e.g. '1000 steps, 12 episodes'."""
+        import torch
+
+        atomic_write(self.paths.final_checkpoint, lambda tmp: torch.save(final_parts, tmp))
+        self.paths.latest_checkpoint.unlink(missing_ok=True)  # holds the data, no longer needed
+        final = self.state.history[-1]
+        atomic_write_json(self.paths.summary_json, {
+            "file_name": self.paths.file_name, "steps": self.state.total_steps, **summary,
+            "wall_time_s": round(self.elapsed(), 3), "final_eval": final})
+        self.writer.close()
+        n, paths = self.num_actors, self.paths
+        modes = [key.split("_", 2)[2] for key in final
+                 if key.startswith("actor_0_") and not key.endswith(("_std", "_score"))]
+        lines = [
+            "",
+            f"Finished {paths.file_name}: {counts}, {format_duration(self.elapsed())} wall time",
+            *(f"  Actor {i}: " + ", ".join(f"{mode} {final[f'actor_{i}_{mode}']:.2f}"
+                                           for mode in modes) for i in range(n)),
+            f"  TensorBoard:   {paths.tensorboard}  (tensorboard --logdir {self.args.log_dir})",
+            f"  Metrics CSV:   {paths.metrics_csv}",
+            f"  Eval returns:  {paths.actor_returns(0)} … actor_{n - 1}.npy",
+            f"  Config:        {paths.config_json}",
+            f"  Summary:       {paths.summary_json}",
+            f"  Final weights: {paths.final_checkpoint}",
+        ]
+        print("\n".join(lines))
