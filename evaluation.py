@@ -15,9 +15,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from utils import UsageError
+from utils import UsageError, stream_seed
 
-EVAL_SEED_OFFSET = 10_000  # evaluation episode k resets with seed + EVAL_SEED_OFFSET + k
 MODES = ("deterministic", "stochastic")
 
 Policy = Callable[[Any, Any], Any]  # (obs, ε) → action, float64 torch tensors
@@ -77,7 +76,7 @@ class Evaluator:
     """Runs every actor on fixed-seed episodes in each mode (deterministic, and optionally
     stochastic), all episodes stepping together with one batched forward per actor per step.
 
-    Episode k (of every actor and mode) resets with seed + EVAL_SEED_OFFSET + k, and
+    Episode k (of every actor and mode) resets with seed + 10000 + k (utils.SEED_OFFSETS), and
     stochastic episode k of actor i draws its noise from a fixed stream of its own, so every
     evaluation sees the same start states and the same ε, and the result does not depend on
     how many episodes run at once."""
@@ -87,7 +86,7 @@ class Evaluator:
         import gymnasium as gym
 
         self.num_actors, self.episodes, self.modes = num_actors, episodes, modes
-        self.seed = seed + EVAL_SEED_OFFSET
+        self.seed = stream_seed(seed, "evaluation")
         self.envs = [gym.make(env_name) for _ in range(num_actors * len(modes) * episodes)]
         self.max_steps = self.envs[0].spec.max_episode_steps or 1000
         self.noise = self.evaluation_noise(self.envs[0].action_space.shape[0])

@@ -10,6 +10,7 @@ Outputs of a run (file_name from the script's prefix, task, seed and weights unl
     {results_dir}/{file_name}/{file_name}_actor_{i}.npy  deterministic eval returns
     {results_dir}/{file_name}/summary.json               written last: the run finished
     {checkpoint_dir}/{group}/{file_name}_latest.pt       resume checkpoint (removed at the end)
+    {checkpoint_dir}/{group}/{file_name}_previous.pt     the one before it (fallback; removed too)
     {checkpoint_dir}/{group}/{file_name}_final.pt        final networks
     {checkpoint_dir}/{group}/{file_name}_replay.pt       collected data (train_sac.py --save-replay)
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import json
 import math
@@ -102,6 +104,16 @@ class RunPaths:
                    file_name=file_name)
 
     @property
+    def previous_checkpoint(self) -> Path:
+        return self.latest_checkpoint.with_name(f"{self.file_name}_previous.pt")
+
+    @property
+    def resume_checkpoints(self) -> list[Path]:
+        """The checkpoints a resume may start from, newest first."""
+        return [path for path in (self.latest_checkpoint, self.previous_checkpoint)
+                if path.exists()]
+
+    @property
     def replay_checkpoint(self) -> Path:
         return self.final_checkpoint.with_name(f"{self.file_name}_replay.pt")
 
@@ -142,6 +154,24 @@ def check_ranges(args: argparse.Namespace,
         value = getattr(args, name)
         if not (math.isfinite(value) and in_range(value)):
             raise UsageError(f"--{name.replace('_', '-')} must be {expected} (got {value})")
+
+
+def interruptible(program: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorates a script's main: a SIGINT outside the training loop (start-up: imports,
+    environments, loading a checkpoint; or the final writes) is reported as one line and
+    exit status 130, like one inside it."""
+    def decorate(main: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(main)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return main(*args, **kwargs)
+            except KeyboardInterrupt:
+                print(f"{program}: interrupted outside training (start-up or final writes); "
+                      f"run the same command again, with --resume if the run had started",
+                      file=sys.stderr)
+                raise SystemExit(130) from None
+        return guarded
+    return decorate
 
 
 def finished_already(paths: RunPaths) -> bool:
@@ -225,6 +255,33 @@ def write_outputs(paths: RunPaths, history: list[dict[str, float]], num_actors: 
         atomic_write(paths.actor_returns(i), lambda tmp, r=returns: save_npy(tmp, r))
 
 
+def torch_load(path: Path) -> Any:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def first_non_finite(state: Any, name: str = "") -> str | None:
+    """The name of the first floating tensor in a nested state (dicts, lists) holding a NaN
+    or an infinity, or None."""
+    import torch
+
+    if isinstance(state, dict):
+        items = state.items()
+    elif isinstance(state, (list, tuple)):
+        items = enumerate(state)
+    else:
+        if (isinstance(state, torch.Tensor) and state.is_floating_point()
+                and not bool(torch.isfinite(state).all())):
+            return name
+        return None
+    for key, value in items:
+        found = first_non_finite(value, f"{name}.{key}" if name else str(key))
+        if found is not None:
+            return found
+    return None
+
+
 def progress_line(step: int, total: int, details: str, rate: float) -> str:
     remaining = (total - step) / max(rate, 1e-9)
     return (f"step {step}/{total} ({100.0 * step / total:.1f}%) | {details} "
@@ -252,7 +309,7 @@ class Experiment:
         self.program, self.args, self.paths, self.num_actors = program, args, paths, num_actors
         self.state = RunState()
         self.stop = StopRequest()  # the script enters it around its loop
-        self.resumed = bool(args.resume and paths.latest_checkpoint.exists())
+        self.resumed = bool(args.resume and paths.resume_checkpoints)
         self.session_start = time.time()
         self.writer: Any = None
 
@@ -269,35 +326,71 @@ class Experiment:
 
     # -- checkpoints
     def save_checkpoint(self, parts: dict[str, Any]) -> None:
-        """Write {"run": counters and history, **parts} atomically to the latest checkpoint."""
+        """Write {"run": counters and history, **parts} atomically to the latest checkpoint,
+        keeping the one before as the previous checkpoint. A non-finite value anywhere in
+        `parts` stops the run instead: no checkpoint ever holds a diverged agent."""
         import torch
 
+        bad = first_non_finite(parts)
+        if bad is not None:
+            self.diverged(bad, "in the state to checkpoint")
         self.state.last_checkpoint_step = self.state.total_steps
         run = {**asdict(self.state), "elapsed_before": self.elapsed()}
         checkpoint = {"run": run, **parts}
-        atomic_write(self.paths.latest_checkpoint, lambda tmp: torch.save(checkpoint, tmp))
+        atomic_write(self.paths.latest_checkpoint, lambda tmp: torch.save(checkpoint, tmp),
+                     backup=self.paths.previous_checkpoint)
 
-    def load_checkpoint(self) -> dict[str, Any]:
-        """Restore the counters and history; returns the checkpoint for the script's parts."""
-        import torch
+    def load_checkpoint(self, restore: Callable[[dict[str, Any]], None]) -> None:
+        """Restore the counters and history, and `restore(checkpoint)` the script's parts,
+        from the newest checkpoint that loads; an unreadable one is named and skipped.
+        With none left: one line naming the files and the fix, and exit status 2."""
+        problems = []
+        for path in self.paths.resume_checkpoints:
+            try:
+                # on the CPU: generator states must stay CPU tensors; modules copy to their device
+                checkpoint = torch_load(path)
+                restore(checkpoint)
+                self.state = RunState(**checkpoint["run"])
+            except Exception as error:  # truncated, corrupt, or from another version
+                reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                problems.append(f"{path} is unreadable ({type(error).__name__}: {reason[:120]})")
+                print(f"{self.program}: warning: {problems[-1]}", file=sys.stderr, flush=True)
+                continue
+            if problems:
+                print(f"{self.program}: warning: resuming from {path} instead, at step "
+                      f"{self.state.total_steps}", file=sys.stderr, flush=True)
+            return
+        usage_error(self.program, f"{'; '.join(problems)}; delete the checkpoint file(s) to "
+                                  f"start this run over, or restore a good copy")
 
-        # on the CPU: generator states must stay CPU tensors; modules copy to their device
-        checkpoint = torch.load(self.paths.latest_checkpoint, map_location="cpu",
-                                weights_only=True)
-        self.state = RunState(**checkpoint["run"])
-        return checkpoint
+    def diverged(self, quantities: dict[str, Any] | str, where: str = "") -> NoReturn:
+        """Stop the run (exit status 1) with one line naming the step and what went
+        non-finite; the last checkpoint, written before, holds finite values only."""
+        kept = (self.paths.latest_checkpoint if self.paths.latest_checkpoint.exists()
+                else "none written yet")
+        what = quantities if isinstance(quantities, str) else ", ".join(
+            f"{name} = {value}" for name, value in quantities.items())
+        print(f"{self.program}: error: non-finite {what}{' ' + where if where else ''} at step "
+              f"{self.state.total_steps}; stopping. Last good checkpoint: {kept}",
+              file=sys.stderr)
+        if self.writer is not None:
+            self.writer.close()
+        raise SystemExit(1)
 
     # -- logging
     def stop_if_not_finite(self, metrics: dict[str, float]) -> None:
         bad = {name: value for name, value in metrics.items() if not math.isfinite(value)}
         if bad:
-            kept = (self.paths.latest_checkpoint if self.paths.latest_checkpoint.exists()
-                    else "none written yet")
-            print(f"{self.program}: error: non-finite training values at step "
-                  f"{self.state.total_steps}: {bad}; stopping. Last good checkpoint: {kept}",
-                  file=sys.stderr)
-            self.writer.close()
-            raise SystemExit(1)
+            self.diverged(bad)
+
+    def check_update(self, metrics: dict[str, Any]) -> None:
+        """After every update: one device-side test of all the metrics (losses included),
+        and only if it fails the host copies that name the culprits."""
+        import torch
+
+        if metrics and not bool(torch.isfinite(
+                torch.cat([value.reshape(-1) for value in metrics.values()])).all()):
+            self.stop_if_not_finite(metrics_to_floats(metrics))
 
     def host_metrics(self, metrics: dict[str, Any]) -> dict[str, float]:
         """An update's metrics on the host; stops the run if any is not finite."""
@@ -365,7 +458,8 @@ class Experiment:
         import torch
 
         atomic_write(self.paths.final_checkpoint, lambda tmp: torch.save(final_parts, tmp))
-        self.paths.latest_checkpoint.unlink(missing_ok=True)  # holds the data, no longer needed
+        for resume_checkpoint in self.paths.resume_checkpoints:  # hold the data: not needed now
+            resume_checkpoint.unlink()
         final = self.state.history[-1]
         atomic_write_json(self.paths.summary_json, {
             "file_name": self.paths.file_name, "steps": self.state.total_steps, **summary,

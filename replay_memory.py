@@ -35,11 +35,13 @@ class ReplayMemory:
         self.device = torch.device(device)
         self.generator = torch.Generator(self.device).manual_seed(seed)
         slots = capacity + 1
-        # uninitialised: a slot is read only after it has been written
-        self.obs = torch.empty(slots, obs_dim, device=self.device)
-        self.action = torch.empty(slots, action_dim, device=self.device)
-        self.reward = torch.empty(slots, device=self.device)
-        self.mask = torch.empty(slots, device=self.device)
+        # Zeros, not uninitialised memory: a final observation's slot never gets an action,
+        # reward or mask, yet is saved with the rest, and a checkpoint must hold finite,
+        # reproducible bytes.
+        self.obs = torch.zeros(slots, obs_dim, device=self.device)
+        self.action = torch.zeros(slots, action_dim, device=self.device)
+        self.reward = torch.zeros(slots, device=self.device)
+        self.mask = torch.zeros(slots, device=self.device)
         # The sampleable slots (those holding a complete transition), kept compact: entries
         # 0 … size−1 of `sampled_slots` (on the device, for `sample`) and of `slot_at_rank`
         # (its host copy); `rank_of_slot` is a slot's entry, or −1. Sampling draws a rank

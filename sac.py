@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from model import GaussianPolicy, QNetwork
 from replay_memory import Batch
-from utils import frozen, gaussian_w2_squared, soft_update_
+from utils import frozen, gaussian_w2_squared, soft_update_, stream_seed
 
 
 def w2_and_gradient(mean: torch.Tensor, log_std: torch.Tensor,
@@ -61,6 +61,7 @@ class SACConfig:
     target_update_interval: int = 1
     critic_target_policy: str = "online"
     q_normalize: bool = True
+    q_normalize_form: str = "abs-mean"
     chain_update: str = "sequential"
 
 
@@ -74,9 +75,10 @@ class POSAC:
         # Randomness that the critic and actor 0 see (their initialisation, then ε for
         # acting, the TD target and actor 0's loss) comes first and apart from the chain's,
         # so they train exactly as in a 1-actor run with the same seed, whatever N is.
-        init_generator = torch.Generator().manual_seed(seed)
-        self.generator = torch.Generator(self.device).manual_seed(seed + 1)
-        self.chain_generator = torch.Generator(self.device).manual_seed(seed + 2)
+        init_generator = torch.Generator().manual_seed(stream_seed(seed, "init"))
+        self.generator = torch.Generator(self.device).manual_seed(stream_seed(seed, "agent"))
+        self.chain_generator = torch.Generator(self.device).manual_seed(
+            stream_seed(seed, "chain"))
         action_dim = action_low.numel()
         self.critic = QNetwork(obs_dim, action_dim, config.hidden_size,
                                init_generator).to(self.device)
@@ -141,24 +143,30 @@ class POSAC:
 
     # ----------------------------------------------------------------------- actors
     def sac_terms(self, obs: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """E_s[α·log πi(a|s) − min(Q1,Q2)(s,a)], a ~ πi reparameterised, for every actor i.
 
         `mean`, `log_std` are the actors' stacked pre-squash outputs [N, B, A]; the critic
         (frozen by the caller) sees all N·B state-action pairs in one call. Returns the N
-        terms and, per actor and state, log π and min Q."""
+        terms and, per actor and state, α·log π − min Q (detached), log π and min Q."""
         noise = torch.cat([self.noise(mean[:1].shape),
                            self.noise(mean[1:].shape, self.chain_generator)])
         action, log_prob = self.actors[0].sample(mean, log_std, noise)
         q = self.critic.min_q(obs.expand(len(mean), *obs.shape), action)
-        return (self.alpha * log_prob - q).mean(-1), log_prob.detach(), q.detach()
+        per_state = self.alpha * log_prob - q
+        return per_state.mean(-1), per_state.detach(), log_prob.detach(), q.detach()
 
-    def sac_weights(self, sac_terms: torch.Tensor) -> torch.Tensor:
-        """λ_0 = 1 and λ_i = 1/|E[α·log πi − min Q]| (detached) for i ≥ 1, or all 1 when
-        q_normalize is off: actor i ≥ 1's SAC term is then scale-free against its W2 term."""
+    def sac_weights(self, sac_terms: torch.Tensor, per_state: torch.Tensor) -> torch.Tensor:
+        """λ_0 = 1 and, for i ≥ 1, λ_i = 1/|E[α·log πi − min Q]| (q_normalize_form 'abs-mean',
+        the design's) or 1/E|α·log πi − min Q| ('mean-abs', guarded: it cannot blow up when
+        the batch mean crosses zero, as TD3+BC's 1/E|Q|), detached; all 1 when q_normalize
+        is off. Actor i ≥ 1's SAC term is then scale-free against its W2 term.
+        `per_state` holds α·log πi − min Q per actor and state [N, B]."""
         weights = torch.ones_like(sac_terms)
         if self.config.q_normalize:
-            weights[1:] = 1.0 / sac_terms[1:].detach().abs().clamp_min(1e-8)
+            scale = (sac_terms.abs() if self.config.q_normalize_form == "abs-mean"
+                     else per_state.abs().mean(-1))
+            weights[1:] = 1.0 / scale[1:].detach().clamp_min(1e-8)
         return weights
 
     def next_reference(self, actor: GaussianPolicy, obs: torch.Tensor, mean: torch.Tensor,
@@ -189,8 +197,8 @@ class POSAC:
             outputs = [actor(obs) for actor in self.actors]
             mean = torch.stack([actor_mean for actor_mean, _ in outputs])
             log_std = torch.stack([actor_log_std for _, actor_log_std in outputs])
-            sac_terms, log_prob, q = self.sac_terms(obs, mean, log_std)
-            weights = self.sac_weights(sac_terms)
+            sac_terms, per_state, log_prob, q = self.sac_terms(obs, mean, log_std)
+            weights = self.sac_weights(sac_terms, per_state)
             grad_mean, grad_log_std = torch.autograd.grad((weights * sac_terms).sum(),
                                                           (mean, log_std))
         w2 = torch.zeros_like(sac_terms)
@@ -211,7 +219,8 @@ class POSAC:
             if i + 1 < self.num_actors:
                 reference = self.next_reference(actor, obs, actor_mean, actor_log_std)
         metrics = {"actor_loss": weights * sac_terms.detach() + self.w2_weights * w2,
-                   "actor_q": q.mean(-1), "w2": w2, "entropy": -log_prob.mean(-1)}
+                   "actor_q": q.mean(-1), "w2": w2, "entropy": -log_prob.mean(-1),
+                   "lambda": weights}
         return metrics, log_prob[0]
 
     # ------------------------------------------------------------------ temperature

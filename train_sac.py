@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import time
 from typing import Any
 
@@ -18,9 +19,9 @@ import numpy as np
 import experiment
 from evaluation import MODES, Evaluator, float64_copy, make_env
 from experiment import (OPTIMIZER_RANGES, POSITIVE, Experiment, RunPaths, add_output_flags,
-                        check_cuda, check_ranges, finished_already)
+                        check_cuda, check_ranges, finished_already, interruptible)
 from utils import (OneLineErrorParser, UsageError, atomic_write, non_negative_int,
-                   parse_w2_weights, positive_int, run_name)
+                   parse_w2_weights, positive_int, run_name, stream_seed)
 
 PROGRAM = "train_sac.py"
 SWEEP_AXIS = "env_name"  # a sweep file's per-task entries are environments
@@ -59,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--automatic-entropy-tuning", action=argparse.BooleanOptionalAction,
                        default=False, help="learn α towards entropy −dim(A) using actor 0")
     agent.add_argument("--q-normalize", action=argparse.BooleanOptionalAction, default=True,
-                       help="scale actor i≥1's SAC term by λ_i = 1/|E[α·log π_i − min Q]|")
+                       help="scale actor i≥1's SAC term by λ_i (see --q-normalize-form)")
+    agent.add_argument("--q-normalize-form", choices=("abs-mean", "mean-abs"), default="abs-mean",
+                       help="λ_i = 1/|E[α·log π_i − min Q]| (abs-mean, the design's) or "
+                            "1/E|α·log π_i − min Q| (mean-abs: bounded when the mean crosses 0)")
     agent.add_argument("--chain-update", choices=("sequential", "parallel"),
                        default="sequential",
                        help="actor i's W2 reference: actor i-1 after its update in this step "
@@ -165,16 +169,17 @@ class Trainer:
             alpha=args.alpha, automatic_entropy_tuning=args.automatic_entropy_tuning,
             target_update_interval=args.target_update_interval,
             critic_target_policy=args.critic_target_policy, q_normalize=args.q_normalize,
-            chain_update=args.chain_update)
+            q_normalize_form=args.q_normalize_form, chain_update=args.chain_update)
         self.agent = POSAC(obs_dim, low, high, config, seed=args.seed, device=self.device)
-        self.memory = ReplayMemory(args.replay_size, obs_dim, low.numel(), seed=args.seed + 2,
-                                   device=self.device)
+        self.memory = ReplayMemory(args.replay_size, obs_dim, low.numel(),
+                                   seed=stream_seed(args.seed, "data"), device=self.device)
         self.evaluator = Evaluator(args.env_name, args.num_actors, args.eval_episodes, args.seed)
-        self.rng = np.random.default_rng(args.seed + 3)  # random actions and episode seeds
+        # random actions and training episodes' reset seeds
+        self.rng = np.random.default_rng(stream_seed(args.seed, "environment"))
         self.episodes = 0
         self.metrics: dict[str, Any] = {}  # the latest update's metrics, still on the device
         if self.experiment.resumed:
-            self.load_checkpoint()
+            self.experiment.load_checkpoint(self.restore)
         self.experiment.open_writer()
 
     @property
@@ -188,8 +193,7 @@ class Trainer:
             "agent": self.agent.state_dict(), "memory": self.memory.state_dict(),
             "loop": {"episodes": self.episodes, "rng": self.rng.bit_generator.state}})
 
-    def load_checkpoint(self) -> None:
-        checkpoint = self.experiment.load_checkpoint()
+    def restore(self, checkpoint: dict[str, Any]) -> None:
         self.agent.load_state_dict(checkpoint["agent"])
         self.memory.load_state_dict(checkpoint["memory"])
         self.episodes = checkpoint["loop"]["episodes"]
@@ -218,6 +222,13 @@ class Trainer:
         obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
         return self.agent.act(obs_tensor, self.args.behavior_actor)[0].cpu().numpy()
 
+    def check_transition(self, next_obs: np.ndarray, reward: float) -> None:
+        """An environment can emit NaN: stop before it reaches the replay memory."""
+        if not math.isfinite(reward):
+            self.experiment.diverged({"reward": reward}, "from the environment")
+        if not np.isfinite(next_obs).all():
+            self.experiment.diverged({"observation": next_obs.tolist()}, "from the environment")
+
     def run_episode(self, log_clock: list[float], last_return: float) -> tuple[float, bool]:
         """Play one training episode (or until the step budget runs out), updating as it goes.
         Returns the episode's return and whether it ended by termination or truncation."""
@@ -229,6 +240,7 @@ class Trainer:
             action = (self.random_action() if state.total_steps < args.start_steps
                       else self.policy_action(obs))
             next_obs, reward, terminated, truncated, _ = self.env.step(action)
+            self.check_transition(next_obs, reward)
             done = terminated or truncated
             memory.push(obs, action, float(reward), next_obs, terminated, done)
             obs = next_obs
@@ -237,6 +249,7 @@ class Trainer:
             if len(memory) >= args.batch_size and state.total_steps >= args.update_after:
                 for _ in range(args.updates_per_step):
                     self.metrics = self.agent.update(memory.sample(args.batch_size))
+                    self.experiment.check_update(self.metrics)
             if state.total_steps % args.log_freq == 0:
                 now = time.time()
                 self.log_training(last_return, args.log_freq / (now - log_clock[0]))
@@ -273,6 +286,7 @@ class Trainer:
             f"{self.state.total_steps} steps, {self.episodes} episodes")
 
 
+@interruptible(PROGRAM)
 def main(argv: list[str] | None = None) -> None:
     args, paths, env = parse_and_check(argv)
     if finished_already(paths):

@@ -19,6 +19,25 @@ if TYPE_CHECKING:  # torch is not imported at run time: `train_sac.py --help` st
     from torch import nn
 
 
+# Every random generator of a run is seeded here, with seed + its offset: one place, and no
+# two generators of a run share a stream. The first four keep the offsets they had when
+# the reference results were made, so plain SAC (actor 0) reproduces them; newer streams sit
+# far from them, so that no stream of seed s is also a stream of a nearby seed s + k.
+SEED_OFFSETS = {
+    "init": 0,  # network initialisation
+    "agent": 1,  # actor 0's ε: acting, TD targets, actor 0's loss (POGO: TD target noise)
+    "data": 2,  # minibatch sampling (replay memory, offline dataset)
+    "environment": 3,  # training episodes' reset seeds and uniform random actions
+    "chain": 1_000_000,  # the chain actors' ε (POGO: every actor's noise input)
+    "evaluation": 10_000,  # evaluation episode k resets with seed + 10000 + k
+}
+
+
+def stream_seed(seed: int, stream: str) -> int:
+    """The seed of one of a run's random streams (see SEED_OFFSETS)."""
+    return seed + SEED_OFFSETS[stream]
+
+
 def gaussian_w2_squared(mean: torch.Tensor, std: torch.Tensor,
                         ref_mean: torch.Tensor, ref_std: torch.Tensor) -> torch.Tensor:
     """Squared 2-Wasserstein distance between diagonal Gaussians, averaged over states.
@@ -122,10 +141,12 @@ def format_duration(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
-    """Call `write(tmp)` on a temporary file beside `path`, then rename it over `path`.
+def atomic_write(path: Path, write: Callable[[Path], Any], backup: Path | None = None) -> None:
+    """Call `write(tmp)` on a temporary file beside `path`, then rename it over `path`
+    (after renaming the old `path` to `backup`, when given).
 
-    A reader (or a resumed run) sees the old file or the new one, never half of one."""
+    A reader (or a resumed run) sees the old file or the new one, never half of one; with a
+    backup, a kill between the two renames leaves the backup and no `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -134,6 +155,8 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
         write(tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        if backup is not None and path.exists():
+            os.replace(path, backup)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

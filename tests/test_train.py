@@ -152,6 +152,60 @@ def test_sigkill_and_resume_matches_uninterrupted_run(finished_run, tmp_path):
     assert_same_results(tmp_path, finished_run[0])
 
 
+def kill_after_two_checkpoints(root: Path) -> tuple[Path, Path]:
+    """Start the small run and SIGKILL it once it has a latest and a previous checkpoint."""
+    folder = root / "checkpoints" / "InvertedPendulum-v5"
+    latest, previous = folder / f"{FILE_NAME}_latest.pt", folder / f"{FILE_NAME}_previous.pt"
+    process = subprocess.Popen(train_command(root), cwd=root, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (latest.exists() and previous.exists()) and process.poll() is None \
+            and time.time() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    return latest, previous
+
+
+def test_truncated_latest_checkpoint_falls_back_to_the_previous_one(finished_run, tmp_path):
+    latest, previous = kill_after_two_checkpoints(tmp_path)
+    latest.write_bytes(latest.read_bytes()[:1000])  # a disk-full or half-copied file
+    result = run_training(tmp_path, "--resume")
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert str(latest) in warnings[0] and "unreadable" in warnings[0]
+    assert f"resuming from {previous} instead" in warnings[1]
+    assert_same_results(tmp_path, finished_run[0])
+    assert not latest.exists() and not previous.exists()  # a finished run keeps neither
+
+
+def test_unreadable_checkpoints_give_one_line_and_exit_2(tmp_path):
+    latest, previous = kill_after_two_checkpoints(tmp_path)
+    latest.write_bytes(b"not a checkpoint")
+    previous.write_bytes(previous.read_bytes()[:-100])
+    result = subprocess.run(train_command(tmp_path, "--resume"), capture_output=True,
+                            text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 2
+    error = [line for line in result.stderr.splitlines() if ": error:" in line]
+    assert len(error) == 1 and "Traceback" not in result.stderr
+    assert str(latest) in error[0] and str(previous) in error[0] and "delete" in error[0]
+
+
+@pytest.mark.parametrize("delay", [0.5, 1.5, 3.0])
+def test_ctrl_c_during_start_up_exits_130_with_one_line(tmp_path, delay):
+    # Python turns SIGINT into KeyboardInterrupt only if it was not ignored when the process
+    # started (a shell's background job, as this suite may be, ignores it): restore it
+    process = subprocess.Popen(train_command(tmp_path), cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(delay)  # importing torch and Gymnasium, building environments and the agent
+    process.send_signal(signal.SIGINT)
+    err = process.communicate(timeout=60)[1]
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert err.startswith("train_sac.py: interrupted")
+
+
 def test_ctrl_c_exits_130_and_names_the_checkpoint_to_resume_from(tmp_path):
     checkpoint = tmp_path / "checkpoints" / "InvertedPendulum-v5" / f"{FILE_NAME}_latest.pt"
     process = subprocess.Popen(train_command(tmp_path), cwd=tmp_path,
@@ -230,13 +284,14 @@ def test_time_limit_truncation_is_stored_as_non_terminal(tmp_path):
     assert torch.all(memory.sample(256).mask == 1.0)
 
 
-class NaNRewardEnv(gym.Env):
-    """A tiny continuous task whose reward turns NaN after 300 steps (fault injection)."""
+class FaultyEnv(gym.Env):
+    """A tiny continuous task that emits a NaN reward or observation after 300 steps
+    (fault injection, as an environment with a numerical bug would)."""
     observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float64)
     action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
 
-    def __init__(self):
-        self.steps = 0
+    def __init__(self, fault: str = "reward"):
+        self.fault, self.steps = fault, 0
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
@@ -244,27 +299,72 @@ class NaNRewardEnv(gym.Env):
 
     def step(self, action):
         self.steps += 1
-        reward = float("nan") if self.steps > 300 else float(action.sum())
-        return self.np_random.uniform(-1, 1, 3), reward, False, False, {}
+        obs, reward = self.np_random.uniform(-1, 1, 3), float(action.sum())
+        if self.steps > 300:
+            obs[1] = np.nan if self.fault == "observation" else obs[1]
+            reward = float("nan") if self.fault == "reward" else reward
+        return obs, reward, False, False, {}
 
 
-def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, capsys):
-    gym.register("NaNReward-v0", entry_point=NaNRewardEnv, max_episode_steps=50)
-    flags = ["--env-name", "NaNReward-v0", "--num-steps", "2000", "--start-steps", "100",
-             "--batch-size", "16", "--hidden-size", "16", "--eval-freq", "100",
-             "--log-freq", "50", "--checkpoint-freq", "100", *output_flags(tmp_path)]
+gym.register("NaNReward-v0", entry_point=FaultyEnv, kwargs={"fault": "reward"},
+             max_episode_steps=50)
+gym.register("NaNObservation-v0", entry_point=FaultyEnv, kwargs={"fault": "observation"},
+             max_episode_steps=50)
+FAULT_FLAGS = ["--num-steps", "2000", "--start-steps", "100", "--batch-size", "16",
+               "--hidden-size", "16", "--eval-freq", "100", "--log-freq", "1000",
+               "--checkpoint-freq", "100"]
+
+
+def assert_finite_checkpoint(path: Path) -> dict:
+    state = torch.load(path, weights_only=True)
+    for group in ("critic", "critic_target"):
+        for tensor in state["agent"][group].values():
+            assert torch.isfinite(tensor).all()
+    for actor in state["agent"]["actors"]:
+        for tensor in actor.values():
+            assert torch.isfinite(tensor).all()
+    assert state["run"]["last_checkpoint_step"] == state["run"]["total_steps"]
+    return state
+
+
+@pytest.mark.parametrize("env_name, quantity", [("NaNReward-v0", "reward"),
+                                                ("NaNObservation-v0", "observation")])
+def test_nan_from_the_environment_stops_at_that_step(tmp_path, capsys, env_name, quantity):
     with pytest.raises(SystemExit) as exit_info:
-        train_sac.main(flags)
+        train_sac.main(["--env-name", env_name, *FAULT_FLAGS, *output_flags(tmp_path)])
     assert exit_info.value.code == 1
     message = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "non-finite" in message and "critic_loss" in message
-    checkpoint = tmp_path / "checkpoints" / "NaNReward-v0" / "POSAC_NaNReward-v0_s123456_w0.0_latest.pt"
+    # the 301st step emits the NaN: 300 steps done, and it never reaches the replay memory
+    assert f"non-finite {quantity} = " in message and "at step 300;" in message
+    checkpoint = tmp_path / "checkpoints" / env_name / f"POSAC_{env_name}_s123456_w0.0_latest.pt"
     assert str(checkpoint) in message
-    state = torch.load(checkpoint, weights_only=True)
-    assert 100 <= state["run"]["total_steps"] <= 350
-    assert state["run"]["last_checkpoint_step"] == state["run"]["total_steps"]
-    for tensor in state["agent"]["critic"].values():
-        assert torch.isfinite(tensor).all()
+    assert assert_finite_checkpoint(checkpoint)["run"]["total_steps"] == 300
+
+
+def test_a_diverging_update_stops_the_run_at_once(tmp_path, capsys):
+    """A learning rate of 1e12 blows the networks up within a few updates: the run stops
+    after the first update whose metrics are not finite, never later, and no checkpoint
+    holds a non-finite parameter."""
+    trainer = make_trainer(tmp_path, "--env-name", "Pendulum-v1", *FAULT_FLAGS,
+                           "--lr", "3e6", "--checkpoint-freq", "20",
+                           "--update-after", "250")  # a checkpoint at step 200 comes first
+    seen = []
+    real_update = trainer.agent.update
+
+    def recording_update(batch):
+        metrics = real_update(batch)
+        seen.append(all(bool(torch.isfinite(v).all()) for v in metrics.values()))
+        return metrics
+
+    trainer.agent.update = recording_update
+    with pytest.raises(SystemExit) as exit_info:
+        trainer.train()
+    assert exit_info.value.code == 1
+    assert seen[-1] is False and all(seen[:-1])  # stopped by the first non-finite update
+    assert len(seen) >= 2 and trainer.state.total_steps == 250 + len(seen) - 1
+    assert "non-finite" in capsys.readouterr().err
+    checkpoint = tmp_path / "checkpoints" / "Pendulum-v1" / "POSAC_Pendulum-v1_s123456_w0.0_latest.pt"
+    assert assert_finite_checkpoint(checkpoint)["run"]["total_steps"] == 200
 
 
 def test_batched_evaluation_equals_one_episode_at_a_time(tmp_path):
