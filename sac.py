@@ -23,7 +23,8 @@ import torch.nn.functional as F
 
 from model import GaussianPolicy, QNetwork
 from replay_memory import Batch
-from utils import frozen, gaussian_w2_squared, soft_update_, stream_seed
+from transport import gaussian_w2_squared
+from utils import adam, frozen, soft_update_, stream_seed
 
 
 def w2_and_gradient(mean: torch.Tensor, log_std: torch.Tensor,
@@ -38,12 +39,6 @@ def w2_and_gradient(mean: torch.Tensor, log_std: torch.Tensor,
     states = mean.numel() // mean.shape[-1]
     w2 = gaussian_w2_squared(mean, std, ref_mean, ref_std)
     return w2, (2.0 / states * (mean - ref_mean), 2.0 / states * (std - ref_std) * std)
-
-
-def adam(params: Any, lr: float) -> torch.optim.Adam:
-    """Adam as one fused kernel over all tensors (same update rule as the per-tensor loop,
-    a fraction of its dispatch cost on the CPU)."""
-    return torch.optim.Adam(params, lr=lr, fused=True)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import torch
 from torch.distributions import AffineTransform, Normal, TanhTransform, TransformedDistribution
 
 from model import LOG_STD_MAX, LOG_STD_MIN, GaussianPolicy, QNetwork
-from utils import gaussian_w2_squared
+from transport import gaussian_w2_squared
 
 
 def make_policy(obs_dim=5, action_dim=3, low=(-2.0, -1.0, 0.0), high=(2.0, 1.0, 0.5), seed=0):

@@ -60,7 +60,8 @@ def min_q(critic, obs, action):
 
 
 def reference_update(agent, batch, pre_update_references=False):
-    """Returns copies of (actors, critic, critic_target, log_alpha) after one update."""
+    """Returns copies of (actors, critic, critic_target, log_alpha) after one update, and
+    each actor's gradient (Adam's first step ignores a loss's scale; gradients do not)."""
     cfg = agent.config
     gen = copy_generator(agent)
     actors = copy.deepcopy(agent.actors)
@@ -84,6 +85,7 @@ def reference_update(agent, batch, pre_update_references=False):
 
     previous = None
     log_prob_0 = None
+    actor_grads = []
     actor_eps = torch.cat([
         torch.randn(1, BATCH, ACTION_DIM, generator=gen),
         torch.randn(len(actors) - 1, BATCH, ACTION_DIM,
@@ -95,7 +97,10 @@ def reference_update(agent, batch, pre_update_references=False):
             loss = sac
             log_prob_0 = log_prob.detach()
         else:
-            lam = 1.0 / sac.detach().abs() if cfg.q_normalize else 1.0
+            per_state = (alpha * log_prob - min_q(critic, batch.obs, action)).detach()
+            scale = (per_state.mean().abs() if cfg.q_normalize_form == "abs-mean"
+                     else per_state.abs().mean())
+            lam = 1.0 / scale if cfg.q_normalize else 1.0
             ref_mean, ref_std = previous
             w2 = (((mean - ref_mean) ** 2).sum(-1) + ((std - ref_std) ** 2).sum(-1)).mean()
             loss = lam * sac + cfg.w2_weights[i] * w2
@@ -104,6 +109,7 @@ def reference_update(agent, batch, pre_update_references=False):
                 _, _, ref_mean, ref_std = reference_sample(actor, batch.obs,
                                                            torch.zeros(BATCH, ACTION_DIM))
         grads = torch.autograd.grad(loss, list(actor.parameters()))
+        actor_grads.append(grads)
         opt = torch.optim.Adam(actor.parameters(), lr=cfg.lr)
         for p, g in zip(actor.parameters(), grads):
             p.grad = g
@@ -122,7 +128,7 @@ def reference_update(agent, batch, pre_update_references=False):
     with torch.no_grad():
         for tp, p in zip(critic_target.parameters(), critic.parameters()):
             tp.copy_(cfg.tau * p + (1 - cfg.tau) * tp)
-    return actors, critic, critic_target, log_alpha.detach()
+    return actors, critic, critic_target, log_alpha.detach(), actor_grads
 
 
 def assert_modules_close(a, b, atol=1e-5):
@@ -131,9 +137,11 @@ def assert_modules_close(a, b, atol=1e-5):
 
 
 def assert_agent_matches(agent, expected):
-    actors, critic, critic_target, log_alpha = expected
-    for actor, ref in zip(agent.actors, actors):
+    actors, critic, critic_target, log_alpha, actor_grads = expected
+    for actor, ref, grads in zip(agent.actors, actors, actor_grads, strict=True):
         assert_modules_close(actor, ref)
+        for p, g in zip(actor.parameters(), grads, strict=True):  # the update's own gradient
+            torch.testing.assert_close(p.grad, g, atol=1e-6, rtol=1e-4)
     assert_modules_close(agent.critic, critic)
     assert_modules_close(agent.critic_target, critic_target)
     assert torch.allclose(agent.log_alpha.detach(), log_alpha, atol=1e-6)
@@ -150,9 +158,11 @@ def test_single_actor_update_is_plain_sac(automatic_entropy_tuning):
         assert abs(agent.log_alpha.item() - torch.tensor(0.2).log().item()) == pytest.approx(1e-3, abs=1e-6)
 
 
-@pytest.mark.parametrize("num_actors,q_normalize", [(2, True), (3, True), (3, False)])
-def test_chain_update_matches_equations(num_actors, q_normalize):
-    agent = make_agent(num_actors, q_normalize=q_normalize, automatic_entropy_tuning=True)
+@pytest.mark.parametrize("num_actors,q_normalize,form", [
+    (2, True, "abs-mean"), (3, True, "abs-mean"), (3, False, "abs-mean"), (3, True, "mean-abs")])
+def test_chain_update_matches_equations(num_actors, q_normalize, form):
+    agent = make_agent(num_actors, q_normalize=q_normalize, q_normalize_form=form,
+                       automatic_entropy_tuning=True)
     batch = make_batch(seed=1)
     for _ in range(3):  # several updates, so Adam moments and targets are exercised
         expected = reference_update(agent, batch)
@@ -328,3 +338,47 @@ def test_w2_gradient_closed_form_equals_autograd():
     assert w2.item() == pytest.approx(per_state.mean().item(), rel=1e-6)
     torch.testing.assert_close(grad_mean, mean_leaf.grad)
     torch.testing.assert_close(grad_log_std, log_std_leaf.grad)
+
+
+@pytest.mark.parametrize("form", ["abs-mean", "mean-abs"])
+def test_lambda_per_actor_in_the_metrics(form):
+    """λ_0 = 1; λ_i from the actor's own SAC term, written out here from the reference
+    draws: 1/|E[α·log π − min Q]| or 1/E|α·log π − min Q|."""
+    agent = make_agent(3, q_normalize_form=form)
+    batch = make_batch(seed=5)
+    gen, chain = copy_generator(agent), copy_generator(agent, "chain_generator")
+    torch.randn(BATCH, ACTION_DIM, generator=gen)  # the TD target's draw comes first
+    eps = torch.cat([torch.randn(1, BATCH, ACTION_DIM, generator=gen),
+                     torch.randn(2, BATCH, ACTION_DIM, generator=chain)])
+    agent.update_critic(batch)  # the actors see the updated critic
+    critic = agent.critic
+    expected = [1.0]
+    for i in (1, 2):
+        with torch.no_grad():
+            action, log_prob, _, _ = reference_sample(agent.actors[i], batch.obs, eps[i])
+            per_state = 0.2 * log_prob - min_q(critic, batch.obs, action)
+        scale = per_state.mean().abs() if form == "abs-mean" else per_state.abs().mean()
+        expected.append(1.0 / scale.item())
+    metrics, _ = agent.update_actors(batch.obs)
+    assert metrics["lambda"].tolist() == pytest.approx(expected, rel=1e-4)
+
+
+def test_every_random_stream_is_its_own():
+    """No two generators of a run draw the same numbers, and no derived stream of a seed is
+    a stream of a nearby seed."""
+    from utils import DERIVED_STREAMS, SEED_OFFSETS, stream_seed
+
+    names = [*SEED_OFFSETS, *DERIVED_STREAMS]
+    for seed in range(20):
+        seeds = [stream_seed(seed, name) for name in names]
+        assert len(set(seeds)) == len(names)
+    nearby = {stream_seed(s, name) for s in range(-50, 70) for name in SEED_OFFSETS}
+    assert not nearby & {stream_seed(s, name) for s in range(20) for name in DERIVED_STREAMS}
+    agent = make_agent(3, seed=4)
+    memory = ReplayMemory(100, OBS_DIM, ACTION_DIM, seed=stream_seed(4, "data"))
+    first = [torch.randn(16, generator=copy_generator(agent)),
+             torch.randn(16, generator=copy_generator(agent, "chain_generator")),
+             torch.randn(16, generator=copy_generator(memory))]
+    for a in range(3):
+        for b in range(a + 1, 3):
+            assert not torch.equal(first[a], first[b])

@@ -396,3 +396,57 @@ def test_gymnasium_xml_deprecation_is_hidden_and_other_mujoco_warnings_are_not(c
     err = capfd.readouterr().err
     assert "settotalmass" not in err
     assert "WARNING: some other MuJoCo warning" in err
+
+
+def test_random_actions_for_exactly_start_steps_then_the_behaviour_actor(tmp_path):
+    """Steps 0 … start_steps − 1 act uniformly at random; step start_steps already comes
+    from the behaviour actor (pinned here to a constant action)."""
+    trainer = make_trainer(tmp_path, "--env-name", "InvertedPendulum-v5", "--num-actors", "2",
+                           "--behavior-actor", "1", "--start-steps", "5", "--num-steps", "9",
+                           "--batch-size", "64", "--hidden-size", "8", "--eval-episodes", "1")
+    with torch.no_grad():
+        for actor in trainer.agent.actors:
+            actor.net[-1].weight.zero_()
+        trainer.agent.actors[0].net[-1].bias.copy_(torch.tensor([-5.0, -10.0]))
+        trainer.agent.actors[1].net[-1].bias.copy_(torch.tensor([5.0, -10.0]))
+    trainer.train()
+    actions = trainer.memory.action[trainer.memory.slot_at_rank[:9]].squeeze(-1)
+    policy = 3.0 * math.tanh(5.0)  # actor 1's μ = 5 with σ = e^-10, scaled to [-3, 3]
+    assert torch.all((actions[:5] - policy).abs() > 1e-3)  # uniform on [-3, 3]
+    assert torch.allclose(actions[5:], torch.full((4,), policy), atol=1e-3)
+
+
+def test_deterministic_outputs_hold_the_noise_free_episodes(finished_run):
+    """The CSV's actor_i_deterministic, the .npy files and TensorBoard's eval scalars hold
+    the returns of tanh(μ(s)) episodes, replayed here from the final weights."""
+    root, _ = finished_run
+    env = gym.make("InvertedPendulum-v5")
+    state = torch.load(root / "checkpoints" / "InvertedPendulum-v5" / f"{FILE_NAME}_final.pt",
+                       weights_only=True)["agent"]
+    rows = metrics_rows(root)
+    events = EventAccumulator(str(root / "runs" / FILE_NAME))
+    events.Reload()
+    scale = torch.as_tensor(env.action_space.high, dtype=torch.float64)
+    for i, actor_state in enumerate(state["actors"]):
+        weights = [actor_state[f"net.{k}.{p}"].double() for k in (0, 2, 4)
+                   for p in ("weight", "bias")]
+        returns = []
+        for k in range(2):  # --eval-episodes 2, reset seeds seed + 10000 + k
+            obs, _ = env.reset(seed=7 + 10_000 + k)
+            total, done = 0.0, False
+            while not done:
+                h = torch.as_tensor(obs, dtype=torch.float64)
+                for layer in range(3):
+                    h = weights[2 * layer] @ h + weights[2 * layer + 1]
+                    h = torch.relu(h) if layer < 2 else h
+                action = (torch.tanh(h[:1]) * scale).float().numpy()  # μ only: no noise
+                obs, reward, terminated, truncated, _ = env.step(action)
+                total, done = total + reward, terminated or truncated
+            returns.append(total)
+        expected = float(np.mean(returns))
+        assert float(rows[-1][f"actor_{i}_deterministic"]) == pytest.approx(expected, rel=1e-9)
+        npy = np.load(root / "results" / FILE_NAME / f"{FILE_NAME}_actor_{i}.npy")
+        assert npy[-1] == pytest.approx(expected, rel=1e-9)
+        scalar = events.Scalars(f"eval/actor_{i}_deterministic")[-1].value
+        assert scalar == pytest.approx(expected, rel=1e-6)
+        assert float(rows[-1][f"actor_{i}_stochastic"]) != pytest.approx(expected, rel=1e-9)
