@@ -87,3 +87,36 @@ class GaussianPolicy(nn.Module):
         log_det_tanh = 2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))
         log_prob = (gaussian_log_prob - log_det_tanh - self.action_scale.log()).sum(-1)
         return self.squash(pre_tanh), log_prob
+
+
+class NoiseInputActor(nn.Module):
+    """POGO's actor: a = tanh(MLP([s, z]))·max_action, z ~ N(0, I) of the action's size.
+
+    A stochastic actor is an implicit policy: its action distribution at s is the push-forward
+    of N(0, I) through z ↦ tanh(MLP([s, z]))·max_action, with no density, so it is compared
+    with other actors through samples. z = 0 (also when `noise` is None) gives its
+    deterministic (evaluation) action. A deterministic actor (stochastic=False) is the TD3
+    actor tanh(MLP(s))·max_action: its MLP sees the state only and `noise` is ignored, apart
+    from the shape it gives the output."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_size: int, max_action: float,
+                 stochastic: bool = True, generator: torch.Generator | None = None):
+        super().__init__()
+        self.action_dim = action_dim
+        self.max_action = float(max_action)
+        self.stochastic = stochastic
+        self.net = mlp(obs_dim + (action_dim if stochastic else 0), action_dim, hidden_size)
+        init_weights_(self, generator)
+
+    def forward(self, obs: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Actions for obs [..., obs_dim] and noise [..., action_dim]; the leading dimensions
+        broadcast, so obs [B, 1, obs_dim] with noise [B, K, action_dim] gives K actions per
+        state, [B, K, action_dim]."""
+        if noise is not None:
+            batch_shape = torch.broadcast_shapes(obs.shape[:-1], noise.shape[:-1])
+            obs = obs.expand(*batch_shape, obs.shape[-1])
+        if self.stochastic:
+            if noise is None:
+                noise = obs.new_zeros(*obs.shape[:-1], self.action_dim)
+            obs = torch.cat([obs, noise.expand(*obs.shape[:-1], self.action_dim)], dim=-1)
+        return torch.tanh(self.net(obs)) * self.max_action

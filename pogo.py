@@ -1,0 +1,296 @@
+"""The POGO offline agent: TD3's twin-Q critic and a JKO chain of N actors.
+
+One update (`POGO.update`) on a minibatch (s, a, r, s', m), m = 1 − terminal:
+  1. critic, every call, with a' from actor 0's target network and TD3's smoothing noise:
+         a' = clip(π0'(s', z) + clip(σ·ε, −c, c)·max_action, −max_action, max_action),
+         y  = r + γ·m·min(Q1', Q2')(s', a'),
+         L_Q = E[(Q1(s, a) − y)²] + E[(Q2(s, a) − y)²];
+  2. actors, every `policy_freq`-th call, in order 0, 1, …, N−1, with the critic frozen:
+         L_0 = −λ_0·E_s[Q1(s, π0(s))] + w_0·E_s[W2²(π0(·|s), δ_a)],
+         L_i = −λ_i·E_s[Q1(s, πi(s))] + w_i·E_s[W2²(πi(·|s), sg[πi−1(·|s)])],   i ≥ 1,
+     where πi−1 is the previous actor after its own update in this step, and
+     W2²(π0(·|s), δ_a) = E_z‖π0(s, z) − a‖² is the squared distance to the data action;
+     λ_i = 1, or λ_i = q_normalize / E_s|Q1(s, πi(s))| (detached) as in TD3+BC;
+  3. after the actors, Polyak-average the critic target and every actor target (τ).
+
+All distances use the cost ‖x − y‖² summed over action dimensions (`transport.py`).
+
+Estimators. A stochastic chain actor i ≥ 1 draws K samples per state, πi(s, z_k) with
+z_k ~ N(0, I): all K enter its distance (against K fresh samples of the updated πi−1), the
+first one its Q term (one critic row per state, as the seed's single sample). Actor 0's
+reference is a Dirac, against which one sample per state already gives an unbiased
+E_z‖π0(s, z) − a‖² (as in the seed), so it draws one. A deterministic actor has K = 1: its
+distances are ‖πi(s) − πi−1(s)‖² and ‖π0(s) − a‖².
+
+Randomness: the agent owns one torch.Generator per stream, each seeded by
+utils.stream_seed (init, then td: 'agent', actor, chain, act), so no two share a stream:
+  - init: network initialisation (critic, then actors 0 … N−1; on the CPU);
+  - td: the TD target, per critic update z [B, A] (stochastic actor only), then ε [B, A];
+  - actor: actor 0's samples [B, 1, A] per actor update (stochastic actors only);
+  - chain: per actor update (stochastic actors only), actors 1 … N−1's samples [B, K, A]
+    in order, then the references: the updated actor i−1's samples [B, K, A] for
+    i = 1 … N−1 in order;
+  - act: stochastic actions from `act` (evaluation never moves the training streams).
+The critic and actor 0 see neither the chain's parameters nor its randomness, so they
+train exactly as in a 1-actor run with the same seed, whatever N is.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from model import NoiseInputActor, QNetwork
+from replay_memory import Batch
+from transport import MAX_EXACT_SAMPLES, METHODS, sample_w2_squared
+from utils import adam, frozen, soft_update_, stream_seed
+
+GENERATORS = {"td": "agent", "actor": "actor", "chain": "chain", "act": "act"}  # → stream
+
+
+@dataclass(frozen=True)
+class POGOConfig:
+    """Agent hyper-parameters. `weights` holds w_0 (actor 0's distance to the data action)
+    … w_{N−1}; `num_samples` (K) is ignored by deterministic actors (K = 1);
+    `q_normalize` is TD3+BC's α (None: λ_i = 1).
+
+    `distance` defaults to 'exact': at K = 4 it is ~13x faster than geomloss's Sinkhorn
+    (forward + backward, 256 states) and exact, where the seed's Sinkhorn (blur 0.05)
+    differs from it by a median 1.4% (up to 11%) per state and by ~20% in gradient on
+    samples of neighbouring chain actors (benchmarks/bench_pogo.py)."""
+    num_actors: int = 1
+    weights: tuple[float, ...] = (1.0,)
+    distance: str = "exact"
+    num_samples: int = 4
+    stochastic: bool = True
+    hidden_size: int = 256
+    lr: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    policy_noise: float = 0.2
+    noise_clip: float = 0.5
+    policy_freq: int = 2
+    q_normalize: float | None = None
+    sinkhorn_blur: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.num_actors < 1:
+            raise ValueError(f"num_actors must be at least 1, got {self.num_actors}")
+        if len(self.weights) != self.num_actors:
+            raise ValueError(f"weights needs one value per actor ({self.num_actors}), "
+                             f"got {len(self.weights)}")
+        if any(not (0.0 <= w < math.inf) for w in self.weights):
+            raise ValueError(f"weights must be finite and non-negative, got {self.weights}")
+        if self.distance not in METHODS:
+            raise ValueError(f"distance must be one of {METHODS}, got {self.distance!r}")
+        if self.num_samples < 1:
+            raise ValueError(f"num_samples must be at least 1, got {self.num_samples}")
+        if (self.stochastic and self.distance == "exact"
+                and self.num_samples > MAX_EXACT_SAMPLES):
+            raise ValueError(f"the exact distance is limited to num_samples ≤ "
+                             f"{MAX_EXACT_SAMPLES} (got {self.num_samples}); use 'sinkhorn'")
+        if self.policy_freq < 1:
+            raise ValueError(f"policy_freq must be at least 1, got {self.policy_freq}")
+        if self.q_normalize is not None and not self.q_normalize > 0.0:
+            raise ValueError(f"q_normalize must be positive or None, got {self.q_normalize}")
+
+    @classmethod
+    def td3_bc(cls, action_dim: int, **overrides: Any) -> POGOConfig:
+        """TD3+BC (Fujimoto & Gu, 2021) as a configuration: one deterministic actor,
+        L = −(2.5/E|Q|)·E[Q1(s, π(s))] + E[mean_d (π(s) − a)_d²]; the mean over action
+        dimensions is w_0 = 1/dim(A) in the summed convention."""
+        settings = dict(num_actors=1, weights=(1.0 / action_dim,), stochastic=False,
+                        q_normalize=2.5)
+        return cls(**{**settings, **overrides})
+
+
+class POGO:
+    def __init__(self, obs_dim: int, action_dim: int, max_action: float, config: POGOConfig,
+                 seed: int, device: torch.device | str = "cpu"):
+        self.config = config
+        self.device = torch.device(device)
+        self.action_dim = action_dim
+        self.max_action = float(max_action)
+        # K samples per state for a stochastic actor; a deterministic one has one action
+        self.num_samples = config.num_samples if config.stochastic else 1
+        init_generator = torch.Generator().manual_seed(stream_seed(seed, "init"))
+        self.generators = {name: torch.Generator(self.device).manual_seed(
+                               stream_seed(seed, stream))
+                           for name, stream in GENERATORS.items()}
+        # the critic and actor 0 first: their initialisation does not depend on N
+        self.critic = QNetwork(obs_dim, action_dim, config.hidden_size,
+                               init_generator).to(self.device)
+        self.actors = [NoiseInputActor(obs_dim, action_dim, config.hidden_size, max_action,
+                                       config.stochastic, init_generator).to(self.device)
+                       for _ in range(config.num_actors)]
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.actor_targets = [copy.deepcopy(actor).requires_grad_(False)
+                              for actor in self.actors]
+        self.critic_optimizer = adam(self.critic.parameters(), config.lr)
+        self.actor_optimizers = [adam(actor.parameters(), config.lr) for actor in self.actors]
+        self.weights = torch.tensor(config.weights, device=self.device)  # for the metrics
+        self.num_updates = 0  # critic updates so far; actors update at every policy_freq-th
+        self.actor_metrics: dict[str, torch.Tensor] | None = None  # from the latest actor update
+
+    @property
+    def num_actors(self) -> int:
+        return len(self.actors)
+
+    def noise(self, shape: tuple[int, ...], stream: str) -> torch.Tensor:
+        """Standard normal draws from the agent's generator for `stream`."""
+        return torch.randn(shape, generator=self.generators[stream], device=self.device)
+
+    def sample_actions(self, actor: NoiseInputActor, obs: torch.Tensor, stream: str,
+                       num_samples: int | None = None) -> torch.Tensor:
+        """πi(s, z_k) for k = 1 … K, z_k ~ N(0, I) from `stream`: [B, K, A], K = num_samples or
+        the configured K (K = 1 and no draw for a deterministic actor)."""
+        noise = (self.noise((len(obs), num_samples or self.num_samples, self.action_dim), stream)
+                 if self.config.stochastic else None)
+        return actor(obs.unsqueeze(-2), noise)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, actor_index: int, deterministic: bool = True,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+        """Actions of actor `actor_index` for obs [..., obs_dim]: tanh(MLP([s, 0]))·max_action
+        when deterministic (or for a deterministic actor), else z ~ N(0, I) from `generator`
+        or, by default, the agent's own `act` stream."""
+        actor = self.actors[actor_index]
+        noise = None
+        if not deterministic and self.config.stochastic:
+            noise = torch.randn(*obs.shape[:-1], self.action_dim, device=self.device,
+                                generator=generator or self.generators["act"])
+        return actor(obs, noise)
+
+    # ----------------------------------------------------------------------- critic
+    @torch.no_grad()
+    def target_action(self, next_obs: torch.Tensor) -> torch.Tensor:
+        """a' = clip(π0'(s', z) + clip(σ·ε, −c, c)·max_action, −max_action, max_action):
+        actor 0's target network (z ~ N(0, I) for a stochastic actor) plus TD3's target
+        smoothing, whose noise is clipped at ±c·max_action (σ·max_action its scale)."""
+        shape = (len(next_obs), self.action_dim)
+        z = self.noise(shape, "td") if self.config.stochastic else None
+        action = self.actor_targets[0](next_obs, z)
+        smoothing = ((self.config.policy_noise * self.noise(shape, "td"))
+                     .clamp(-self.config.noise_clip, self.config.noise_clip) * self.max_action)
+        return (action + smoothing).clamp(-self.max_action, self.max_action)
+
+    @torch.no_grad()
+    def td_target(self, batch: Batch) -> torch.Tensor:
+        """y = r + γ·m·min(Q1', Q2')(s', a'), a' from `target_action`; m = 0 only where the
+        episode terminated."""
+        if batch.reward.shape != batch.mask.shape or batch.reward.shape != batch.obs.shape[:1]:
+            # a [B, 1] reward would broadcast against [B] Q values into a [B, B] loss
+            raise ValueError(f"reward and mask must have shape [B] = {tuple(batch.obs.shape[:1])},"
+                             f" got {tuple(batch.reward.shape)} and {tuple(batch.mask.shape)}")
+        next_q = self.critic_target.min_q(batch.next_obs, self.target_action(batch.next_obs))
+        return batch.reward + self.config.gamma * batch.mask * next_q
+
+    def update_critic(self, batch: Batch) -> dict[str, torch.Tensor]:
+        target = self.td_target(batch)
+        q1, q2 = self.critic(batch.obs, batch.action)
+        loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic_optimizer.step()
+        return {"critic_loss": loss.detach(), "q_data": q1.detach().mean(),
+                "q_target": target.mean()}
+
+    # ----------------------------------------------------------------------- actors
+    def q_scales(self, q: torch.Tensor) -> torch.Tensor:
+        """λ_i = q_normalize / E_s|Q1(s, πi(s))| per actor (detached; TD3+BC's λ), or 1."""
+        if self.config.q_normalize is None:
+            return torch.ones(len(q), device=self.device)
+        return self.config.q_normalize / q.detach().abs().mean(-1).clamp_min(1e-8)
+
+    def update_actors(self, obs: torch.Tensor, data_action: torch.Tensor
+                      ) -> dict[str, torch.Tensor]:
+        """One JKO step for every actor, in order 0, 1, …, N−1:
+
+            L_i = −λ_i·E_s[Q1(s, πi(s))] + w_i·E_s[W2²(πi(·|s), ref_i(s))],
+
+        ref_0 = δ_a (the data action) and ref_i = sg[πi−1] after its update in this step.
+
+        The Q terms depend only on each actor's own parameters and the frozen critic, and an
+        actor's parameters do not change before its own turn, so every actor's Q-term
+        gradient at its actions comes from one critic call on the stacked [N·B] batch and
+        one backward pass. Then, in order, each actor adds its distance term (the surrogate
+        ⟨actions, ∂(−λ_i·E Q1)/∂actions⟩ has the Q term's gradient), backpropagates through
+        its own network, steps, and is sampled again as the next actor's reference."""
+        cfg = self.config
+        actions = [self.sample_actions(self.actors[0], obs, "actor", num_samples=1)]
+        actions += [self.sample_actions(actor, obs, "chain") for actor in self.actors[1:]]
+        with frozen(self.critic):
+            first = torch.stack([action[:, 0] for action in actions])  # [N, B, A]
+            q = self.critic.q1(torch.cat([obs.expand(len(first), *obs.shape), first], -1))
+            q = q.squeeze(-1)  # [N, B]
+            scales = self.q_scales(q)
+            q_terms = q.mean(-1)
+            (q_grad,) = torch.autograd.grad(-(scales * q_terms).sum(), first)
+        distances = []
+        reference = data_action.unsqueeze(-2)  # actor 0's: the Dirac at the data action
+        for i, (actor, optimizer) in enumerate(zip(self.actors, self.actor_optimizers)):
+            distance = sample_w2_squared(actions[i], reference, cfg.distance,
+                                         cfg.sinkhorn_blur).mean()
+            surrogate = (actions[i][:, 0] * q_grad[i]).sum() + cfg.weights[i] * distance
+            optimizer.zero_grad(set_to_none=True)
+            surrogate.backward()
+            optimizer.step()
+            distances.append(distance.detach())
+            if i + 1 < self.num_actors:
+                with torch.no_grad():
+                    reference = self.sample_actions(actor, obs, "chain")
+        distance = torch.stack(distances)
+        q_terms = q_terms.detach()
+        return {"actor_loss": -scales * q_terms + self.weights * distance, "actor_q": q_terms,
+                "distance": distance, "q_scale": scales}
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One POGO update; returns detached metrics (read them on the host only to log).
+        The actor metrics ([N] tensors: actor_loss, actor_q, distance, q_scale) are those
+        of the latest actor update, absent before the first."""
+        metrics = self.update_critic(batch)
+        self.num_updates += 1
+        if self.num_updates % self.config.policy_freq == 0:
+            self.actor_metrics = self.update_actors(batch.obs, batch.action)
+            soft_update_(self.critic_target, self.critic, self.config.tau)
+            for target, actor in zip(self.actor_targets, self.actors):
+                soft_update_(target, actor, self.config.tau)
+        if self.actor_metrics is not None:
+            metrics.update(self.actor_metrics)
+        return metrics
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors and plain values only: loads with torch.load(..., weights_only=True)."""
+        state = {
+            "actors": [actor.state_dict() for actor in self.actors],
+            "actor_targets": [target.state_dict() for target in self.actor_targets],
+            "actor_optimizers": [opt.state_dict() for opt in self.actor_optimizers],
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+            "generators": {name: gen.get_state() for name, gen in self.generators.items()},
+            "num_updates": self.num_updates,
+        }
+        if self.actor_metrics is not None:
+            state["actor_metrics"] = dict(self.actor_metrics)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for modules, key in ((self.actors, "actors"), (self.actor_targets, "actor_targets"),
+                             (self.actor_optimizers, "actor_optimizers")):
+            for module, module_state in zip(modules, state[key], strict=True):
+                module.load_state_dict(module_state)
+        self.critic.load_state_dict(state["critic"])
+        self.critic_target.load_state_dict(state["critic_target"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        for name, gen in self.generators.items():
+            gen.set_state(state["generators"][name])
+        self.num_updates = state["num_updates"]
+        self.actor_metrics = (None if "actor_metrics" not in state else
+                              {k: v.to(self.device) for k, v in state["actor_metrics"].items()})
