@@ -41,8 +41,9 @@ def forward_mujoco_warning(message: str) -> None:
         print(f"WARNING: {message}", file=sys.stderr, flush=True)
 
 
-def make_env(name: str) -> Any:
-    """The environment, or UsageError if the id is unknown or its actions are not a Box."""
+def make_env(name: str, **kwargs: Any) -> Any:
+    """The environment (built with `kwargs`), or UsageError if the id is unknown or its
+    actions are not a Box."""
     import gymnasium as gym
 
     try:
@@ -53,7 +54,7 @@ def make_env(name: str) -> Any:
     if name not in gym.envs.registry:
         raise UsageError(suggest_env(name))
     try:
-        env = gym.make(name)
+        env = gym.make(name, **kwargs)
     except (ImportError, gym.error.Error) as error:  # e.g. mujoco-py v2/v3 ids, missing Box2D
         raise UsageError(f"{name} is registered but cannot be built here ({error}); "
                          f"use a Gymnasium v5 MuJoCo id such as HalfCheetah-v5") from None
@@ -82,12 +83,13 @@ class Evaluator:
     how many episodes run at once."""
 
     def __init__(self, env_name: str, num_actors: int, episodes: int, seed: int,
-                 modes: tuple[str, ...] = MODES):
+                 modes: tuple[str, ...] = MODES, env_kwargs: dict[str, Any] | None = None):
         import gymnasium as gym
 
         self.num_actors, self.episodes, self.modes = num_actors, episodes, modes
         self.seed = stream_seed(seed, "evaluation")
-        self.envs = [gym.make(env_name) for _ in range(num_actors * len(modes) * episodes)]
+        self.envs = [gym.make(env_name, **(env_kwargs or {}))
+                     for _ in range(num_actors * len(modes) * episodes)]
         self.max_steps = self.envs[0].spec.max_episode_steps or 1000
         self.noise = self.evaluation_noise(self.envs[0].action_space.shape[0])
 

@@ -33,6 +33,9 @@ DERIVED_STREAMS = (
     "chain",  # the chain actors' noise (actors 1 … N−1)
     "actor",  # POGO: actor 0's noise input
     "act",  # POGO: stochastic actions from `act`, apart from the training streams
+    "dataset_resets",  # make_dataset.py: episode reset seeds
+    "dataset_actions",  # make_dataset.py: uniform random actions
+    "dataset_noise",  # make_dataset.py: the actor's ε
 )
 
 
@@ -134,10 +137,11 @@ def format_weights(weights: Sequence[float]) -> str:
     return "-".join(str(float(w)) for w in weights)
 
 
-def run_name(prefix: str, task: str, seed: int, weights: Sequence[float]) -> str:
+def run_name(prefix: str, task: str, seed: int, weights: Sequence[float] | None) -> str:
     """Name derived from the settings that identify a run, so it can be found again; the
-    prefix names the algorithm (POSAC, POGO), the task an environment or dataset."""
-    return f"{prefix}_{task.replace('/', '-')}_s{seed}_w{format_weights(weights)}"
+    prefix names the algorithm (POSAC, POGO, TD3BC), the task an environment or dataset."""
+    name = f"{prefix}_{task.replace('/', '-')}_s{seed}"
+    return name if weights is None else f"{name}_w{format_weights(weights)}"
 
 
 def format_duration(seconds: float) -> str:

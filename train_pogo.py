@@ -1,0 +1,293 @@
+"""Train one POGO experiment offline: CLI → dataset → loop (sample, update) → evaluate → log.
+
+    python train_pogo.py --dataset posac/halfcheetah/medium-v0 --num-actors 3 --w2-weights 10
+    python train_pogo.py --dataset hopper_medium-v2.hdf5 --env-name Hopper-v5 --td3-bc
+
+Outputs: experiment.py's layout, under the file_name POGO_{dataset}_s{seed}_w{weights} (or
+TD3BC_{dataset}_s{seed}); the
+metrics CSV also holds each actor's normalised score (actor_{i}_deterministic_score) where
+the dataset has reference scores. One step is one gradient update (critic every step,
+actors every --policy-freq). Torch is imported only after the flags are parsed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+from pathlib import Path
+from typing import Any
+
+import experiment
+from evaluation import Evaluator, float64_copy, make_env
+from experiment import (OPTIMIZER_RANGES, POSITIVE, Experiment, RunPaths, add_output_flags,
+                        check_cuda, check_ranges, finished_already, interruptible)
+from utils import OneLineErrorParser, UsageError, positive_int, run_name, stream_seed
+
+PROGRAM = "train_pogo.py"
+SWEEP_AXIS = "dataset"  # a sweep file's per-task entries are datasets
+MEMORY_OVERHEAD_BYTES = 600 * 2**20  # torch + MuJoCo + Python per process (resident)
+EVALUATION_MODES = ("deterministic",)
+TD3_BC_Q_NORMALIZE = 2.5  # TD3+BC's α
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineErrorParser(
+        prog=PROGRAM,
+        description="Train POGO (a JKO chain of actors, offline) on one dataset.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    data = parser.add_argument_group("data and budget")
+    data.add_argument("--dataset", default=None,
+                      help="a local Minari dataset id (e.g. mujoco/halfcheetah/medium-v0) or "
+                           "a D4RL-format .hdf5 file")
+    data.add_argument("--env-name", default=None,
+                      help="Gymnasium id to evaluate on (needed for .hdf5 files; Minari "
+                           "datasets name their own)")
+    data.add_argument("--normalize-states", action=argparse.BooleanOptionalAction,
+                      default=True, help="states (and evaluation observations) → (s − μ)/σ")
+    data.add_argument("--normalize-rewards", action=argparse.BooleanOptionalAction,
+                      default=False, help="r · 1000/(max − min episode return), CORL's rule")
+    data.add_argument("--seed", type=int, default=0, help="seed for everything random")
+    data.add_argument("--num-steps", type=positive_int, default=1_000_000,
+                      help="gradient steps to train for")
+    agent = parser.add_argument_group("agent")
+    agent.add_argument("--num-actors", type=positive_int, default=1, help="actors in the chain")
+    agent.add_argument("--w2-weights", default=None,
+                       help="w_0 (actor 0's pull to the data) … w_{N-1}, e.g. 10,10,10, or one "
+                            "w for every actor (default 1.0)")
+    agent.add_argument("--td3-bc", action="store_true",
+                       help="TD3+BC: one deterministic actor, Q term normalised with 2.5/E|Q|, "
+                            "behaviour cloning averaged over action dimensions")
+    agent.add_argument("--deterministic-actors", action=argparse.BooleanOptionalAction,
+                       default=False, help="π(s) instead of the noise-input π(s, z)")
+    agent.add_argument("--distance", choices=("exact", "sinkhorn"), default="exact",
+                       help="W2² between the K samples of consecutive actors")
+    agent.add_argument("--num-samples", type=positive_int, default=4,
+                       help="K samples per state for the distance (stochastic actors)")
+    agent.add_argument("--sinkhorn-blur", type=float, default=0.05, help="geomloss blur")
+    agent.add_argument("--q-normalize", type=float, default=None,
+                       help="divide each actor's Q term by E|Q| (detached), times this factor")
+    agent.add_argument("--hidden-size", type=positive_int, default=256,
+                       help="units in each of the 2 hidden layers")
+    agent.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate")
+    agent.add_argument("--gamma", type=float, default=0.99, help="discount factor")
+    agent.add_argument("--tau", type=float, default=0.005, help="target smoothing coefficient")
+    agent.add_argument("--policy-noise", type=float, default=0.2,
+                       help="TD3 target smoothing σ (times max_action)")
+    agent.add_argument("--noise-clip", type=float, default=0.5,
+                       help="TD3 target smoothing clip c (times max_action)")
+    agent.add_argument("--policy-freq", type=positive_int, default=2,
+                       help="critic updates per actor update")
+    agent.add_argument("--batch-size", type=positive_int, default=256, help="minibatch size")
+    agent.add_argument("--cuda", action=argparse.BooleanOptionalAction, default=False,
+                       help="train on the GPU")
+    evaluation = parser.add_argument_group("evaluation")
+    evaluation.add_argument("--eval-freq", type=positive_int, default=5000,
+                            help="evaluate every this many gradient steps (and at the end)")
+    evaluation.add_argument("--eval-episodes", type=positive_int, default=10,
+                            help="deterministic episodes per actor")
+    add_output_flags(parser, "gradient steps")
+    return parser
+
+
+def parse_weights(text: str, num_actors: int) -> list[float]:
+    """`--w2-weights`: one value per actor, or a single w meaning [w, w, …]; finite, ≥ 0."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--w2-weights {text!r} is not a comma-separated list of numbers; "
+                         f"use e.g. --w2-weights 10,10,10") from None
+    if len(values) == 1:
+        values = values * num_actors
+    if len(values) != num_actors:
+        raise ValueError(f"--w2-weights has {len(values)} values but --num-actors is "
+                         f"{num_actors}; give one weight per actor or a single number")
+    if any(not (0.0 <= w < float("inf")) for w in values):
+        raise ValueError(f"--w2-weights must be finite and non-negative (got {text!r})")
+    return values
+
+
+def validate_args(args: argparse.Namespace) -> None:
+    """Checks that need no dataset; raises UsageError naming the problem and the fix."""
+    if args.dataset is None:
+        raise UsageError("--dataset is required: a local Minari dataset id or a .hdf5 file")
+    if args.td3_bc:
+        if args.num_actors != 1 or args.w2_weights is not None or args.q_normalize is not None:
+            raise UsageError("--td3-bc sets the actor, its weight and the Q normalisation "
+                             "itself; drop --num-actors, --w2-weights and --q-normalize")
+        args.deterministic_actors, args.q_normalize = True, TD3_BC_Q_NORMALIZE
+    else:
+        try:
+            args.w2_weights = parse_weights(args.w2_weights or "1.0", args.num_actors)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+    check_ranges(args, {**OPTIMIZER_RANGES, "sinkhorn_blur": POSITIVE,
+                        "policy_noise": (lambda v: v >= 0, "non-negative"),
+                        "noise_clip": (lambda v: v >= 0, "non-negative")})
+    if args.q_normalize is not None:
+        check_ranges(args, {"q_normalize": POSITIVE})
+
+
+def task_name(args: argparse.Namespace) -> str:
+    """The dataset as a run names it: a Minari id, or an hdf5 file's stem."""
+    path = Path(args.dataset)
+    return path.stem if path.suffix in (".hdf5", ".h5") else args.dataset
+
+
+def run_paths(args: argparse.Namespace) -> RunPaths:
+    """POGO_{dataset}_s{seed}_w{weights} or TD3BC_{dataset}_s{seed}; checkpoints are grouped
+    by dataset."""
+    task = task_name(args)
+    name = (run_name("TD3BC", task, args.seed, None) if args.td3_bc
+            else run_name("POGO", task, args.seed, args.w2_weights))
+    return RunPaths.of(args, name, group=task.replace("/", "-"))
+
+
+@functools.lru_cache(maxsize=None)
+def load_checked(dataset: str, env_name: str | None) -> tuple[Any, Any]:
+    """The dataset and its evaluation environment, checked against each other (UsageError)."""
+    from offline_data import DatasetError, check_matches_env, load_dataset
+
+    try:
+        data = load_dataset(dataset, env_name)
+        env = make_env(data.env_id, **data.env_kwargs)
+        check_matches_env(data, env.observation_space.shape[0], env.action_space.shape[0])
+    except DatasetError as error:
+        raise UsageError(str(error)) from None
+    low, high = env.action_space.low, env.action_space.high
+    if not ((low == -high).all() and (high == high[0]).all()):
+        raise UsageError(f"{data.env_id}'s actions lie in [{low}, {high}]; POGO's actors "
+                         f"need a symmetric box [−m, m] with one m for every dimension")
+    return data, env
+
+
+def agent_config(args: argparse.Namespace, action_dim: int) -> Any:
+    """POGOConfig from the flags (UsageError for a combination the agent refuses)."""
+    from pogo import POGOConfig
+
+    common = dict(distance=args.distance, num_samples=args.num_samples,
+                  hidden_size=args.hidden_size, lr=args.lr, gamma=args.gamma, tau=args.tau,
+                  policy_noise=args.policy_noise, noise_clip=args.noise_clip,
+                  policy_freq=args.policy_freq, sinkhorn_blur=args.sinkhorn_blur)
+    try:
+        if args.td3_bc:
+            return POGOConfig.td3_bc(action_dim, **common)
+        return POGOConfig(num_actors=args.num_actors, weights=tuple(args.w2_weights),
+                          stochastic=not args.deterministic_actors,
+                          q_normalize=args.q_normalize, **common)
+    except ValueError as error:
+        raise UsageError(f"{error}") from None
+
+
+def preflight(args: argparse.Namespace) -> int:
+    """The start-up checks a sweep repeats for each run (dataset, environment, agent
+    settings; UsageError if not), and the run's peak resident memory in bytes: the
+    dataset on the host and on the device, plus the process."""
+    data, env = load_checked(args.dataset, args.env_name)
+    agent_config(args, data.action_dim)
+    floats = 2 * data.obs_dim + data.action_dim + 2
+    return 2 * len(data) * 4 * floats + MEMORY_OVERHEAD_BYTES
+
+
+def check_flags(args: argparse.Namespace) -> tuple[RunPaths, Any]:
+    validate_args(args)
+    check_cuda(args)
+    data, env = load_checked(args.dataset, args.env_name)
+    agent_config(args, data.action_dim)
+    return run_paths(args), (data, env)
+
+
+def parse_and_check(argv: list[str] | None) -> tuple[argparse.Namespace, RunPaths, Any]:
+    """Flags, paths, dataset and environment, or one line and exit status 2."""
+    return experiment.parse_and_check(PROGRAM, build_parser(), argv, check_flags)
+
+
+def evaluation_policies(agent: Any, obs_mean: Any, obs_std: Any) -> list[Any]:
+    """Each actor's deterministic action tanh(MLP([(s − μ)/σ, 0]))·max_action, in float64."""
+    mean, std = obs_mean.double(), obs_std.double()
+
+    def policy(actor: Any) -> Any:
+        return lambda obs, noise: actor((obs - mean) / std)
+    return [policy(float64_copy(actor)) for actor in agent.actors]
+
+
+# --------------------------------------------------------------------------- training
+class Trainer:
+    def __init__(self, args: argparse.Namespace, paths: RunPaths, built: tuple[Any, Any]):
+        import torch
+
+        from offline_data import OfflineSampler
+        from pogo import POGO
+
+        self.args = args
+        self.data, env = built
+        self.experiment = Experiment(PROGRAM, args, paths, args.num_actors)
+        self.device = torch.device("cuda" if args.cuda else "cpu")
+        self.sampler = OfflineSampler(self.data, stream_seed(args.seed, "data"), self.device,
+                                      args.normalize_states, args.normalize_rewards)
+        self.agent = POGO(self.data.obs_dim, self.data.action_dim,
+                          float(env.action_space.high[0]), agent_config(args, self.data.action_dim),
+                          seed=args.seed, device=self.device)
+        self.evaluator = Evaluator(self.data.env_id, args.num_actors, args.eval_episodes,
+                                   args.seed, EVALUATION_MODES, self.data.env_kwargs)
+        self.metrics: dict[str, Any] = {}  # the latest update's metrics, still on the device
+        if self.experiment.resumed:
+            self.experiment.load_checkpoint(self.restore)
+        self.experiment.open_writer()
+
+    @property
+    def state(self) -> Any:
+        return self.experiment.state
+
+    def restore(self, checkpoint: dict[str, Any]) -> None:
+        self.agent.load_state_dict(checkpoint["agent"])
+        self.sampler.load_state_dict(checkpoint["sampler"])
+
+    def save_checkpoint(self) -> None:
+        self.experiment.save_checkpoint({"agent": self.agent.state_dict(),
+                                         "sampler": self.sampler.state_dict()})
+
+    def evaluate(self) -> None:
+        policies = evaluation_policies(self.agent, self.sampler.obs_mean, self.sampler.obs_std)
+        returns = self.evaluator.run(policies, self.device, self.experiment.stop.check)
+        scores = self.data.normalized_score if self.data.has_reference_scores else None
+        self.experiment.record_evaluation(returns, EVALUATION_MODES, {}, self.metrics, scores)
+
+    def train(self) -> None:
+        args, state = self.args, self.state
+        clock = time.time()
+        while state.total_steps < args.num_steps:
+            self.experiment.stop.check()
+            self.metrics = self.agent.update(self.sampler.sample(args.batch_size))
+            self.experiment.check_update(self.metrics)
+            state.total_steps += 1
+            if state.total_steps % args.log_freq == 0:
+                now = time.time()
+                self.experiment.log_training(self.metrics, self.data.source,
+                                             args.log_freq / (now - clock))
+                clock = now
+            if state.total_steps % args.eval_freq == 0:
+                self.evaluate()
+            if state.total_steps - state.last_checkpoint_step >= args.checkpoint_freq:
+                self.save_checkpoint()
+        if not state.history or state.history[-1]["step"] != state.total_steps:
+            self.evaluate()
+
+    def finish(self) -> None:
+        self.experiment.finish({"agent": self.agent.state_dict()},
+                               {"dataset": self.args.dataset, "env_id": self.data.env_id},
+                               f"{self.state.total_steps} steps")
+
+
+@interruptible(PROGRAM)
+def main(argv: list[str] | None = None) -> None:
+    args, paths, built = parse_and_check(argv)
+    if finished_already(paths):
+        return
+    trainer = Trainer(args, paths, built)
+    trainer.experiment.run(trainer.train, trainer.device)
+    trainer.finish()
+
+
+if __name__ == "__main__":
+    main()
