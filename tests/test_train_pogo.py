@@ -1,0 +1,192 @@
+"""train_pogo.py end to end on tiny datasets written here (D4RL hdf5 and Minari), as real
+subprocesses and in-process runs on real MuJoCo environments."""
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import h5py
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import train_pogo
+
+from conftest import REPO_ROOT as REPO_ROOT_TEXT
+
+REPO_ROOT = Path(REPO_ROOT_TEXT)
+RUN = "POGO_invertedpendulum_random_s3_w1.0-0.5"
+TINY = ["--env-name", "InvertedPendulum-v5", "--seed", "3", "--num-actors", "2",
+        "--w2-weights", "1.0,0.5", "--num-samples", "3", "--num-steps", "300",
+        "--eval-freq", "100", "--eval-episodes", "2", "--batch-size", "32",
+        "--hidden-size", "32", "--log-freq", "100", "--checkpoint-freq", "100"]
+
+
+@pytest.fixture(scope="module")
+def hdf5_dataset(tmp_path_factory) -> Path:
+    """2,000 uniform-random InvertedPendulum-v5 steps in D4RL's flat layout."""
+    env = gym.make("InvertedPendulum-v5")
+    rng = np.random.default_rng(0)
+    columns = {key: [] for key in ("observations", "actions", "rewards", "next_observations",
+                                   "terminals", "timeouts")}
+    obs, _ = env.reset(seed=0)
+    for _ in range(2000):
+        action = rng.uniform(-3.0, 3.0, 1).astype(np.float32)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        for key, value in zip(columns, (obs, action, reward, next_obs, terminated, truncated)):
+            columns[key].append(value)
+        obs = env.reset(seed=int(rng.integers(2**31)))[0] if terminated or truncated else next_obs
+    path = tmp_path_factory.mktemp("data") / "invertedpendulum_random.hdf5"
+    with h5py.File(path, "w") as handle:
+        for key, values in columns.items():
+            handle[key] = np.array(values)
+    return path
+
+
+def outputs(root: Path) -> list[str]:
+    return ["--results-dir", str(root / "results"), "--log-dir", str(root / "runs"),
+            "--checkpoint-dir", str(root / "checkpoints")]
+
+
+def command(dataset: Path, root: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(REPO_ROOT / "train_pogo.py"), "--dataset", str(dataset),
+            *TINY, *outputs(root), *extra]
+
+
+def rows_of(root: Path, run: str = RUN) -> list[dict[str, str]]:
+    with open(root / "results" / run / "training" / f"{run}_metrics.csv") as handle:
+        return [{k: v for k, v in row.items() if k != "wall_time_s"}
+                for row in csv.DictReader(handle)]
+
+
+@pytest.fixture(scope="module")
+def finished(hdf5_dataset, tmp_path_factory):
+    root = tmp_path_factory.mktemp("pogo_a")
+    result = subprocess.run(command(hdf5_dataset, root), capture_output=True, text=True,
+                            timeout=300, cwd=root)
+    assert result.returncode == 0, result.stderr
+    return root, result
+
+
+def test_end_to_end_outputs(finished):
+    root, result = finished
+    rows = rows_of(root)
+    assert [int(row["step"]) for row in rows] == [100, 200, 300]
+    for column in ("actor_0_deterministic", "actor_1_deterministic", "critic_loss", "q_data",
+                   "actor_loss_0", "actor_loss_1", "distance_0", "distance_1", "actor_q_1"):
+        assert column in rows[-1], column
+    assert "actor_0_stochastic" not in rows[-1]  # POGO evaluates deterministic episodes
+    # D4RL has no reference scores for InvertedPendulum: raw returns only
+    assert not any(key.endswith("_score") for key in rows[-1])
+    assert "Actor 1 - Deterministic:" in result.stdout
+    results = root / "results" / RUN
+    for i in range(2):
+        returns = np.load(results / f"{RUN}_actor_{i}.npy")
+        assert returns.tolist() == [float(row[f"actor_{i}_deterministic"]) for row in rows]
+    config = json.loads((results / "config.json").read_text())
+    assert config["w2_weights"] == [1.0, 0.5] and config["distance"] == "exact"
+    assert json.loads((results / "summary.json").read_text())["steps"] == 300
+    checkpoints = root / "checkpoints" / "invertedpendulum_random"
+    assert (checkpoints / f"{RUN}_final.pt").exists()
+    assert not (checkpoints / f"{RUN}_latest.pt").exists()
+    events = EventAccumulator(str(root / "runs" / RUN))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    for tag in ("train/critic_loss", "train/distance_1", "eval/actor_1_deterministic"):
+        assert tag in tags, tag
+    assert [e.step for e in events.Scalars("eval/actor_0_deterministic")] == [100, 200, 300]
+
+
+def test_kill_9_and_resume_equals_the_uninterrupted_run(finished, hdf5_dataset, tmp_path):
+    """Same seed → same numbers, across a SIGKILL and --resume."""
+    checkpoint = tmp_path / "checkpoints" / "invertedpendulum_random" / f"{RUN}_latest.pt"
+    process = subprocess.Popen(command(hdf5_dataset, tmp_path), cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    result = subprocess.run(command(hdf5_dataset, tmp_path, "--resume"), capture_output=True,
+                            text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0 and "Resuming" in result.stdout, result.stderr
+    assert rows_of(tmp_path) == rows_of(finished[0])
+    for i in range(2):
+        name = f"{RUN}_actor_{i}.npy"
+        assert (tmp_path / "results" / RUN / name).read_bytes() == \
+               (finished[0] / "results" / RUN / name).read_bytes()
+
+
+def test_minari_dataset_and_normalised_scores(tmp_path, monkeypatch):
+    import make_dataset
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    make_dataset.main(["--env-name", "InvertedPendulum-v5", "--policy", "random",
+                       "--num-steps", "1500", "--seed", "1", "--dataset-id",
+                       "test/invertedpendulum/random-v0", "--ref-min-score", "5",
+                       "--ref-max-score", "1000"])
+    flags = [flag for flag in TINY if flag not in ("--env-name", "InvertedPendulum-v5")]
+    train_pogo.main(["--dataset", "test/invertedpendulum/random-v0", *flags,
+                     "--num-steps", "100", *outputs(tmp_path)])
+    run = "POGO_test-invertedpendulum-random-v0_s3_w1.0-0.5"
+    row = rows_of(tmp_path, run)[-1]
+    for i in range(2):
+        raw = float(row[f"actor_{i}_deterministic"])
+        assert float(row[f"actor_{i}_deterministic_score"]) == \
+               pytest.approx(100 * (raw - 5) / (1000 - 5))
+
+
+def test_td3_bc_is_a_configuration(hdf5_dataset, tmp_path):
+    flags = ["--env-name", "InvertedPendulum-v5", "--num-steps", "50", "--eval-freq", "50",
+             "--eval-episodes", "1", "--batch-size", "16", "--hidden-size", "16"]
+    args, paths, (data, _) = train_pogo.parse_and_check(
+        ["--dataset", str(hdf5_dataset), "--td3-bc", *flags, *outputs(tmp_path)])
+    config = train_pogo.agent_config(args, data.action_dim)
+    assert paths.file_name == "TD3BC_invertedpendulum_random_s0"
+    assert (config.num_actors, config.stochastic, config.q_normalize) == (1, False, 2.5)
+    assert config.weights == (1.0,)  # 1/dim(A) with one action dimension
+
+
+@pytest.mark.parametrize("extra, message", [
+    ([], "--dataset is required"),
+    (["--dataset", "missing.hdf5", "--env-name", "Hopper-v5"], "missing.hdf5"),
+    (["--dataset", "nobody/hopper/medium-v0"], "minari download"),
+    (["--dataset", "DATA", "--env-name", "HalfCheetah-v5"], "HalfCheetah-v5"),
+    (["--dataset", "DATA", "--env-name", "InvertedPendulum-v5", "--num-samples", "9"],
+     "num_samples"),
+    (["--dataset", "DATA", "--env-name", "InvertedPendulum-v5", "--distance", "energy"],
+     "--distance"),
+    (["--dataset", "DATA", "--env-name", "InvertedPendulum-v5", "--num-actors", "3",
+      "--w2-weights", "1,2"], "--w2-weights has 2 values"),
+    (["--dataset", "DATA", "--env-name", "InvertedPendulum-v5", "--w2-weights", "-1"],
+     "non-negative"),
+    (["--dataset", "DATA", "--env-name", "InvertedPendulum-v5", "--td3-bc",
+      "--num-actors", "2"], "--td3-bc"),
+])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(hdf5_dataset, tmp_path, capsys,
+                                                          monkeypatch, extra, message):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    argv = [str(hdf5_dataset) if word == "DATA" else word for word in extra]
+    with pytest.raises(SystemExit) as exit_info:
+        train_pogo.main([*argv, *outputs(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("train_pogo.py: error:") and message in err[0]
+    assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_help_imports_no_torch():
+    code = "import sys; sys.argv = ['train_pogo.py', '--help']\n" \
+           "import train_pogo\ntry:\n    train_pogo.main()\nexcept SystemExit:\n    pass\n" \
+           "assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT,
+                   capture_output=True)
+    assert torch.__version__  # the suite itself has torch
