@@ -4,7 +4,7 @@
     python train_pogo.py --dataset hopper_medium-v2.hdf5 --env-name Hopper-v5 --td3-bc
 
 Outputs: experiment.py's layout, under the file_name POGO_{dataset}_s{seed}_w{weights} (or
-TD3BC_{dataset}_s{seed}); the
+TD3BC_…); the
 metrics CSV also holds each actor's normalised score (actor_{i}_deterministic_score) where
 the dataset has reference scores. One step is one gradient update (critic every step,
 actors every --policy-freq). Torch is imported only after the flags are parsed.
@@ -28,7 +28,6 @@ PROGRAM = "train_pogo.py"
 SWEEP_AXIS = "dataset"  # a sweep file's per-task entries are datasets
 MEMORY_OVERHEAD_BYTES = 600 * 2**20  # torch + MuJoCo + Python per process (resident)
 EVALUATION_MODES = ("deterministic",)
-TD3_BC_Q_NORMALIZE = 2.5  # TD3+BC's α
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,9 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--w2-weights", default=None,
                        help="w_0 (actor 0's pull to the data) … w_{N-1}, e.g. 10,10,10, or one "
                             "w for every actor (default 1.0)")
-    agent.add_argument("--td3-bc", action="store_true",
+    agent.add_argument("--td3-bc", action=argparse.BooleanOptionalAction, default=False,
                        help="TD3+BC: one deterministic actor, Q term normalised with 2.5/E|Q|, "
-                            "behaviour cloning averaged over action dimensions")
+                            "and --w2-weights w weighs a behaviour-cloning term averaged over "
+                            "action dimensions (w_0 = w/dim(A); TD3+BC's is w = 1)")
     agent.add_argument("--deterministic-actors", action=argparse.BooleanOptionalAction,
                        default=False, help="π(s) instead of the noise-input π(s, z)")
     agent.add_argument("--distance", choices=("exact", "sinkhorn"), default="exact",
@@ -112,15 +112,13 @@ def validate_args(args: argparse.Namespace) -> None:
     if args.dataset is None:
         raise UsageError("--dataset is required: a local Minari dataset id or a .hdf5 file")
     if args.td3_bc:
-        if args.num_actors != 1 or args.w2_weights is not None or args.q_normalize is not None:
-            raise UsageError("--td3-bc sets the actor, its weight and the Q normalisation "
-                             "itself; drop --num-actors, --w2-weights and --q-normalize")
-        args.deterministic_actors, args.q_normalize = True, TD3_BC_Q_NORMALIZE
-    else:
-        try:
-            args.w2_weights = parse_weights(args.w2_weights or "1.0", args.num_actors)
-        except ValueError as error:
-            raise UsageError(str(error)) from None
+        if args.num_actors != 1 or args.q_normalize is not None or args.deterministic_actors:
+            raise UsageError("--td3-bc sets one deterministic actor and the Q normalisation "
+                             "itself; drop --num-actors, --q-normalize, --deterministic-actors")
+    try:
+        args.w2_weights = parse_weights(args.w2_weights or "1.0", args.num_actors)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     check_ranges(args, {**OPTIMIZER_RANGES, "sinkhorn_blur": POSITIVE,
                         "policy_noise": (lambda v: v >= 0, "non-negative"),
                         "noise_clip": (lambda v: v >= 0, "non-negative")})
@@ -135,11 +133,10 @@ def task_name(args: argparse.Namespace) -> str:
 
 
 def run_paths(args: argparse.Namespace) -> RunPaths:
-    """POGO_{dataset}_s{seed}_w{weights} or TD3BC_{dataset}_s{seed}; checkpoints are grouped
-    by dataset."""
+    """POGO_{dataset}_s{seed}_w{weights} (TD3BC_… with --td3-bc); checkpoints are grouped by
+    dataset."""
     task = task_name(args)
-    name = (run_name("TD3BC", task, args.seed, None) if args.td3_bc
-            else run_name("POGO", task, args.seed, args.w2_weights))
+    name = run_name("TD3BC" if args.td3_bc else "POGO", task, args.seed, args.w2_weights)
     return RunPaths.of(args, name, group=task.replace("/", "-"))
 
 
@@ -170,8 +167,9 @@ def agent_config(args: argparse.Namespace, action_dim: int) -> Any:
                   policy_noise=args.policy_noise, noise_clip=args.noise_clip,
                   policy_freq=args.policy_freq, sinkhorn_blur=args.sinkhorn_blur)
     try:
-        if args.td3_bc:
-            return POGOConfig.td3_bc(action_dim, **common)
+        if args.td3_bc:  # its BC term is a mean over action dimensions: w_0 = w/dim(A)
+            return POGOConfig.td3_bc(action_dim, weights=(args.w2_weights[0] / action_dim,),
+                                     **common)
         return POGOConfig(num_actors=args.num_actors, weights=tuple(args.w2_weights),
                           stochastic=not args.deterministic_actors,
                           q_normalize=args.q_normalize, **common)

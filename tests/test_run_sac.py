@@ -5,6 +5,7 @@ and the results summary checked against hand-made metrics CSVs."""
 from __future__ import annotations
 
 import csv
+import fcntl
 import itertools
 import json
 import math
@@ -20,7 +21,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-import run_sac
+import experiment
+import sweep_config
+import sweep_launch
+import sweep_script
+import sweep_view
 import train_sac
 
 from conftest import REPO_ROOT as REPO_ROOT_TEXT
@@ -28,7 +33,7 @@ from conftest import REPO_ROOT as REPO_ROOT_TEXT
 REPO_ROOT = Path(REPO_ROOT_TEXT)
 RUN_SAC = REPO_ROOT / "run_sac.py"
 ENV = "InvertedPendulum-v5"
-FLAGS = run_sac.train_sac_flags()
+SCRIPT = sweep_script.load_script("train_sac.py")
 
 TINY = {"num_actors": 2, "start_steps": 100, "hidden_size": 16, "batch_size": 16,
         "replay_size": 5000, "eval_episodes": 1, "eval_freq": 10, "log_freq": 100,
@@ -92,7 +97,7 @@ def test_grid_is_env_by_w2_setting_by_seed_with_both_w2_forms():
                          "num_actors": 2},
               "environments": {"A-v5": {"w2_weights_list": [[0.0, 0.0], [0.0, 0.3]]},
                                "B-v5": {"w2_weights": [0.0, 0.2]}}}
-    runs = run_sac.expand_grid(config, FLAGS)
+    runs = sweep_config.expand_grid(config, SCRIPT)
     assert [(r.env, r.weights, r.seed) for r in runs] == [
         ("A-v5", (0.0, 0.0), 7), ("A-v5", (0.0, 0.0), 8),
         ("A-v5", (0.0, 0.3), 7), ("A-v5", (0.0, 0.3), 8),
@@ -106,7 +111,7 @@ def test_entry_overrides_common_key_by_key_and_its_w2_replaces_commons():
               "environments": {"A-v5": {}, "B-v5": None,
                                "C-v5": {"lr": 0.01, "seeds": [4, 5], "w2_weights": 0.2,
                                         "num_actors": 2}}}
-    runs = run_sac.expand_grid(config, FLAGS)
+    runs = sweep_config.expand_grid(config, SCRIPT)
     by_env = {env: [r for r in runs if r.env == env] for env in ("A-v5", "B-v5", "C-v5")}
     for env in ("A-v5", "B-v5"):  # {} and an empty value: the common settings
         assert [r.weights for r in by_env[env]] == [(0.0, 0.1, 0.1), (0.0, 0.5, 0.5)]
@@ -118,7 +123,7 @@ def test_entry_overrides_common_key_by_key_and_its_w2_replaces_commons():
 def test_without_num_actors_each_w2_setting_sets_its_own_chain_length(tmp_path):
     text = GOOD.replace("  num_actors: 2\n", "").replace(
         "w2_weights: [0.0, 0.1]", "w2_weights_list: [[0.0], [0.0, 0.1], [0.0, 0.1, 0.1]]")
-    runs, _ = run_sac.load_sweep(write(tmp_path, text), thorough=False)
+    runs, _ = sweep_config.load_sweep(write(tmp_path, text), thorough=False)
     assert [(r.weights, r.seed) for r in runs] == [
         ((0.0,), 1), ((0.0,), 2), ((0.0, 0.1), 1), ((0.0, 0.1), 2),
         ((0.0, 0.1, 0.1), 1), ((0.0, 0.1, 0.1), 2)]
@@ -131,10 +136,11 @@ def test_without_num_actors_each_w2_setting_sets_its_own_chain_length(tmp_path):
 
 
 def test_settings_map_to_flags_by_one_rule():
-    run = run_sac.Run(env=ENV, weights=(0.0, 0.1), seed=3,
-                      settings={"batch_size": 32, "lr": 0.001, "q_normalize": False,
-                                "automatic_entropy_tuning": True, "critic_target_policy": "target"})
-    argv = run_sac.train_sac_argv(run, FLAGS)
+    run = sweep_script.Run(env=ENV, weights=(0.0, 0.1), seed=3,
+                           settings={"batch_size": 32, "lr": 0.001, "q_normalize": False,
+                                     "automatic_entropy_tuning": True,
+                                     "critic_target_policy": "target"})
+    argv = sweep_script.script_argv(run, SCRIPT)
     assert argv == ["--env-name=InvertedPendulum-v5", "--seed=3", "--w2-weights=0.0,0.1",
                     "--lr=0.001", "--automatic-entropy-tuning", "--no-q-normalize",
                     "--critic-target-policy=target", "--batch-size=32", "--resume"]
@@ -230,8 +236,8 @@ def test_each_validation_error_is_one_line_naming_the_problem(case, tmp_path):
     for old, new in BAD[case][0]:
         assert old in text
         text = text.replace(old, new)
-    with pytest.raises(run_sac.ConfigError) as excinfo:
-        run_sac.load_sweep(write(tmp_path, text))
+    with pytest.raises(sweep_config.ConfigError) as excinfo:
+        sweep_config.load_sweep(write(tmp_path, text))
     problems = excinfo.value.problems
     assert len(problems) == 1, problems
     for fragment in BAD[case][1]:
@@ -239,15 +245,15 @@ def test_each_validation_error_is_one_line_naming_the_problem(case, tmp_path):
 
 
 def test_good_file_passes_and_resume_with_changed_settings_is_caught(tmp_path):
-    runs, _ = run_sac.load_sweep(write(tmp_path, GOOD))
+    runs, _ = sweep_config.load_sweep(write(tmp_path, GOOD))
     assert [r.file_name for r in runs] == [f"POSAC_{ENV}_s1_w0.0-0.1", f"POSAC_{ENV}_s2_w0.0-0.1"]
     args = train_sac.build_parser().parse_args(runs[0].argv)
     train_sac.validate_args(args)
     runs[0].results.mkdir(parents=True)  # results of an earlier sweep with another lr
     (runs[0].results / "config.json").write_text(
-        json.dumps({**train_sac.settings_of(args), "lr": 0.1}))
-    with pytest.raises(run_sac.ConfigError) as excinfo:
-        run_sac.load_sweep(write(tmp_path, GOOD))
+        json.dumps({**experiment.settings_of(args), "lr": 0.1}))
+    with pytest.raises(sweep_config.ConfigError) as excinfo:
+        sweep_config.load_sweep(write(tmp_path, GOOD))
     assert excinfo.value.problems == [
         f"{tmp_path / 'sweep.yaml'}: InvertedPendulum-v5 w2 [0.0, 0.1] (seed 1): train_sac.py "
         f"rejects these settings: --resume with settings that differ from the saved run in "
@@ -267,13 +273,12 @@ def test_cli_reports_every_problem_one_line_each_exit_2_and_writes_nothing(tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.yaml"]
 
 
-def test_gpu_pool_is_round_robin_over_the_least_loaded():
-    pool = run_sac.GpuPool(["0", "1", "2"])
-    assert [pool.take() for _ in range(4)] == ["0", "1", "2", "0"]
-    pool.give("1")
-    pool.give("2")
-    assert pool.take() == "1"  # least loaded, and assigned longer ago than 2
-    assert run_sac.GpuPool([]).take() is None
+def test_each_launch_slot_keeps_one_gpu_round_robin():
+    # the pool as the issue asks: gpus[slot % len(gpus)], so no GPU serves more than
+    # ceil(jobs / len(gpus)) runs at once (the least-loaded pool it replaces is gone)
+    assert [sweep_launch.gpu_of(slot, ["0", "1", "2"]) for slot in range(5)] == [
+        "0", "1", "2", "0", "1"]
+    assert sweep_launch.gpu_of(0, []) is None
 
 
 LOG = """\
@@ -291,11 +296,11 @@ step 60000/1000000 (6.0%) | episode 97 | last return 900.0 | 70.0 steps/s | ETA 
 
 
 def test_progress_is_parsed_from_the_log_and_drawn_one_line_per_run(tmp_path):
-    run = run_sac.Run(env="Hopper-v5", weights=(0.0, 0.1), seed=1, settings={},
-                      file_name="POSAC_Hopper-v5_s1_w0.0-0.1", log=tmp_path / "run.log",
-                      num_steps=1_000_000)
+    run = sweep_script.Run(env="Hopper-v5", weights=(0.0, 0.1), seed=1, settings={},
+                           file_name="POSAC_Hopper-v5_s1_w0.0-0.1", log=tmp_path / "run.log",
+                           num_steps=1_000_000)
     run.log.write_text(LOG + "step 65000/1000")  # an incomplete last line is left for later
-    state = run_sac.RunState(run=run, status="running", started=time.time())
+    state = sweep_view.RunStatus(run=run, status="running", started=time.time())
     state.read_log()
     assert (state.start_step, state.step, state.rate, state.eval_step) == (50000, 60000, 70.0,
                                                                           55410)
@@ -316,7 +321,8 @@ def test_progress_is_parsed_from_the_log_and_drawn_one_line_per_run(tmp_path):
             pass
 
     screen = Terminal()
-    view = run_sac.ProgressView([state, run_sac.RunState(run=run)], interval=60, stream=screen)
+    view = sweep_view.ProgressView([state, sweep_view.RunStatus(run=run)], interval=60,
+                                   stream=screen)
     view.refresh(force=True)
     view.refresh(force=True)
     first, second = screen
@@ -325,8 +331,6 @@ def test_progress_is_parsed_from_the_log_and_drawn_one_line_per_run(tmp_path):
 
 
 def test_a_run_locked_by_another_process_is_left_alone(tmp_path):
-    import fcntl
-
     write(tmp_path, tiny_config(seeds=[1]))
     log = tmp_path / "results" / "logs" / f"{name(1)}.log"
     log.parent.mkdir(parents=True)
@@ -336,6 +340,114 @@ def test_a_run_locked_by_another_process_is_left_alone(tmp_path):
     assert result.returncode == 0, result.stderr
     assert row_of(result.stdout, name(1), "busy"), result.stdout
     assert not (tmp_path / "results" / name(1)).exists()
+
+
+# --------------------------------------------------------------------------- another script
+FAKE_SCRIPT = '''\
+"""A stand-in training script: the sweep contract only, with another task flag, another
+meaning of a single w2 number ([w, w, ...]) and a preflight that knows one missing task."""
+import argparse
+
+from experiment import RunPaths, add_output_flags
+from utils import OneLineErrorParser, UsageError, run_name
+
+SWEEP_AXIS = "dataset"
+
+
+def parse_weights(text, num_actors):
+    values = [float(part) for part in text.split(",")]
+    return values * num_actors if len(values) == 1 else values
+
+
+def build_parser():
+    parser = OneLineErrorParser(prog="train_fake.py")
+    parser.add_argument("--dataset", default="d")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-steps", type=int, default=10)
+    parser.add_argument("--num-actors", type=int, default=1)
+    parser.add_argument("--w2-weights", default="0.1")
+    parser.add_argument("--cuda", action=argparse.BooleanOptionalAction, default=False)
+    add_output_flags(parser, "updates")
+    return parser
+
+
+def validate_args(args):
+    args.w2_weights = parse_weights(args.w2_weights, args.num_actors)
+
+
+def run_paths(args):
+    return RunPaths.of(args, run_name("FAKE", args.dataset, args.seed, args.w2_weights),
+                       group=args.dataset)
+
+
+def preflight(args):
+    if args.dataset == "missing":
+        raise UsageError("no dataset named missing")
+    return 123 * args.num_steps
+'''
+
+
+def fake_sweep(root: Path, monkeypatch, datasets: list[str], **common) -> Path:
+    """A sweep file naming train_fake.py, which lives in `root` (as the repository root)."""
+    (root / "train_fake.py").write_text(FAKE_SCRIPT)
+    monkeypatch.setattr(sweep_script, "HERE", root)
+    monkeypatch.setitem(sys.modules, "train_fake", None)  # removed again after the test,
+    monkeypatch.setattr(sys, "path", list(sys.path))  # like the path the import adds
+    return write(root, {"script": "train_fake.py",
+                        "common": {"seeds": [1], "enabled_environments": datasets,
+                                   "num_actors": 2, "w2_weights": 0.5, **common},
+                        "environments": {name: {} for name in datasets}})
+
+
+def test_the_script_key_launches_another_script_through_its_contract_only(tmp_path,
+                                                                          monkeypatch):
+    runs, script = sweep_config.load_sweep(fake_sweep(tmp_path, monkeypatch, ["a/b"]))
+    assert script.name == "train_fake.py" and script.axis == "dataset"
+    [run] = runs
+    assert run.weights == (0.5, 0.5)  # the script's meaning of a single number
+    assert run.argv == ["--dataset=a/b", "--seed=1", "--num-actors=2", "--w2-weights=0.5,0.5",
+                        "--resume"]
+    assert run.command[2] == str(tmp_path / "train_fake.py")
+    assert run.file_name == "FAKE_a-b_s1_w0.5-0.5"
+    assert run.log == Path("results/logs/FAKE_a-b_s1_w0.5-0.5.log")
+    assert run.peak_bytes == 123 * 10  # from the script's preflight
+
+
+def test_another_scripts_task_flag_is_grid_owned_and_its_preflight_is_reported(tmp_path,
+                                                                               monkeypatch):
+    path = fake_sweep(tmp_path, monkeypatch, ["a"], dataset="x")
+    with pytest.raises(sweep_config.ConfigError) as excinfo:
+        sweep_config.load_sweep(path)
+    [owned] = excinfo.value.problems
+    assert "common.dataset: cannot be set in a sweep" in owned
+    path = fake_sweep(tmp_path, monkeypatch, ["a", "missing"])
+    with pytest.raises(sweep_config.ConfigError) as excinfo:
+        sweep_config.load_sweep(path)
+    assert excinfo.value.problems == [
+        f"{path}: common.enabled_environments: no dataset named missing"]
+    runs, _ = sweep_config.load_sweep(path, thorough=False)  # --summarize: no preflight
+    assert [run.env for run in runs] == ["a", "missing"]
+
+
+def test_a_script_that_is_missing_or_lacks_the_contract_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep_script, "HERE", tmp_path)
+    (tmp_path / "not_a_script.py").write_text("x = 1\n")
+    for name, fragment in (("nope.py", "'nope.py' is not a training script"),
+                           ("not_a_script.py", "not_a_script.py lacks build_parser")):
+        path = write(tmp_path, tiny_config() | {"script": name})
+        with pytest.raises(sweep_config.ConfigError) as excinfo:
+            sweep_config.load_sweep(path)
+        [problem] = excinfo.value.problems
+        assert problem.startswith(f"{path}: script: ") and fragment in problem, problem
+
+
+def test_error_lines_of_any_script_are_recognised():
+    state = sweep_view.RunStatus(run=sweep_script.Run(env="a", weights=(0.0,), seed=1,
+                                                      settings={}))
+    for line in ("train_fake.py: error: no dataset", "=== run_sac.py: exit status 2",
+                 "not an error: train_sac.py: error: x"):
+        state.parse(line)
+    assert state.error_line == "train_fake.py: error: no dataset"
 
 
 # --------------------------------------------------------------------------- dry run
@@ -433,7 +545,8 @@ def test_ctrl_c_stops_children_and_leaves_them_resumable(tmp_path):
     assert f"└ resumes from checkpoints/{ENV}/{name(1)}_latest.pt" in out
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # the child is gone ...
-    assert not run_sac.log_is_locked(log)  # ... and nothing holds its log
+    with open(log, "a") as handle:  # ... and nothing holds its log (this would raise)
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     assert checkpoint.exists() and not (tmp_path / "results" / name(1) / "summary.json").exists()
     dry = sweep(tmp_path, "--dry-run")
     assert f"# {name(1)} [resume from checkpoints/{ENV}/{name(1)}_latest.pt]" in dry.stdout
@@ -448,7 +561,7 @@ def test_a_failing_run_does_not_stop_the_others(tmp_path):
     assert result.returncode == 1
     failing = name(1, env="InvertedDoublePendulum-v5")
     assert row_of(result.stdout, failing, "failed"), result.stdout
-    assert "train_sac.py: error: non-finite training values" in result.stdout
+    assert "train_sac.py: error: non-finite " in result.stdout
     assert row_of(result.stdout, name(1), r"finished\s+300/300"), result.stdout
     assert "1 run(s) failed" in result.stderr
     started = re.findall(r"started  (\S+)", result.stdout)

@@ -149,7 +149,7 @@ def test_td3_bc_is_a_configuration(hdf5_dataset, tmp_path):
     args, paths, (data, _) = train_pogo.parse_and_check(
         ["--dataset", str(hdf5_dataset), "--td3-bc", *flags, *outputs(tmp_path)])
     config = train_pogo.agent_config(args, data.action_dim)
-    assert paths.file_name == "TD3BC_invertedpendulum_random_s0"
+    assert paths.file_name == "TD3BC_invertedpendulum_random_s0_w1.0"
     assert (config.num_actors, config.stochastic, config.q_normalize) == (1, False, 2.5)
     assert config.weights == (1.0,)  # 1/dim(A) with one action dimension
 

@@ -1,0 +1,343 @@
+"""Sweep file → validated runs: the YAML read, checked key by key, and expanded into the
+grid enabled environment × w2 setting × seed; then every run is checked by the training
+script itself (sweep_script.py). run_sac.py's validation room.
+
+The file's top-level keys: `script` (the training script, a file in this repository;
+default train_sac.py), `common` (the sweep keys `seeds`, `enabled_environments`,
+`w2_weights` or `w2_weights_list`, and any of the script's flags) and `environments` (one
+entry per enabled task, overriding `common` key by key; a task is the value of the
+script's SWEEP_AXIS flag). Every problem found becomes one line of a ConfigError.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sweep_script import DEFAULT_SCRIPT, Run, Script, load_script, resolve_runs
+from utils import UsageError
+
+SECTION, ENABLED = "environments", "enabled_environments"  # the per-task section, its list
+TOP_LEVEL_KEYS = ("script", "common", SECTION)
+SWEEP_KEYS = {"seeds", "w2_weights", "w2_weights_list"}  # allowed in common and in an entry
+W2_KEYS = ("w2_weights", "w2_weights_list")
+
+
+class ConfigError(Exception):
+    """Every problem found in a sweep file, one line each."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def grid_owned(script: Script) -> dict[str, str]:
+    """The script's flags a sweep must not set, and why."""
+    return {
+        script.axis: f"{SECTION} come from common.{ENABLED} and the {SECTION} section",
+        "seed": "use seeds: [...] (a list; every seed is one run)",
+        "run_name": "run names are derived from env, seed and weights, so runs never collide",
+        "resume": "run_sac.py always passes --resume: finished runs are skipped, the rest "
+                  "continue"}
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def read_keys(mapping: dict, where: str, allowed: set[str], script: Script,
+              problems: list[str]) -> dict[str, Any]:
+    """The mapping with keys normalised to underscores; unknown, doubled and grid-owned keys
+    become problems (with the nearest valid name)."""
+    owned = grid_owned(script)
+    known = allowed | (set(script.flags) - set(owned))
+    out: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
+    for raw, value in mapping.items():
+        if not isinstance(raw, str):
+            problems.append(f"{where}: key {raw!r} is not a name (YAML reads bare yes/no/on/off "
+                            f"and numbers as values; quote the key)")
+            continue
+        key = raw.replace("-", "_")
+        if key in spelled:
+            problems.append(f"{where}: {spelled[key]!r} and {raw!r} are the same setting; keep one")
+            continue
+        spelled[key] = raw
+        if key in owned:
+            problems.append(f"{where}.{raw}: cannot be set in a sweep: {owned[key]}")
+        elif key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else f"; see python {script.name} --help"
+            problems.append(f"{where}: unknown key {raw!r}{hint}")
+        else:
+            out[key] = value
+    return out
+
+
+def check_values(settings: dict[str, Any], where: dict[str, str], script: Script,
+                 problems: list[str]) -> None:
+    """Types that YAML can get wrong before the script's parser sees the values."""
+    for key, value in settings.items():
+        flag = script.flags.get(key)
+        if flag is None:
+            continue
+        if value is None:
+            problems.append(f"{where[key]}: has no value; remove the key to use "
+                            f"{script.name}'s default ({flag.default!r})")
+        elif flag.boolean and not isinstance(value, bool):
+            problems.append(f"{where[key]}: must be true or false (got {value!r})")
+        elif not flag.boolean and isinstance(value, (bool, list, dict)):
+            problems.append(f"{where[key]}: must be a single {type(flag.default).__name__} "
+                            f"(got {value!r})")
+
+
+def number_form(value: float, at: str, num_actors: int | None, script: Script,
+                problems: list[str]) -> list[float] | None:
+    """A w2 setting given as one number: whatever the script's parse_weights makes of it.
+    Without num_actors it has no length, and is refused with what it would stand for."""
+    try:
+        if num_actors is not None:
+            return script.module.parse_weights(repr(value), num_actors)
+        example = script.module.parse_weights(repr(value), 3)
+    except ValueError as error:
+        problems.append(f"{at}: {error}")
+        return None
+    problems.append(f"{at}: the number {value!r} stands for [{', '.join(map(repr, example))}, "
+                    f"…] and needs num_actors; set num_actors or write the weights out, e.g. "
+                    f"{example[:2]}")
+    return None
+
+
+def weight_settings(entry: dict[str, Any], where: str, num_actors: int | None, script: Script,
+                    problems: list[str]) -> list[tuple[float, ...]]:
+    """The w2 settings of one task: `w2_weights` (one setting) or `w2_weights_list`.
+    A setting is a list with one weight per actor, or a single number (see number_form).
+    With `num_actors` None (not set), each list's length is its run's number of actors, so
+    one sweep can compare chain lengths."""
+    if all(key in entry for key in W2_KEYS):
+        problems.append(f"{where}: give w2_weights (one setting) or w2_weights_list, not both")
+        return []
+    if "w2_weights" in entry:
+        raw, label = [entry["w2_weights"]], f"{where}.w2_weights"
+    elif "w2_weights_list" in entry:
+        raw, label = entry["w2_weights_list"], f"{where}.w2_weights_list"
+        if not isinstance(raw, list) or not raw:
+            problems.append(f"{label}: must be a non-empty list of settings such as "
+                            f"[[0.0, 0.0], [0.0, 0.1]]")
+            return []
+    else:
+        problems.append(f"{where}: no w2 setting; add w2_weights: [0.0, 0.1] or "
+                        f"w2_weights_list: [[0.0, 0.0], [0.0, 0.1]] (here or in common)")
+        return []
+    settings: list[tuple[float, ...]] = []
+    for index, value in enumerate(raw):
+        at = label if "w2_weights_list" not in label else f"{label}[{index}]"
+        if is_number(value):
+            value = number_form(value, at, num_actors, script, problems)
+            if value is None:
+                continue
+        if not (isinstance(value, list) and value and all(is_number(w) for w in value)):
+            problems.append(f"{at}: {value!r} is not a list of numbers like [0.0, 0.1] "
+                            f"(or a single number)")
+            continue
+        weights = tuple(float(w) for w in value)
+        if num_actors is not None and len(weights) != num_actors:
+            problems.append(f"{at}: {len(weights)} weights {list(weights)} but num_actors is "
+                            f"{num_actors}; give one weight per actor")
+        elif weights in settings:
+            problems.append(f"{at}: {list(weights)} is listed twice")
+        else:
+            settings.append(weights)
+    return settings
+
+
+def seeds_of(value: Any, where: str, problems: list[str]) -> list[int]:
+    """`seeds`: a non-empty list of distinct integers."""
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in value)):
+        problems.append(f"{where}: must be a non-empty list of integers such as [1, 2, 3] "
+                        f"(got {value!r})")
+        return []
+    if len(set(value)) != len(value):
+        problems.append(f"{where}: lists a seed twice ({value})")
+        return []
+    return list(value)
+
+
+def expand_grid(config: Any, script: Script, source: str = "config") -> list[Run]:
+    """The runs of a parsed sweep file, in enabled-task × w2-setting × seed order.
+
+    A task's entry overrides `common` key by key (its w2 key replaces common's, of either
+    form). Every enabled task must have an entry (`{}` or an empty value means: the common
+    settings). Raises ConfigError listing every problem."""
+    runs, problems = grid_and_problems(config, script, source)
+    if problems:
+        raise ConfigError(problems)
+    return runs
+
+
+def sections(config: dict, script: Script, source: str,
+             problems: list[str]) -> tuple[dict[str, Any], dict]:
+    """The file's `common` settings (keys normalised) and its raw per-task entries."""
+    for key in config:
+        if key not in TOP_LEVEL_KEYS:
+            close = difflib.get_close_matches(str(key), TOP_LEVEL_KEYS, n=1)
+            hint = f"; did you mean {close[0]}?" if close else f"; use common and {SECTION}"
+            problems.append(f"{source}: unknown top-level key {key!r}{hint}")
+    common_raw, entries = config.get("common") or {}, config.get(SECTION) or {}
+    if SECTION not in config and not problems:
+        problems.append(f"{source}: no {SECTION} section; add `{SECTION}:` with an entry per "
+                        f"enabled environment")
+    if not isinstance(common_raw, dict):
+        problems.append(f"{source}: common must be a mapping of settings")
+        common_raw = {}
+    if not isinstance(entries, dict):
+        problems.append(f"{source}: {SECTION} must be a mapping from environment id to "
+                        f"settings")
+        entries = {}
+    return read_keys(common_raw, f"{source}: common", SWEEP_KEYS | {ENABLED}, script,
+                     problems), entries
+
+
+def enabled_tasks(common: dict[str, Any], source: str, problems: list[str]) -> list[str]:
+    """common.enabled_environments: the tasks to run, in order, each once."""
+    enabled = common.get(ENABLED)
+    if (not isinstance(enabled, list) or not enabled
+            or not all(isinstance(e, str) for e in enabled)):
+        problems.append(f"{source}: common.{ENABLED} must be a non-empty list of "
+                        f"environment ids (got {enabled!r})")
+        return []
+    if len(set(enabled)) != len(enabled):
+        problems.append(f"{source}: common.{ENABLED} lists an environment twice")
+    return list(dict.fromkeys(enabled))
+
+
+def grid_and_problems(config: Any, script: Script, source: str) -> tuple[list[Run], list[str]]:
+    """expand_grid's work: the runs of every task whose settings have no problem, and every
+    problem found (each once)."""
+    if not isinstance(config, dict):
+        return [], [f"{source}: the file must be a mapping with `common` and `{SECTION}` "
+                    f"(got {type(config).__name__})"]
+    problems: list[str] = []
+    common, entries = sections(config, script, source, problems)
+    runs: list[Run] = []
+    for task in enabled_tasks(common, source, problems):
+        if SECTION in config:  # else reported above, once
+            runs += task_runs(task, common, entries, script, source, problems)
+    return runs, list(dict.fromkeys(problems))
+
+
+def entry_of(task: str, entries: dict, source: str, problems: list[str]) -> dict | None:
+    """A task's entry (an empty one is {}), or None when it has none or it is no mapping."""
+    if task not in entries:
+        close = difflib.get_close_matches(task, [str(k) for k in entries], n=1, cutoff=0.6)
+        hint = f" (is {close[0]!r} a misspelling?)" if close else ""
+        problems.append(f"{source}: enabled environment {task!r} has no entry under "
+                        f"{SECTION}{hint}; add `{task}: {{}}` to run it with the common settings")
+        return None
+    entry = entries[task] if entries[task] is not None else {}
+    if not isinstance(entry, dict):
+        problems.append(f"{source}: {SECTION}.{task}: must be a mapping of settings (or {{}})")
+        return None
+    return entry
+
+
+def chain_settings(merged: dict[str, Any], where: dict[str, str], script: Script,
+                   problems: list[str]) -> list[tuple[float, ...]]:
+    """The task's w2 settings, each of its number of actors (`num_actors`, or each list's
+    length when it is not set). `where` says where each key was set."""
+    num_actors = merged.get("num_actors")  # None: each w2 setting's length
+    if num_actors is not None and not (isinstance(num_actors, int)
+                                       and not isinstance(num_actors, bool) and num_actors >= 1):
+        problems.append(f"{where['num_actors']}: num_actors must be an integer >= 1 "
+                        f"(got {num_actors!r})")
+        return []
+    w2_key = next((key for key in W2_KEYS if key in merged), None)
+    w2_where = where[w2_key].rsplit(".", 1)[0] if w2_key else where["entry"]  # its section
+    return weight_settings(merged, w2_where, num_actors, script, problems)
+
+
+def task_runs(task: str, common: dict[str, Any], entries: dict, script: Script, source: str,
+              problems: list[str]) -> list[Run]:
+    """The runs of one enabled task: its entry over the common settings, w2 setting × seed."""
+    entry_raw = entry_of(task, entries, source, problems)
+    if entry_raw is None:
+        return []
+    before = len(problems)
+    where = f"{source}: {SECTION}.{task}"
+    entry = read_keys(entry_raw, where, SWEEP_KEYS, script, problems)
+    own_w2 = any(key in entry for key in W2_KEYS)  # an entry's w2 replaces common's
+    merged = {k: v for k, v in common.items() if k != ENABLED and not (own_w2 and k in W2_KEYS)}
+    merged.update(entry)
+    origin = {key: f"{where}.{key}" if key in entry else f"{source}: common.{key}"
+              for key in merged}
+    settings = {k: v for k, v in merged.items() if k not in SWEEP_KEYS}
+    check_values(settings, origin, script, problems)
+    weights_list = chain_settings(merged, {**origin, "entry": where}, script, problems)
+    if "seeds" not in merged:
+        problems.append(f"{where}: no seeds; add seeds: [1, 2, 3] to common or to this entry")
+    seeds = seeds_of(merged["seeds"], origin["seeds"], problems) if "seeds" in merged else []
+    if len(problems) > before:
+        return []  # the script's checks would only repeat the problem in other words
+    return [Run(env=task, weights=weights, seed=seed,
+                settings={**settings, "num_actors": len(weights)})
+            for weights in weights_list for seed in seeds]
+
+
+# --------------------------------------------------------------------------- the file
+def duplicate_keys(text: str, source: str) -> list[str]:
+    """yaml.safe_load keeps the last of two equal keys silently; find them in the node tree."""
+    problems = []
+    stack = [yaml.compose(text, Loader=yaml.SafeLoader)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                if key in seen:
+                    problems.append(f"{source}:{key_node.start_mark.line + 1}: key "
+                                    f"{key_node.value!r} appears twice in the same mapping")
+                seen.add(key)
+                stack.append(value_node)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return problems
+
+
+def read_yaml(path: Path) -> tuple[Any, list[str]]:
+    """The parsed file, and its doubled keys. Raises ConfigError if it is unreadable or
+    malformed."""
+    source = str(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError([f"cannot read {source}: {error.strerror}"]) from None
+    try:
+        return yaml.safe_load(text), duplicate_keys(text, source)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError([f"{at}: malformed YAML: {problem}"]) from None
+
+
+def load_sweep(path: Path, thorough: bool = True) -> tuple[list[Run], Script]:
+    """Parse, expand and validate a sweep file: its runs and its training script. Raises
+    ConfigError with every problem."""
+    source = str(path)
+    config, doubled = read_yaml(path)
+    name = config.get("script", DEFAULT_SCRIPT) if isinstance(config, dict) else DEFAULT_SCRIPT
+    try:
+        script = load_script(name)
+    except UsageError as error:
+        raise ConfigError(doubled + [f"{source}: script: {error}"]) from None
+    runs, problems = grid_and_problems(config, script, source)
+    problems = doubled + problems + resolve_runs(runs, script, source, f"common.{ENABLED}",
+                                                 thorough)
+    if problems:
+        raise ConfigError(problems)
+    return runs, script
