@@ -28,6 +28,19 @@ class Batch(NamedTuple):
     mask: torch.Tensor
 
 
+class StoredEpisode(NamedTuple):
+    """One episode read back from a saved memory (`ReplayMemory.episodes`), arrays as stored."""
+    obs: np.ndarray  # [T + 1, obs_dim]: the episode's observations, its final one last
+    action: np.ndarray  # [T, action_dim]
+    reward: np.ndarray  # [T]
+    terminated: bool  # it ended by termination (mask 0); else by truncation, or still running
+    running: bool  # the episode still being played when the memory was saved
+
+
+class RingWrappedError(ValueError):
+    """A saved memory whose ring wrapped: its oldest transitions are overwritten."""
+
+
 class ReplayMemory:
     def __init__(self, capacity: int, obs_dim: int, action_dim: int, seed: int,
                  device: torch.device | str = "cpu"):
@@ -139,3 +152,49 @@ class ReplayMemory:
         self.sampled_slots[:self.size] = torch.from_numpy(slots)
         self.position, self.filled = state["position"], n
         self.generator.set_state(state["generator"])
+
+    @staticmethod
+    def episodes(state: dict[str, Any]) -> list[StoredEpisode]:
+        """The episodes of a `state_dict()` saved on the ring's first lap, in push order.
+
+        Slots were then written in order: an episode is a maximal run of consecutive
+        sampleable slots s … e, its observations are slots s … e + 1, and it is `running`
+        when the next push would write slot e + 1. Raises RingWrappedError once every slot
+        has been written (the ring wraps, so it may have overwritten data), and ValueError
+        for a layout no first-lap memory has."""
+        capacity, filled, position = (int(state[k]) for k in ("capacity", "filled", "position"))
+        if filled >= capacity + 1:
+            raise RingWrappedError(f"the replay memory filled its ring of {capacity} "
+                                   f"transitions, so its oldest data are overwritten and the "
+                                   f"rest is out of order")
+        slots = np.sort(state["sampled_slots"].numpy().astype(np.int64))
+        if not _first_lap_layout(slots, filled, position, state):
+            raise ValueError("the replay memory's slots are not the layout its pushes write "
+                             "on the ring's first lap")
+        terminated = state["mask"].numpy() == 0.0
+        breaks = np.diff(slots) > 1
+        episodes = []
+        for start, end in zip(slots[np.r_[True, breaks]], slots[np.r_[breaks, True]]):
+            if terminated[start:end].any():
+                raise ValueError("a terminated transition continues its episode in the "
+                                 "replay memory")
+            steps = slice(start, end + 1)
+            episodes.append(StoredEpisode(
+                state["obs"][start:end + 2].numpy(), state["action"][steps].numpy(),
+                state["reward"][steps].numpy(), bool(terminated[end]),
+                running=bool(end == slots[-1] and position == end + 1 and not terminated[end])))
+        return episodes
+
+
+def _first_lap_layout(slots: np.ndarray, filled: int, position: int,
+                      state: dict[str, Any]) -> bool:
+    """Whether sorted sampleable `slots` fit a first lap of `filled` written slots: distinct,
+    from slot 0, the last written slot not sampleable, the next write at (or one past) the
+    end, and between episodes exactly one non-sampleable slot (the final observation)."""
+    if (len(slots) == 0 or len(np.unique(slots)) != len(slots) or slots[0] != 0
+            or slots[-1] >= filled - 1 or position not in (filled - 1, filled)
+            or any(len(state[k]) != filled for k in ("obs", "action", "reward", "mask"))):
+        return False
+    gaps = np.ones(filled, dtype=bool)
+    gaps[slots] = False
+    return not (gaps[1:-1] & gaps[:-2]).any()

@@ -1,7 +1,8 @@
-"""Tests for offline_data: datasets written here (a Minari dataset through minari's own
-writer, D4RL-format hdf5 files through h5py) are loaded back and compared array by array
-with what was written; normalisation, scores and sampling are checked against numpy
-computations made here; every bad input must give one DatasetError line.
+"""Tests for offline_data and offline_readers: datasets written here (a Minari dataset
+through minari's own writer, D4RL-format hdf5 files through h5py) are loaded back and
+compared array by array with what was written; normalisation, scores and sampling are
+checked against numpy computations made here; every bad input must give one DatasetError
+line.
 
 Observations encode (episode, step) as [episode, step, 100·episode + step], so a wrong
 pairing of a state with a next state, or a step leaking across an episode boundary, shows
@@ -17,9 +18,9 @@ import numpy as np
 import pytest
 import torch
 
-import offline_data
-from offline_data import (D4RL_REF_SCORES, DatasetError, OfflineDataset, OfflineSampler,
-                          check_matches_env, load_dataset)
+import offline_readers
+from offline_data import OfflineDataset, OfflineSampler, check_matches_env, load_dataset
+from offline_readers import D4RL_REF_SCORES, DatasetError
 from replay_memory import Batch
 
 OBS_DIM = 3  # Pendulum-v1's observation and action sizes
@@ -40,7 +41,7 @@ def episode_arrays(episode: int, steps: int) -> dict[str, np.ndarray]:
 @pytest.fixture(autouse=True)
 def v2_warning_already_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     """The once-per-process D4RL warning stays quiet except where a test asks for it."""
-    monkeypatch.setattr(offline_data, "_warned_v2_on_new_env", True)
+    monkeypatch.setattr(offline_readers, "_warned_v2_on_new_env", True)
 
 
 def one_line(error: pytest.ExceptionInfo) -> str:
@@ -111,6 +112,25 @@ def test_minari_dataset_loads_as_written(minari_root: Path):
     assert (data.ref_min_score, data.ref_max_score) == (-1500.0, -150.0)
     assert data.normalized_score(-150.0) == pytest.approx(100.0)
     assert "test/pendulum/tiny-v0" in data.source
+
+
+@pytest.mark.parametrize("cut", [True, False])
+def test_minari_final_episode_cut_by_make_dataset_has_no_complete_return(minari_root: Path,
+                                                                         cut: bool):
+    """make_dataset.py stores its budget-cut last episode as truncated and records it: its
+    transitions are kept, its return is no complete episode's (CORL's reward scale)."""
+    import minari
+
+    written = write_minari("test/pendulum/cut-v0",
+                           [(5, "terminated"), (4, "truncated"), (3, "truncated")])
+    minari.load_dataset("test/pendulum/cut-v0").storage.update_metadata(
+        {"make_dataset": {"summary": {"final_episode_cut": cut}}})
+    data = load_dataset("test/pendulum/cut-v0", None)
+    assert len(data) == 12
+    returns = [w["rewards"].sum() for w in written]
+    assert returns == [12.5, 48.0, 64.5]
+    np.testing.assert_allclose(data.episode_returns, returns[:2] if cut else returns)
+    assert data.reward_scale() == pytest.approx(1000.0 / (48.0 - 12.5 if cut else 64.5 - 12.5))
 
 
 def test_minari_evaluation_env_from_eval_env_spec(minari_root: Path):
@@ -283,7 +303,7 @@ def test_d4rl_without_timeouts_and_column_rewards(tmp_path: Path):
 
 
 def test_d4rl_on_new_environment_warns_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(offline_data, "_warned_v2_on_new_env", False)
+    monkeypatch.setattr(offline_readers, "_warned_v2_on_new_env", False)
     path = str(write_hdf5(tmp_path / "hopper_medium-v2.hdf5", d4rl_arrays()))
     with pytest.warns(UserWarning, match="Hopper-v5"):
         load_dataset(path, "Hopper-v5")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from replay_memory import ReplayMemory
+from replay_memory import ReplayMemory, RingWrappedError
 
 OBS_DIM, ACTION_DIM = 3, 2
 
@@ -428,3 +428,69 @@ def test_load_state_dict_rejects_the_older_numpy_format_with_a_clear_error():
              "filled": 3, "size": 2, "rng": {}}
     with pytest.raises(ValueError, match="older format"):
         ReplayMemory(10, OBS_DIM, ACTION_DIM, seed=0).load_state_dict(older)
+
+
+# --------------------------------------------------------------------------- episodes
+
+def saved_state(capacity: int, episodes: list[tuple[int, str | None]], tmp_path=None) -> dict:
+    """The state_dict of a memory fed `episodes`, through a file when `tmp_path` is given
+    (as train_sac.py --save-replay writes it)."""
+    memory = ReplayMemory(capacity, OBS_DIM, ACTION_DIM, seed=0)
+    push_all(memory, make_pushes(episodes))
+    if tmp_path is None:
+        return memory.state_dict()
+    torch.save({"memory": memory.state_dict()}, tmp_path / "replay.pt")
+    return torch.load(tmp_path / "replay.pt", weights_only=True)["memory"]
+
+
+@pytest.mark.parametrize("episodes", [[(3, "terminated"), (2, "truncated"), (4, None)],
+                                      [(1, "truncated"), (5, "terminated"), (2, "terminated")],
+                                      EPISODES, [(1, None)]])
+def test_episodes_rebuild_the_pushed_episodes_exactly(tmp_path, episodes):
+    stored = ReplayMemory.episodes(saved_state(100, episodes, tmp_path))
+    assert len(stored) == len(episodes)
+    for e, (episode, (steps, end)) in enumerate(zip(stored, episodes, strict=True)):
+        np.testing.assert_array_equal(episode.obs, np.stack([observation(e, t)
+                                                             for t in range(steps + 1)]))
+        np.testing.assert_array_equal(episode.action,
+                                      [[e + 0.5, -t - 0.25] for t in range(steps)])
+        np.testing.assert_array_equal(episode.reward, [1000.0 * e + t + 0.5 for t in range(steps)])
+        assert episode.terminated == (end == "terminated")
+        assert episode.running == (end is None)
+
+
+@pytest.mark.parametrize("capacity, episodes", [(8, [(4, "terminated"), (6, None)]),
+                                                (4, [(4, "truncated")])])  # every slot written
+def test_episodes_refuse_a_ring_that_wrapped(capacity, episodes):
+    with pytest.raises(RingWrappedError, match="overwritten"):
+        ReplayMemory.episodes(saved_state(capacity, episodes))
+
+
+def tamper(state: dict, how: str) -> dict:
+    slots = state["sampled_slots"]
+    if how == "duplicate slot":
+        state["sampled_slots"] = torch.cat([slots, slots[:1]])
+    elif how == "no slot 0":
+        state["sampled_slots"] = slots[slots != 0]
+    elif how == "episode's last step missing":  # two free slots in a row
+        state["sampled_slots"] = slots[slots != 2]
+    elif how == "final slot sampled":
+        state["sampled_slots"] = torch.cat([slots, torch.tensor([state["filled"] - 1])])
+    elif how == "position elsewhere":
+        state["position"] = 1
+    elif how == "short rewards":
+        state["reward"] = state["reward"][:-1]
+    elif how == "terminal inside an episode":
+        state["mask"][5] = 0.0
+    return state
+
+
+@pytest.mark.parametrize("how", ["duplicate slot", "no slot 0", "episode's last step missing",
+                                 "final slot sampled", "position elsewhere", "short rewards",
+                                 "terminal inside an episode"])
+def test_episodes_refuse_a_layout_no_first_lap_writes(how):
+    # slots 0-2: a terminated episode, 3: its final observation, 4-7: a running one
+    state = tamper(saved_state(100, [(3, "terminated"), (4, None)]), how)
+    with pytest.raises(ValueError, match="layout|terminated transition continues") as error:
+        ReplayMemory.episodes(state)
+    assert not isinstance(error.value, RingWrappedError)
