@@ -80,16 +80,26 @@ class Evaluator:
     Episode k (of every actor and mode) resets with seed + 10000 + k (utils.SEED_OFFSETS), and
     stochastic episode k of actor i draws its noise from a fixed stream of its own, so every
     evaluation sees the same start states and the same ε, and the result does not depend on
-    how many episodes run at once."""
+    how many episodes run at once.
+
+    With `make_recorded_env` (a function returning a rendering copy of the environment, e.g.
+    video.RunVideos.make_env), the first deterministic episode of every actor plays in such a
+    copy, and `run(..., recorder=...)` hands the recorder its frames (see `run`)."""
 
     def __init__(self, env_name: str, num_actors: int, episodes: int, seed: int,
-                 modes: tuple[str, ...] = MODES, env_kwargs: dict[str, Any] | None = None):
+                 modes: tuple[str, ...] = MODES, env_kwargs: dict[str, Any] | None = None,
+                 make_recorded_env: Callable[[], Any] | None = None):
         import gymnasium as gym
 
         self.num_actors, self.episodes, self.modes = num_actors, episodes, modes
         self.seed = stream_seed(seed, "evaluation")
-        self.envs = [gym.make(env_name, **(env_kwargs or {}))
-                     for _ in range(num_actors * len(modes) * episodes)]
+        # flat index of (actor i, deterministic, episode 0), the episodes a recorder sees
+        per_actor = len(modes) * episodes
+        self.recorded = ([i * per_actor + modes.index("deterministic") * episodes
+                          for i in range(num_actors)] if make_recorded_env is not None else [])
+        self.envs = [make_recorded_env() if j in self.recorded
+                     else gym.make(env_name, **(env_kwargs or {}))
+                     for j in range(num_actors * per_actor)]
         self.max_steps = self.envs[0].spec.max_episode_steps or 1000
         self.noise = self.evaluation_noise(self.envs[0].action_space.shape[0])
 
@@ -120,9 +130,14 @@ class Evaluator:
             return policy(obs_tensor, noise).float().cpu().numpy()
 
     def run(self, policies: list[Policy], device: Any = "cpu",
-            check_stop: Callable[[], None] | None = None) -> np.ndarray:
+            check_stop: Callable[[], None] | None = None, recorder: Any = None) -> np.ndarray:
         """Undiscounted returns, shape [num_actors, len(modes), episodes]. `check_stop` is
-        called between steps (it raises to end the evaluation early)."""
+        called between steps (it raises to end the evaluation early).
+
+        `recorder` (Evaluator built with make_recorded_env; e.g. video.EvaluationVideos)
+        gets `add(i, frame)` for every state in which actor i's first deterministic episode
+        acts (after the reset, and after each step but the last): as many frames as the
+        episode has steps. If the evaluation ends early, `recorder.discard()` is called."""
         shape = (self.num_actors, len(self.modes), self.episodes)
         obs = np.stack([env.reset(seed=self.seed + k)[0]
                         for env, (_, _, k) in zip(self.envs, np.ndindex(*shape))])
@@ -130,17 +145,36 @@ class Evaluator:
         returns = np.zeros(len(self.envs))
         running = np.ones(len(self.envs), dtype=bool)
         per_actor = len(self.modes) * self.episodes
-        for t in range(self.max_steps):
-            if check_stop is not None:
-                check_stop()
-            actions = np.concatenate([
-                self.act(policy, obs[i * per_actor:(i + 1) * per_actor],
-                         noise[i, :, :, t].flatten(0, 1))
-                for i, policy in enumerate(policies)])
-            for j in np.flatnonzero(running):
-                obs[j], reward, terminated, truncated, _ = self.envs[j].step(actions[j])
-                returns[j] += reward
-                running[j] = not (terminated or truncated)
-            if not running.any():
-                break
+        try:
+            self.capture(recorder, running)
+            for t in range(self.max_steps):
+                if check_stop is not None:
+                    check_stop()
+                actions = np.concatenate([
+                    self.act(policy, obs[i * per_actor:(i + 1) * per_actor],
+                             noise[i, :, :, t].flatten(0, 1))
+                    for i, policy in enumerate(policies)])
+                for j in np.flatnonzero(running):
+                    obs[j], reward, terminated, truncated, _ = self.envs[j].step(actions[j])
+                    returns[j] += reward
+                    running[j] = not (terminated or truncated)
+                if not running.any():
+                    break
+                if t + 1 < self.max_steps:  # (no frame of a state no action follows)
+                    self.capture(recorder, running)
+        except BaseException:
+            if recorder is not None:
+                recorder.discard()
+            raise
         return returns.reshape(shape)
+
+    def capture(self, recorder: Any, running: np.ndarray) -> None:
+        """Hand the recorder a frame of every recorded episode still running."""
+        if recorder is None:
+            return
+        if not self.recorded:
+            raise ValueError("Evaluator.run(recorder=...) needs an Evaluator built with "
+                             "make_recorded_env")
+        for actor, j in enumerate(self.recorded):
+            if running[j]:
+                recorder.add(actor, self.envs[j].render())

@@ -1,37 +1,17 @@
-"""What every training script shares: run paths, output flags, resume checks, stop handling,
-outputs (metrics CSV, per-actor .npy, TensorBoard, config.json, summary.json), checkpoints,
-finite-value checks, the progress and evaluation lines, and finishing.
-
-Outputs of a run (file_name from the script's prefix, task, seed and weights unless
---run-name is given; `group` is the environment id):
-    {log_dir}/{file_name}/                               TensorBoard events
-    {results_dir}/{file_name}/config.json                every setting
-    {results_dir}/{file_name}/training/{file_name}_metrics.csv
-    {results_dir}/{file_name}/{file_name}_actor_{i}.npy  deterministic eval returns
-    {results_dir}/{file_name}/summary.json               written last: the run finished
-    {checkpoint_dir}/{group}/{file_name}_latest.pt       resume checkpoint (removed at the end)
-    {checkpoint_dir}/{group}/{file_name}_previous.pt     the one before it (fallback; removed too)
-    {checkpoint_dir}/{group}/{file_name}_final.pt        final networks
-    {checkpoint_dir}/{group}/{file_name}_replay.pt       collected data (train_sac.py --save-replay)
+"""A running experiment, for every training script: stop handling, outputs (metrics CSV,
+per-actor .npy, TensorBoard, config.json, summary.json), checkpoints, finite-value checks,
+the progress and evaluation lines, and finishing (the layout is run_setup.py's).
 
 The sweep tool (run_sac.py) reads summary.json (`steps`, `wall_time_s`, `final_eval`) and
 parses the stdout lines whose formats LINE_PATTERNS gives. Torch and TensorBoard are imported
 only inside the methods that need them: the sweep imports this module and stays torch-free.
-
-A training script the sweep can launch is a module with `build_parser()`, `validate_args(args)`
-(raises UsageError), `run_paths(args) -> RunPaths`, `preflight(args) -> int` (the checks that
-build the environment or open the dataset, raising UsageError; returns the run's peak memory
-estimate in bytes), `parse_weights(text, num_actors)` (raises ValueError), and `SWEEP_AXIS`
-(the flag a sweep's per-task entries set, e.g. "env_name").
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import functools
 import io
-import json
 import math
 import re
 import signal
@@ -43,13 +23,9 @@ from typing import Any, Callable, NoReturn
 
 import numpy as np
 
-from utils import (CaughtSignals, UsageError, atomic_write, atomic_write_json, atomic_write_text,
-                   format_duration, positive_int, usage_error)
-
-SETTINGS_ALLOWED_TO_CHANGE_ON_RESUME = {"resume"}
-POSITIVE = (lambda value: value > 0, "a positive number")
-OPTIMIZER_RANGES = {"lr": POSITIVE, "tau": (lambda value: 0 < value <= 1, "in (0, 1]"),
-                    "gamma": (lambda value: 0 <= value <= 1, "in [0, 1]")}
+from run_setup import RunPaths, settings_of
+from utils import (CaughtSignals, atomic_write, atomic_write_json, atomic_write_text,
+                   format_duration, usage_error)
 
 # The lines a training script prints that the sweep tool reads back from its log.
 LINE_PATTERNS = {
@@ -60,148 +36,6 @@ LINE_PATTERNS = {
     "finished": re.compile(r"^Finished \S+: (\d+) steps"),
     "error": re.compile(r"^\S+\.py: error: "),
 }
-
-
-def add_output_flags(parser: argparse.ArgumentParser, step_unit: str) -> None:
-    """The output, logging and resume flags every training script takes."""
-    output = parser.add_argument_group("outputs and resume")
-    output.add_argument("--results-dir", default="results", help="metrics, returns, config")
-    output.add_argument("--log-dir", default="runs", help="TensorBoard root")
-    output.add_argument("--checkpoint-dir", default="checkpoints", help="checkpoint root")
-    output.add_argument("--run-name", default=None, help="overrides the derived file_name")
-    output.add_argument("--log-freq", type=positive_int, default=5000,
-                        help=f"{step_unit} between TensorBoard scalars and progress lines")
-    output.add_argument("--checkpoint-freq", type=positive_int, default=50_000,
-                        help=f"{step_unit} between resume checkpoints")
-    output.add_argument("--resume", action="store_true",
-                        help="continue this run from its latest checkpoint (start it if none)")
-
-
-# --------------------------------------------------------------------------- paths and resume
-@dataclass
-class RunPaths:
-    results: Path
-    metrics_csv: Path
-    config_json: Path
-    summary_json: Path
-    tensorboard: Path
-    latest_checkpoint: Path
-    final_checkpoint: Path
-    file_name: str
-
-    @classmethod
-    def of(cls, args: argparse.Namespace, file_name: str, group: str) -> RunPaths:
-        file_name = args.run_name or file_name
-        results = Path(args.results_dir) / file_name
-        checkpoints = Path(args.checkpoint_dir) / group
-        return cls(results=results,
-                   metrics_csv=results / "training" / f"{file_name}_metrics.csv",
-                   config_json=results / "config.json",
-                   summary_json=results / "summary.json",
-                   tensorboard=Path(args.log_dir) / file_name,
-                   latest_checkpoint=checkpoints / f"{file_name}_latest.pt",
-                   final_checkpoint=checkpoints / f"{file_name}_final.pt",
-                   file_name=file_name)
-
-    @property
-    def previous_checkpoint(self) -> Path:
-        return self.latest_checkpoint.with_name(f"{self.file_name}_previous.pt")
-
-    @property
-    def resume_checkpoints(self) -> list[Path]:
-        """The checkpoints a resume may start from, newest first."""
-        return [path for path in (self.latest_checkpoint, self.previous_checkpoint)
-                if path.exists()]
-
-    @property
-    def replay_checkpoint(self) -> Path:
-        return self.final_checkpoint.with_name(f"{self.file_name}_replay.pt")
-
-    def actor_returns(self, actor_index: int) -> Path:
-        return self.results / f"{self.file_name}_actor_{actor_index}.npy"
-
-
-def settings_of(args: argparse.Namespace) -> dict[str, Any]:
-    return {key: value for key, value in sorted(vars(args).items())}
-
-
-def check_resume(args: argparse.Namespace, paths: RunPaths,
-                 parser: argparse.ArgumentParser) -> None:
-    """Never overwrite a finished run; on --resume, the saved settings must match the flags."""
-    if not paths.results.exists():
-        return
-    if not args.resume:
-        raise UsageError(f"results for this run already exist in {paths.results}; pass --resume "
-                         f"to continue it, or --run-name to start a separate run")
-    if paths.config_json.exists():
-        # a flag added after the run started counts as saved with its default value
-        defaults = vars(parser.parse_args([]))
-        saved = {**defaults, **json.loads(paths.config_json.read_text())}
-        current = settings_of(args)
-        conflicts = [f"{key} (saved {saved.get(key)!r}, now {current.get(key)!r})"
-                     for key in sorted(set(saved) | set(current))
-                     if key not in SETTINGS_ALLOWED_TO_CHANGE_ON_RESUME
-                     and saved.get(key) != current.get(key)]
-        if conflicts:
-            raise UsageError(f"--resume with settings that differ from the saved run in "
-                             f"{paths.config_json}: {'; '.join(conflicts)}")
-
-
-def check_ranges(args: argparse.Namespace,
-                 ranges: dict[str, tuple[Callable[[float], bool], str]]) -> None:
-    """Each named float flag must be finite and pass its range check."""
-    for name, (in_range, expected) in ranges.items():
-        value = getattr(args, name)
-        if not (math.isfinite(value) and in_range(value)):
-            raise UsageError(f"--{name.replace('_', '-')} must be {expected} (got {value})")
-
-
-def interruptible(program: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorates a script's main: a SIGINT outside the training loop (start-up: imports,
-    environments, loading a checkpoint; or the final writes) is reported as one line and
-    exit status 130, like one inside it."""
-    def decorate(main: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(main)
-        def guarded(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return main(*args, **kwargs)
-            except KeyboardInterrupt:
-                print(f"{program}: interrupted outside training (start-up or final writes); "
-                      f"run the same command again, with --resume if the run had started",
-                      file=sys.stderr)
-                raise SystemExit(130) from None
-        return guarded
-    return decorate
-
-
-def finished_already(paths: RunPaths) -> bool:
-    """A finished run is never redone (nor overwritten): say so and do nothing."""
-    if paths.summary_json.exists():
-        print(f"{paths.file_name} already finished ({paths.summary_json}); nothing to do.")
-        return True
-    return False
-
-
-def check_cuda(args: argparse.Namespace) -> None:
-    if args.cuda:
-        import torch
-        if not torch.cuda.is_available():
-            raise UsageError("--cuda was given but no CUDA GPU is available; drop --cuda")
-
-
-def parse_and_check(program: str, parser: argparse.ArgumentParser, argv: list[str] | None,
-                    checks: Callable[[argparse.Namespace], tuple[RunPaths, Any]]
-                    ) -> tuple[argparse.Namespace, RunPaths, Any]:
-    """Every check that can reject the input, before any output is written: the parser's,
-    then `checks(args)` (which returns the run paths and what it built, e.g. the
-    environment), then the resume rules. A UsageError becomes one line and exit status 2."""
-    args = parser.parse_args(argv)
-    try:
-        paths, built = checks(args)
-        check_resume(args, paths, parser)
-    except UsageError as error:
-        usage_error(program, str(error))
-    return args, paths, built
 
 
 # --------------------------------------------------------------------------- stopping

@@ -4,6 +4,7 @@
     python run_sac.py --config config_sac.yaml               # run it here (--jobs K at once)
     python run_sac.py --config config_sac.yaml --launcher slurm --partition gpu --gpus-per-task 1
     python run_sac.py --config config_sac.yaml --summarize   # tables and learning curves
+    python run_sac.py --config config_sac.yaml --rebuild-summaries   # unreadable summary.json
 
 The grid is enabled environment × w2 setting × seed; one process of the file's training
 script (`script:`, default train_sac.py) per run, always started with --resume, so
@@ -15,6 +16,15 @@ w2_weights, w2_weights_list) is a flag of the script by one rule: `batch_size` o
 The whole file is validated before anything starts, against the script's own parser and
 checks (the script is imported on first use; neither it nor the sweep imports torch at
 import time, so `--help` stays instant).
+
+The file is read once, at start: editing it while a sweep runs changes nothing of that
+sweep; the next run of run_sac.py validates the edited file like any other (new runs start,
+finished ones are skipped, and runs whose settings changed after they wrote results are
+refused by the script's resume check before anything starts). A run killed mid-sweep is
+`failed` in the status table (exit status 1) and resumes from its checkpoint on the next
+run. A finished run whose summary.json is unreadable is `corrupt` (exit status 1): never
+re-run or overwritten, with a note saying what is wrong; --rebuild-summaries writes it
+again from the run's metrics CSV (its final evaluation).
 
 The rooms: sweep_config.py (the file and the grid), sweep_script.py (the training script
 and its runs), sweep_launch.py (processes, logs, local pool, submitit), sweep_view.py (logs
@@ -34,6 +44,7 @@ import contextlib
 import math
 import os
 import re
+import shlex
 import shutil
 import sys
 from dataclasses import dataclass
@@ -42,8 +53,8 @@ from typing import NoReturn
 
 from sweep_config import ConfigError, load_sweep
 from sweep_launch import child_env, launch_local, launch_submitit, shell_line
-from sweep_script import Run, Script
-from sweep_view import ProgressView, RunStatus, status_table
+from sweep_script import CorruptSummary, Run, Script, rebuild_summary
+from sweep_view import ProgressView, RunStatus, check_summaries, status_table
 from utils import OneLineErrorParser, non_negative_int, positive_int, usage_error
 
 
@@ -84,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="validate, then print every command and where its results go")
     mode.add_argument("--summarize", action="store_true",
                       help="only write the results tables and learning curves")
+    mode.add_argument("--rebuild-summaries", action="store_true",
+                      help="only rewrite each finished run's unreadable summary.json from its "
+                           "metrics CSV's final evaluation (the status table marks such runs "
+                           "`corrupt`)")
     local = parser.add_argument_group("running here (--launcher local)")
     local.add_argument("--jobs", type=positive_int, default=None,
                        help="runs at once (default: one per CPU core, fewer if memory is short; "
@@ -228,7 +243,10 @@ def dry_run(runs: list[Run], plan: Plan, args: argparse.Namespace) -> None:
               + (f", {args.mem_gb} GB" if args.mem_gb else "")
               + f"; job files in {plan.folder}")
     for run in runs:
-        if run.finished:
+        if run.finished and (problem := run.summary_problem()) is not None:
+            state = (f"finished, but summary.json unreadable ({problem}): skip; see "
+                     f"--rebuild-summaries")
+        elif run.finished:
             state = "finished: skip"
         elif run.latest_checkpoint.exists():
             state = f"resume from {run.latest_checkpoint}"
@@ -243,9 +261,15 @@ def dry_run(runs: list[Run], plan: Plan, args: argparse.Namespace) -> None:
 
 # --------------------------------------------------------------------------- the sweep
 def summarize(runs: list[Run], summary_dir: Path) -> None:
-    """plot_results' tables and learning curves of the runs' metrics CSVs."""
+    """plot_results' tables and learning curves of the runs' metrics CSVs (a finished run
+    whose summary.json is unreadable counts as finished, with a warning)."""
     import plot_results
 
+    for run in runs:
+        if run.finished and (problem := run.summary_problem()) is not None:
+            print(f"run_sac.py: warning: {run.summary_json} unreadable ({problem}); the "
+                  f"summary uses the run's metrics CSV as usual (see --rebuild-summaries)",
+                  file=sys.stderr)
     records = [plot_results.RunRecord(env=r.env, weights=r.weights, seed=r.seed,
                                       metrics_csv=r.metrics_csv, finished=r.finished)
                for r in runs]
@@ -279,6 +303,7 @@ def report(runs: list[Run], states: list[RunStatus], stopped: int | None,
     """The status table, the summary (unless stopped), and the exit status."""
     by_name = {s.run.file_name: s for s in states}
     ordered = [by_name[run.file_name] for run in runs]
+    corrupt = check_summaries(ordered, args.config)
     print("\n" + status_table(ordered), flush=True)
     failed = [s for s in ordered if s.status == "failed"]
     if stopped is None and not args.no_summary and any(r.metrics_csv.exists() for r in runs):
@@ -289,8 +314,33 @@ def report(runs: list[Run], states: list[RunStatus], stopped: int | None,
     if failed:
         print(f"\n{len(failed)} run(s) failed; see their logs. Re-running the sweep retries "
               f"them and skips the finished ones.", file=sys.stderr)
-        return 1
-    return 0
+    if corrupt:
+        print(f"\n{len(corrupt)} finished run(s) have an unreadable summary.json (see the "
+              f"notes under their rows); they are not re-run. Rebuild it from the metrics CSV "
+              f"with: python run_sac.py --config {shlex.quote(str(args.config))} "
+              f"--rebuild-summaries", file=sys.stderr)
+    return 1 if failed or corrupt else 0
+
+
+def rebuild_summaries(runs: list[Run]) -> int:
+    """--rebuild-summaries: each finished run's unreadable summary.json, written again from
+    its metrics CSV. 0 if every one was rebuilt (or none needed it), else 1."""
+    broken = [(run, problem) for run in runs
+              if run.finished and (problem := run.summary_problem()) is not None]
+    if not broken:
+        print(f"{len(runs)} runs: every finished run's summary.json is readable; nothing to do")
+        return 0
+    left = 0
+    for run, problem in broken:
+        try:
+            source = rebuild_summary(run)
+        except CorruptSummary as error:
+            left += 1
+            print(f"run_sac.py: error: cannot rebuild {run.summary_json} ({problem}): {error}; "
+                  f"delete {run.results} to train the run again", file=sys.stderr)
+            continue
+        print(f"rebuilt {run.summary_json} ({problem}) from the {source}")
+    return 1 if left else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -307,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.summarize:
         summarize(runs, summary_dir)
         return 0
+    if args.rebuild_summaries:
+        return rebuild_summaries(runs)
     plan = plan_of(runs, args)
     check_devices(plan, args)
     if args.dry_run:

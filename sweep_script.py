@@ -1,26 +1,34 @@
 """The launched training script as the sweep sees it, and its runs: a black box with the
-contract experiment.py's docstring gives (run_sac.py's room for the script).
+contract run_setup.py's docstring gives (run_sac.py's room for the script).
 
 The script is imported by path, only when a sweep file is validated (neither this module
 nor a script imports torch at import time). The sweep uses `build_parser()` (the valid keys
-and their flags), `validate_args`, `run_paths`, `experiment.check_resume`, `preflight`
+and their flags), `validate_args`, `run_paths`, `run_setup.check_resume`, `preflight`
 (builds the environment; the run's peak memory), `parse_weights` (the number form of a w2
 setting) and `SWEEP_AXIS` (the flag a per-task entry sets: env_name for train_sac.py).
+
+Of a run's outputs the sweep reads summary.json (it marks the run finished; the sweep reads
+its `steps`, `wall_time_s` and `final_eval`, checked by Run.read_summary) and the metrics
+CSV (one row per evaluation; the last one is the final evaluation of a finished run).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import importlib.util
 import io
+import json
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from experiment import LINE_PATTERNS, RunPaths, check_resume
-from utils import UsageError
+from experiment import LINE_PATTERNS
+from run_setup import RunPaths, check_resume
+from utils import UsageError, atomic_write_json
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SCRIPT = "train_sac.py"
@@ -28,6 +36,7 @@ CONTRACT = ("build_parser", "validate_args", "run_paths", "preflight", "parse_we
             "SWEEP_AXIS")
 # the flags the sweep sets or reads, besides SWEEP_AXIS's
 SWEEP_FLAGS = ("seed", "num_actors", "w2_weights", "resume", "num_steps", "cuda", "results_dir")
+SUMMARY_KEYS = ("steps", "wall_time_s", "final_eval")  # what the sweep reads of summary.json
 
 
 @dataclass(frozen=True)
@@ -99,7 +108,7 @@ def load_script(name: Any = DEFAULT_SCRIPT) -> Script:
                    if key not in flags]
     if missing:
         raise UsageError(f"{name} lacks {', '.join(missing)}, which the sweep needs (see "
-                         f"experiment.py's docstring)")
+                         f"run_setup.py's docstring)")
     return Script(path=path, module=module, flags=flags)
 
 
@@ -118,6 +127,7 @@ class Run:
     summary_json: Path = Path()
     metrics_csv: Path = Path()
     latest_checkpoint: Path = Path()
+    final_checkpoint: Path = Path()
     log: Path = Path()
     num_steps: int = 0
     cuda: bool = False
@@ -129,11 +139,115 @@ class Run:
 
     @property
     def finished(self) -> bool:
+        """The script wrote summary.json: the run is never started again (even when that
+        file turns out to be unreadable: see summary_problem)."""
         return self.summary_json.exists()
+
+    def read_summary(self) -> dict[str, Any]:
+        """summary.json, checked for what the sweep reads: `steps`, `wall_time_s`, and
+        `final_eval` with every actor's deterministic return. Raises CorruptSummary."""
+        try:
+            summary = json.loads(self.summary_json.read_bytes())
+        except OSError as error:
+            raise CorruptSummary(f"cannot read it: {error.strerror}") from None
+        except json.JSONDecodeError as error:
+            raise CorruptSummary(f"not valid JSON: {error.msg}: line {error.lineno} "
+                                 f"column {error.colno}") from None
+        except ValueError:  # not UTF-8
+            raise CorruptSummary("not valid JSON: not UTF-8 text") from None
+        if not isinstance(summary, dict):
+            raise CorruptSummary(f"not a JSON object (a {type(summary).__name__})")
+        missing = [key for key in SUMMARY_KEYS if key not in summary]
+        if missing:
+            raise CorruptSummary(f"no {', '.join(missing)}")
+        final = summary["final_eval"]
+        returns = [f"actor_{i}_deterministic" for i in range(self.num_actors)]
+        wrong = [f"{key} {summary[key]!r}" for key in ("steps", "wall_time_s")
+                 if not is_number(summary[key])]
+        if not isinstance(final, dict):
+            wrong.append(f"final_eval {final!r}")
+        else:
+            if any(key not in final for key in returns):
+                raise CorruptSummary(f"final_eval has no "
+                                     f"{', '.join(k for k in returns if k not in final)}")
+            wrong += [f"final_eval.{key} {final[key]!r}" for key in returns
+                      if not is_number(final[key])]
+        if wrong:
+            raise CorruptSummary(f"{'; '.join(wrong)}: not a number")
+        return summary
+
+    def summary_problem(self) -> str | None:
+        """Why the summary.json of a finished run cannot be read, or None."""
+        try:
+            self.read_summary()
+        except CorruptSummary as error:
+            return str(error)
+        return None
 
     @property
     def command(self) -> list[str]:
         return [sys.executable, "-u", str(self.script), *self.argv]
+
+
+class CorruptSummary(Exception):
+    """A finished run's summary.json is unreadable or lacks what the sweep reads."""
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def last_evaluation(run: Run) -> dict[str, int | float]:
+    """The last row of the run's metrics CSV (its final evaluation if the run finished),
+    numbers as numbers; {} when there is none or the file cannot be read."""
+    with contextlib.suppress(OSError, ValueError, csv.Error):
+        with open(run.metrics_csv, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        return {key: number for key, value in (rows[-1] if rows else {}).items()
+                if key and (number := as_number(value)) is not None}
+    return {}
+
+
+def as_number(text: str | None) -> int | float | None:
+    for kind in (int, float):
+        with contextlib.suppress(TypeError, ValueError):
+            return kind(text)
+    return None
+
+
+def rebuild_summary(run: Run) -> str:
+    """Write a finished run's unreadable summary.json again from its metrics CSV's final
+    evaluation (what the script wrote there too), keeping the keys that are still readable
+    and noting `rebuilt_from`. Returns what was done; raises CorruptSummary when the CSV
+    does not reach the run's last step (then only training the run again helps)."""
+    last = last_evaluation(run)
+    returns = [f"actor_{i}_deterministic" for i in range(run.num_actors)]
+    if not last or "step" not in last or any(key not in last for key in returns):
+        raise CorruptSummary(f"its metrics CSV {run.metrics_csv} is missing or has no "
+                             f"evaluation with every actor's deterministic return")
+    if last["step"] < run.num_steps:
+        raise CorruptSummary(f"its metrics CSV {run.metrics_csv} ends at step {last['step']} "
+                             f"of {run.num_steps}")
+    old: Any = {}
+    with contextlib.suppress(OSError, ValueError):
+        old = json.loads(run.summary_json.read_bytes())
+    atomic_write_json(run.summary_json, {
+        **(old if isinstance(old, dict) else {}), "file_name": run.file_name,
+        "steps": last["step"], "wall_time_s": last.get("wall_time_s", 0.0), "final_eval": last,
+        "rebuilt_from": str(run.metrics_csv)})
+    return f"final evaluation at step {last['step']} of {run.metrics_csv}"
+
+
+def corrupt_note(run: Run, problem: str, config: Path) -> str:
+    """What is wrong with a finished run's summary.json, what is intact, and what to do."""
+    intact = [what for what, path in (("metrics CSV", run.metrics_csv),
+                                      ("final checkpoint", run.final_checkpoint)) if path.exists()]
+    return (f"summary.json unreadable ({problem}); not re-run, nothing overwritten"
+            + (f"; its {' and '.join(intact)} {'are' if len(intact) > 1 else 'is'} intact"
+               if intact else "")
+            + f": rebuild summary.json from the metrics CSV with python run_sac.py --config "
+              f"{shlex.quote(str(config))} --rebuild-summaries, or delete {run.results} to "
+              f"train the run again")
 
 
 def flag_value(value: Any) -> str:
@@ -176,7 +290,7 @@ def place(run: Run, paths: RunPaths, args: argparse.Namespace) -> None:
     """Where the run writes: the script's layout, and the sweep's log beside its results."""
     run.file_name, run.results = paths.file_name, paths.results
     run.summary_json, run.metrics_csv = paths.summary_json, paths.metrics_csv
-    run.latest_checkpoint = paths.latest_checkpoint
+    run.latest_checkpoint, run.final_checkpoint = paths.latest_checkpoint, paths.final_checkpoint
     run.log = Path(args.results_dir) / "logs" / f"{paths.file_name}.log"
     run.num_steps, run.cuda = args.num_steps, args.cuda
 
@@ -192,6 +306,7 @@ def resolve_runs(runs: list[Run], script: Script, source: str, enabled_key: str,
     parser = script.module.build_parser()
     rejected: dict[str, list[str]] = {}  # message → its runs, so a repeated problem is one line
     unbuildable: dict[str, None] = {}  # preflight's messages, each once
+    unreadable: list[str] = []  # saved settings that cannot be compared
     for run in runs:
         try:
             args = parsed_args(run, script, parser)
@@ -206,12 +321,16 @@ def resolve_runs(runs: list[Run], script: Script, source: str, enabled_key: str,
             check_resume(args, paths, parser)
         except UsageError as error:
             rejected.setdefault(str(error), []).append(label_of(run))
+        except (OSError, TypeError, ValueError) as error:  # an unreadable config.json
+            unreadable.append(f"{source}: {label_of(run)}: cannot read {paths.config_json} "
+                              f"({error}), which --resume compares the settings with; "
+                              f"restore it, or delete {paths.results} to train the run again")
         try:
             run.peak_bytes = int(script.module.preflight(args))
         except UsageError as error:
             unbuildable[str(error)] = None
     return ([f"{source}: {compress(where)}: {script.name} rejects these settings: {message}"
-             for message, where in rejected.items()] + collisions(runs, source)
+             for message, where in rejected.items()] + unreadable + collisions(runs, source)
             + [f"{source}: {enabled_key}: {message}" for message in unbuildable])
 
 

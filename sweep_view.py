@@ -1,21 +1,20 @@
 """What the sweep shows: each run's state read back from its log (the lines experiment.py's
 LINE_PATTERNS describe), the live progress view, and the final status table (run_sac.py's
-view room). Knows nothing of the algorithm: only the lines every training script prints and
-the summary.json it writes last.
+view room). Knows nothing of the algorithm: only the lines every training script prints, the
+summary.json it writes last, and (when that is unreadable) its metrics CSV's last row.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import shutil
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from experiment import LINE_PATTERNS
-from sweep_script import Run
+from sweep_script import CorruptSummary, Run, corrupt_note, last_evaluation
 from utils import format_duration
 
 
@@ -23,7 +22,8 @@ from utils import format_duration
 class RunStatus:
     """What the launcher knows about a run, partly read back from its log."""
     run: Run
-    status: str = "pending"  # pending queued running finished skipped failed interrupted busy
+    # pending queued running finished skipped failed interrupted busy, "not started", corrupt
+    status: str = "pending"
     offset: int = 0  # log bytes already parsed
     started: float = 0.0
     seconds: float = 0.0
@@ -161,15 +161,33 @@ class ProgressView:
 # --------------------------------------------------------------------------- the status table
 def final_returns(state: RunStatus) -> dict[int, float]:
     """Each actor's final deterministic return: from summary.json for a finished run (which
-    also gives its steps and its training time over all attempts), else from the log."""
+    also gives its steps and its training time over all attempts); for one whose summary.json
+    is unreadable, from its metrics CSV's last evaluation; else from the log."""
     if state.run.finished:
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            summary = json.loads(state.run.summary_json.read_text())
-            final = summary["final_eval"]
-            state.step = summary.get("steps", state.step)
-            state.seconds = summary.get("wall_time_s", state.seconds)
-            return {i: final[f"actor_{i}_deterministic"] for i in range(state.run.num_actors)}
+        try:
+            summary = state.run.read_summary()
+        except CorruptSummary:
+            last = last_evaluation(state.run)
+            state.step = int(last.get("step", state.step))
+            return {i: last[key] for i in range(state.run.num_actors)
+                    if (key := f"actor_{i}_deterministic") in last}
+        final = summary["final_eval"]
+        state.step, state.seconds = summary["steps"], summary["wall_time_s"]
+        return {i: final[f"actor_{i}_deterministic"] for i in range(state.run.num_actors)}
     return dict(state.returns)
+
+
+def check_summaries(states: list[RunStatus], config: Path) -> list[RunStatus]:
+    """Finished and skipped runs whose summary.json is unreadable become `corrupt`, with a
+    note of what is wrong and what to do. Returns them."""
+    corrupt = []
+    for state in states:
+        if state.status in ("finished", "skipped") and state.run.finished:
+            problem = state.run.summary_problem()
+            if problem is not None:
+                state.status, state.message = "corrupt", corrupt_note(state.run, problem, config)
+                corrupt.append(state)
+    return corrupt
 
 
 def status_table(states: list[RunStatus]) -> str:

@@ -3,7 +3,7 @@
     python train_pogo.py --dataset posac/halfcheetah/medium-v0 --num-actors 3 --w2-weights 10
     python train_pogo.py --dataset hopper_medium-v2.hdf5 --env-name Hopper-v5 --td3-bc
 
-Outputs: experiment.py's layout, under the file_name POGO_{dataset}_s{seed}_w{weights} (or
+Outputs: run_setup.py's layout, under the file_name POGO_{dataset}_s{seed}_w{weights} (or
 TD3BC_…); the
 metrics CSV also holds each actor's normalised score (actor_{i}_deterministic_score) where
 the dataset has reference scores. One step is one gradient update (critic every step,
@@ -18,11 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import experiment
+import run_setup
 from evaluation import Evaluator, float64_copy, make_env
-from experiment import (OPTIMIZER_RANGES, POSITIVE, Experiment, RunPaths, add_output_flags,
-                        check_cuda, check_ranges, finished_already, interruptible)
+from experiment import Experiment
+from run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_output_flags, check_cuda,
+                       check_ranges, finished_already, interruptible)
 from utils import OneLineErrorParser, UsageError, positive_int, run_name, stream_seed
+from video import RunVideos, add_video_flags, check_capture, prefer_headless
 
 PROGRAM = "train_pogo.py"
 SWEEP_AXIS = "dataset"  # a sweep file's per-task entries are datasets
@@ -86,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="evaluate every this many gradient steps (and at the end)")
     evaluation.add_argument("--eval-episodes", type=positive_int, default=10,
                             help="deterministic episodes per actor")
+    add_video_flags(parser)
     add_output_flags(parser, "gradient steps")
     return parser
 
@@ -190,14 +193,16 @@ def preflight(args: argparse.Namespace) -> int:
 def check_flags(args: argparse.Namespace) -> tuple[RunPaths, Any]:
     validate_args(args)
     check_cuda(args)
+    prefer_headless(args)  # MUJOCO_GL before MuJoCo renders anything
     data, env = load_checked(args.dataset, args.env_name)
     agent_config(args, data.action_dim)
+    check_capture(args, data.env_id, data.env_kwargs)
     return run_paths(args), (data, env)
 
 
 def parse_and_check(argv: list[str] | None) -> tuple[argparse.Namespace, RunPaths, Any]:
     """Flags, paths, dataset and environment, or one line and exit status 2."""
-    return experiment.parse_and_check(PROGRAM, build_parser(), argv, check_flags)
+    return run_setup.parse_and_check(PROGRAM, build_parser(), argv, check_flags)
 
 
 def evaluation_policies(agent: Any, obs_mean: Any, obs_std: Any) -> list[Any]:
@@ -226,8 +231,11 @@ class Trainer:
         self.agent = POGO(self.data.obs_dim, self.data.action_dim,
                           float(env.action_space.high[0]), agent_config(args, self.data.action_dim),
                           seed=args.seed, device=self.device)
+        self.videos = (RunVideos(args, paths.results, args.num_actors, self.data.env_id,
+                                 self.data.env_kwargs) if args.capture_video else None)
         self.evaluator = Evaluator(self.data.env_id, args.num_actors, args.eval_episodes,
-                                   args.seed, EVALUATION_MODES, self.data.env_kwargs)
+                                   args.seed, EVALUATION_MODES, self.data.env_kwargs,
+                                   make_recorded_env=self.videos.make_env if self.videos else None)
         self.metrics: dict[str, Any] = {}  # the latest update's metrics, still on the device
         if self.experiment.resumed:
             self.experiment.load_checkpoint(self.restore)
@@ -247,9 +255,13 @@ class Trainer:
 
     def evaluate(self) -> None:
         policies = evaluation_policies(self.agent, self.sampler.obs_mean, self.sampler.obs_std)
-        returns = self.evaluator.run(policies, self.device, self.experiment.stop.check)
+        recorder = (self.videos.start(len(self.state.history), self.state.total_steps)
+                    if self.videos else None)  # None: this evaluation is not recorded
+        returns = self.evaluator.run(policies, self.device, self.experiment.stop.check, recorder)
         scores = self.data.normalized_score if self.data.has_reference_scores else None
         self.experiment.record_evaluation(returns, EVALUATION_MODES, {}, self.metrics, scores)
+        if recorder is not None:  # the recorded episodes: deterministic episode 0
+            recorder.finish(returns[:, 0, 0], self.experiment.writer)
 
     def train(self) -> None:
         args, state = self.args, self.state

@@ -2,7 +2,7 @@
 
     python train_sac.py --env-name HalfCheetah-v5 --num-actors 2 --w2-weights 0.0,0.1
 
-Outputs: experiment.py's layout, under the file_name POSAC_{env}_s{seed}_w{weights}.
+Outputs: run_setup.py's layout, under the file_name POSAC_{env}_s{seed}_w{weights}.
 Torch, Gymnasium and TensorBoard are imported only after the flags are parsed, so --help is instant.
 """
 
@@ -16,12 +16,14 @@ from typing import Any
 
 import numpy as np
 
-import experiment
+import run_setup
 from evaluation import MODES, Evaluator, float64_copy, make_env
-from experiment import (OPTIMIZER_RANGES, POSITIVE, Experiment, RunPaths, add_output_flags,
-                        check_cuda, check_ranges, finished_already, interruptible)
+from experiment import Experiment
+from run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_output_flags, check_cuda,
+                       check_ranges, finished_already, interruptible)
 from utils import (OneLineErrorParser, UsageError, atomic_write, non_negative_int,
                    parse_w2_weights, positive_int, run_name, stream_seed)
+from video import RunVideos, add_video_flags, check_capture, prefer_headless
 
 PROGRAM = "train_sac.py"
 SWEEP_AXIS = "env_name"  # a sweep file's per-task entries are environments
@@ -87,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="evaluate every this many training episodes")
     evaluation.add_argument("--eval-episodes", type=positive_int, default=10,
                             help="episodes per actor and mode (deterministic, stochastic)")
+    add_video_flags(parser)
     add_output_flags(parser, "environment steps")
     return parser
 
@@ -134,12 +137,15 @@ def preflight(args: argparse.Namespace) -> int:
 def check_flags(args: argparse.Namespace) -> tuple[RunPaths, Any]:
     validate_args(args)
     check_cuda(args)
-    return run_paths(args), make_env(args.env_name)
+    prefer_headless(args)  # MUJOCO_GL before MuJoCo renders anything
+    env = make_env(args.env_name)
+    check_capture(args, args.env_name)
+    return run_paths(args), env
 
 
 def parse_and_check(argv: list[str] | None) -> tuple[argparse.Namespace, RunPaths, Any]:
     """Flags, paths and environment, or one line and exit status 2."""
-    return experiment.parse_and_check(PROGRAM, build_parser(), argv, check_flags)
+    return run_setup.parse_and_check(PROGRAM, build_parser(), argv, check_flags)
 
 
 def evaluation_policies(agent: Any) -> list[Any]:
@@ -173,7 +179,10 @@ class Trainer:
         self.agent = POSAC(obs_dim, low, high, config, seed=args.seed, device=self.device)
         self.memory = ReplayMemory(args.replay_size, obs_dim, low.numel(),
                                    seed=stream_seed(args.seed, "data"), device=self.device)
-        self.evaluator = Evaluator(args.env_name, args.num_actors, args.eval_episodes, args.seed)
+        self.videos = (RunVideos(args, paths.results, args.num_actors, args.env_name)
+                       if args.capture_video else None)
+        self.evaluator = Evaluator(args.env_name, args.num_actors, args.eval_episodes, args.seed,
+                                   make_recorded_env=self.videos.make_env if self.videos else None)
         # random actions and training episodes' reset seeds
         self.rng = np.random.default_rng(stream_seed(args.seed, "environment"))
         self.episodes = 0
@@ -206,10 +215,14 @@ class Trainer:
             steps_per_second)
 
     def evaluate(self) -> None:
+        recorder = (self.videos.start(len(self.state.history), self.state.total_steps)
+                    if self.videos else None)  # None: this evaluation is not recorded
         returns = self.evaluator.run(evaluation_policies(self.agent), self.device,
-                                     self.experiment.stop.check)
+                                     self.experiment.stop.check, recorder)
         self.experiment.record_evaluation(returns, MODES, {"episode": self.episodes},
                                           self.metrics)
+        if recorder is not None:  # the recorded episodes: deterministic episode 0
+            recorder.finish(returns[:, MODES.index("deterministic"), 0], self.experiment.writer)
 
     # -- the loop
     def random_action(self) -> np.ndarray:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import experiment
+import run_setup
 import sweep_config
 import sweep_launch
 import sweep_script
@@ -84,6 +84,21 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 90) -> None
         assert process.poll() is None, process.communicate()
         assert time.time() < deadline, f"{path} did not appear"
         time.sleep(0.05)
+
+
+def metrics_without_wall_time(results: Path) -> list[dict[str, str]]:
+    """A run's metrics CSV, every column except wall_time_s."""
+    with open(results / "training" / f"{results.name}_metrics.csv", newline="") as handle:
+        return [{k: v for k, v in row.items() if k != "wall_time_s"}
+                for row in csv.DictReader(handle)]
+
+
+def same_results(results: Path, reference: Path) -> bool:
+    """Two runs' metrics CSVs (every column except wall_time_s) and .npy files are equal."""
+    npys = sorted(p.name for p in results.glob("*.npy"))
+    return (bool(npys) and npys == sorted(p.name for p in reference.glob("*.npy"))
+            and all((results / n).read_bytes() == (reference / n).read_bytes() for n in npys)
+            and metrics_without_wall_time(results) == metrics_without_wall_time(reference))
 
 
 def child_pid(log: Path) -> int:
@@ -251,7 +266,7 @@ def test_good_file_passes_and_resume_with_changed_settings_is_caught(tmp_path):
     train_sac.validate_args(args)
     runs[0].results.mkdir(parents=True)  # results of an earlier sweep with another lr
     (runs[0].results / "config.json").write_text(
-        json.dumps({**experiment.settings_of(args), "lr": 0.1}))
+        json.dumps({**run_setup.settings_of(args), "lr": 0.1}))
     with pytest.raises(sweep_config.ConfigError) as excinfo:
         sweep_config.load_sweep(write(tmp_path, GOOD))
     assert excinfo.value.problems == [
@@ -348,7 +363,7 @@ FAKE_SCRIPT = '''\
 meaning of a single w2 number ([w, w, ...]) and a preflight that knows one missing task."""
 import argparse
 
-from experiment import RunPaths, add_output_flags
+from run_setup import RunPaths, add_output_flags
 from utils import OneLineErrorParser, UsageError, run_name
 
 SWEEP_AXIS = "dataset"
@@ -456,7 +471,9 @@ def test_dry_run_prints_every_command_and_where_it_writes(tmp_path):
     write(tmp_path, config)
     results = tmp_path / "results"
     (results / name(1, "0.0-0.0")).mkdir(parents=True)  # a finished run ...
-    (results / name(1, "0.0-0.0") / "summary.json").write_text("{}")
+    (results / name(1, "0.0-0.0") / "summary.json").write_text(json.dumps(
+        {"steps": 400, "wall_time_s": 1.5, "final_eval": {"actor_0_deterministic": 3.0,
+                                                          "actor_1_deterministic": 4.0}}))
     checkpoint = tmp_path / "checkpoints" / ENV / f"{name(2)}_latest.pt"  # ... and a killed one
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_bytes(b"")
@@ -504,13 +521,21 @@ def test_tiny_sweep_end_to_end_kill_resume_then_skip(tmp_path):
     assert (results / name(1) / "summary.json").exists()
     assert not (results / name(2) / "summary.json").exists()
     assert "--gpus given but some runs have cuda: false" in err
+    assert "1 run(s) failed; see their logs. Re-running the sweep retries them" in err
     for seed, gpu in ((1, "0"), (2, "1")):  # round-robin, written into each log's header
         header = (logs / f"{name(seed)}.log").read_text().splitlines()[0]
         assert f"CUDA_VISIBLE_DEVICES={gpu} " in header and "OMP_NUM_THREADS=1 " in header
 
-    # 2. re-run: s1 is skipped, s2 resumes from its checkpoint and finishes
+    # 2. re-run: s1 is skipped, s2 resumes from its checkpoint and finishes; meanwhile, on
+    # the core the re-run leaves free, s2 uninterrupted (its own command, in another folder)
     log_1 = (logs / f"{name(1)}.log").read_text()
+    [run_2] = [r for r in sweep_config.load_sweep(tmp_path / "sweep.yaml", thorough=False)[0]
+               if r.seed == 2]
+    (tmp_path / "reference").mkdir()
+    reference = subprocess.Popen(run_2.command, cwd=tmp_path / "reference",
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     again = sweep(tmp_path, "--jobs", "2")
+    assert reference.wait(timeout=120) == 0, reference.stderr.read()
     assert again.returncode == 0, again.stdout + again.stderr
     assert "2 runs: 1 finished already (skipped), 1 to run" in again.stdout
     assert (logs / f"{name(1)}.log").read_text() == log_1  # not started again
@@ -522,6 +547,8 @@ def test_tiny_sweep_end_to_end_kill_resume_then_skip(tmp_path):
     assert row_of(again.stdout, name(2), r"finished\s+800/800"), again.stdout
     for path in ("summary.md", "summary.csv", f"curves_{ENV}.png"):
         assert (results / "summary" / path).exists()
+    # the killed and resumed run ends as the uninterrupted one (CPU, same seed)
+    assert same_results(results / name(2), tmp_path / "reference" / "results" / name(2))
 
     # 3. re-run: nothing to do
     third = sweep(tmp_path, "--no-summary")
@@ -617,6 +644,152 @@ def test_slurm_launcher_submits_one_job_array_with_the_options(tmp_path):
     for line in ("--array=0-1%1", "--partition=gpu", "--time=1440", "--gpus-per-node=1",
                  "--cpus-per-task=3", "--account=proj", "--signal=USR2@90"):
         assert f"#SBATCH {line}\n" in script, script
+
+
+# --------------------------------------------------------------------------- faults
+# name: (summary.json's bytes, a fragment of what the sweep says is wrong with it)
+CORRUPT_SUMMARIES = {
+    "truncated": (b'{\n  "final_eval": {\n    "actor_0_det',
+                  "not valid JSON: Unterminated string starting at: line 3 column 5"),
+    "empty": (b"", "not valid JSON: Expecting value: line 1 column 1"),
+    "not_utf8": (b"\x80\x81", "not valid JSON: not UTF-8 text"),
+    "not_an_object": (b"[1, 2]", "not a JSON object (a list)"),
+    "keys_missing": (b'{"steps": 400}', "no wall_time_s, final_eval"),
+    "actor_missing": ((b'{"steps": 400, "wall_time_s": 1.5, '
+                       b'"final_eval": {"actor_0_deterministic": 3.0}}'),
+                      "final_eval has no actor_1_deterministic"),
+    "not_numbers": (b'{"steps": "400", "wall_time_s": 1.5, "final_eval": null}',
+                    "steps '400'; final_eval None: not a number"),
+}
+
+
+@pytest.mark.parametrize("case", list(CORRUPT_SUMMARIES))
+def test_an_unreadable_summary_json_is_named_with_what_is_wrong(case, tmp_path):
+    run = sweep_script.Run(env=ENV, weights=(0.0, 0.1), seed=1, settings={},
+                           summary_json=tmp_path / "summary.json")
+    text, fragment = CORRUPT_SUMMARIES[case]
+    run.summary_json.write_bytes(text)
+    assert run.finished  # still finished: never started again
+    assert fragment in run.summary_problem()
+    run.summary_json.write_text(json.dumps({"steps": 400, "wall_time_s": 1.5, "final_eval": {
+        "actor_0_deterministic": 3.0, "actor_1_deterministic": 4.0}}))
+    assert run.summary_problem() is None
+
+
+def test_a_corrupt_summary_json_is_reported_never_rerun_and_can_be_rebuilt(tmp_path):
+    write(tmp_path, tiny_config(num_steps=400))
+    results = tmp_path / "results"
+    csv_1 = results / name(1) / "training" / f"{name(1)}_metrics.csv"
+    write_metrics(csv_1, [(200, 1.0, 2.0), (400, 3.0, 4.0)])  # two finished runs, whose ...
+    write_metrics(results / name(2) / "training" / f"{name(2)}_metrics.csv", [(300, 5.0, 6.0)])
+    damaged = {1: CORRUPT_SUMMARIES["truncated"][0],  # ... summary.json got damaged (and s2's
+               2: CORRUPT_SUMMARIES["keys_missing"][0]}  # CSV lost its last evaluation)
+    for seed, text in damaged.items():
+        (results / name(seed) / "summary.json").write_bytes(text)
+
+    result = sweep(tmp_path, "--no-summary")
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout
+    assert "2 runs: 2 finished already (skipped), 0 to run" in out
+    assert row_of(out, name(1), r"corrupt\s+400/400\s+3\.00\s+4\.00"), out  # from the CSV
+    assert row_of(out, name(2), r"corrupt\s+300/400\s+5\.00\s+6\.00"), out
+    assert (f"└ summary.json unreadable (not valid JSON: Unterminated string starting at: "
+            f"line 3 column 5); not re-run, nothing overwritten; its metrics CSV is intact: "
+            f"rebuild summary.json from the metrics CSV with python run_sac.py --config "
+            f"sweep.yaml --rebuild-summaries, or delete results/{name(1)} to train the run "
+            f"again") in out
+    assert "└ summary.json unreadable (no wall_time_s, final_eval); not re-run" in out
+    assert ("2 finished run(s) have an unreadable summary.json (see the notes under their "
+            "rows); they are not re-run.") in result.stderr
+    assert not (results / "logs").exists()  # nothing started
+    assert all((results / name(seed) / "summary.json").read_bytes() == text
+               for seed, text in damaged.items())  # nor anything overwritten
+
+    dry = sweep(tmp_path, "--dry-run")
+    assert (f"# {name(1)} [finished, but summary.json unreadable (not valid JSON: "
+            f"Unterminated string starting at: line 3 column 5): skip; see "
+            f"--rebuild-summaries]") in dry.stdout
+
+    summary = sweep(tmp_path, "--summarize")  # reads the metrics CSVs: works as ever
+    assert summary.returncode == 0, summary.stderr
+    assert summary.stderr.count("summary.json unreadable") == 2, summary.stderr
+    with open(results / "summary" / "summary.csv") as handle:
+        assert [row["finished_seeds"] for row in csv.DictReader(handle)] == ["2", "2"]
+
+    rebuilt = sweep(tmp_path, "--rebuild-summaries")
+    assert rebuilt.returncode == 1  # s2's CSV does not reach its end: it cannot be rebuilt
+    assert (f"rebuilt results/{name(1)}/summary.json (not valid JSON: Unterminated string "
+            f"starting at: line 3 column 5) from the final evaluation at step 400 of "
+            f"results/{name(1)}/training/{name(1)}_metrics.csv") in rebuilt.stdout
+    assert rebuilt.stderr == (
+        f"run_sac.py: error: cannot rebuild results/{name(2)}/summary.json (no wall_time_s, "
+        f"final_eval): its metrics CSV results/{name(2)}/training/{name(2)}_metrics.csv ends "
+        f"at step 300 of 400; delete results/{name(2)} to train the run again\n")
+    summary_1 = json.loads((results / name(1) / "summary.json").read_text())
+    assert summary_1 == {"file_name": name(1), "steps": 400, "wall_time_s": 1,
+                         "rebuilt_from": str(Path("results", name(1), "training",
+                                                  f"{name(1)}_metrics.csv")),
+                         "final_eval": {"step": 400, "episode": 10, "wall_time_s": 1,
+                                        "actor_0_deterministic": 3.0,
+                                        "actor_0_deterministic_std": 0.0,
+                                        "actor_1_deterministic": 4.0,
+                                        "actor_1_deterministic_std": 0.0, "critic_loss": 1.0}}
+    again = sweep(tmp_path, "--no-summary")
+    assert row_of(again.stdout, name(1), r"skipped\s+400/400\s+3\.00\s+4\.00"), again.stdout
+    assert row_of(again.stdout, name(2), "corrupt"), again.stdout
+
+    (results / name(1) / "config.json").write_text('{"lr": 0.0')  # and a damaged config.json
+    broken = sweep(tmp_path, "--no-summary")
+    assert broken.returncode == 2 and broken.stdout == ""
+    [line] = broken.stderr.splitlines()
+    assert line.startswith(f"run_sac.py: error: sweep.yaml: {ENV} w2 [0.0, 0.1] seed 1: cannot "
+                           f"read results/{name(1)}/config.json (Expecting"), line
+    assert line.endswith(f"restore it, or delete results/{name(1)} to train the run again")
+
+
+def test_the_yaml_edited_mid_sweep_changes_nothing_until_the_next_sweep_checks_it(tmp_path):
+    config = tiny_config(num_steps=150, start_steps=100)  # random actions only: quick
+    path = write(tmp_path, config)
+    results, logs = tmp_path / "results", tmp_path / "results" / "logs"
+    process = start_sweep(tmp_path, "--jobs", "1", "--no-summary")
+    wait_for(logs / f"{name(1)}.log", process)  # s1 starts; s2 only after it ends
+    edited = tiny_config(seeds=[1, 2, 3], num_steps=150, start_steps=100, lr=0.001)
+    write(tmp_path, edited)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, out + err
+    assert "2 runs: 0 finished already (skipped), 2 to run" in out  # the plan of the start
+    for seed in (1, 2):
+        assert row_of(out, name(seed), r"finished\s+150/150"), out
+        saved = json.loads((results / name(seed) / "config.json").read_text())
+        assert saved["lr"] == 0.0003  # s2 started after the edit, with the file it validated
+    assert not (results / name(3)).exists()
+    logs_before = {p.name: p.read_text() for p in logs.iterdir()}
+
+    # the next sweep checks the edited file: the changed lr of runs with results is refused
+    # by train_sac.py's resume check, before anything starts
+    refused = sweep(tmp_path, "--no-summary")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.splitlines() == [
+        f"run_sac.py: error: sweep.yaml: {ENV} w2 [0.0, 0.1] (seed {seed}): train_sac.py rejects "
+        f"these settings: --resume with settings that differ from the saved run in "
+        f"results/{name(seed)}/config.json: lr (saved 0.0003, now 0.001)" for seed in (1, 2)]
+    text = path.read_text()  # an edit that breaks the file: the usual one-line errors
+    write(tmp_path, text.replace("common:", "common: [", 1))
+    invalid = sweep(tmp_path, "--no-summary")
+    assert invalid.returncode == 2 and invalid.stdout == ""
+    assert re.fullmatch(r"run_sac\.py: error: sweep\.yaml:\d+:\d+: malformed YAML: .*\n",
+                        invalid.stderr), invalid.stderr
+    assert {p.name: p.read_text() for p in logs.iterdir()} == logs_before  # nothing started
+    assert not (results / name(3)).exists()
+
+    # the edit that adds seed 3 (lr as before): s3 is planned, s1 and s2 are skipped (the
+    # launch of such a plan is the kill test's re-run; benchmarks/sweep_faults.py runs it)
+    write(tmp_path, tiny_config(seeds=[1, 2, 3], num_steps=150, start_steps=100))
+    plan = sweep(tmp_path, "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert plan.stdout.startswith("3 runs from sweep.yaml: 2 finished (skipped), 1 to run")
+    assert [line for line in plan.stdout.splitlines() if line.startswith("# POSAC")] == [
+        f"# {name(1)} [finished: skip]", f"# {name(2)} [finished: skip]", f"# {name(3)} [new]"]
 
 
 # --------------------------------------------------------------------------- results summary
