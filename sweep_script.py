@@ -306,7 +306,6 @@ def resolve_runs(runs: list[Run], script: Script, source: str, enabled_key: str,
     parser = script.module.build_parser()
     rejected: dict[str, list[str]] = {}  # message → its runs, so a repeated problem is one line
     unbuildable: dict[str, None] = {}  # preflight's messages, each once
-    unreadable: list[str] = []  # saved settings that cannot be compared
     for run in runs:
         try:
             args = parsed_args(run, script, parser)
@@ -319,18 +318,14 @@ def resolve_runs(runs: list[Run], script: Script, source: str, enabled_key: str,
             continue
         try:
             check_resume(args, paths, parser)
-        except UsageError as error:
+        except UsageError as error:  # also an unreadable config.json
             rejected.setdefault(str(error), []).append(label_of(run))
-        except (OSError, TypeError, ValueError) as error:  # an unreadable config.json
-            unreadable.append(f"{source}: {label_of(run)}: cannot read {paths.config_json} "
-                              f"({error}), which --resume compares the settings with; "
-                              f"restore it, or delete {paths.results} to train the run again")
         try:
             run.peak_bytes = int(script.module.preflight(args))
         except UsageError as error:
             unbuildable[str(error)] = None
     return ([f"{source}: {compress(where)}: {script.name} rejects these settings: {message}"
-             for message, where in rejected.items()] + unreadable + collisions(runs, source)
+             for message, where in rejected.items()] + collisions(runs, source)
             + [f"{source}: {enabled_key}: {message}" for message in unbuildable])
 
 

@@ -192,3 +192,21 @@ def test_parse_w2_weights(text, num_actors, expected):
 def test_parse_w2_weights_rejects(text, num_actors):
     with pytest.raises(ValueError):
         parse_w2_weights(text, num_actors)
+
+
+def test_a_lost_summary_or_config_is_one_line_and_nothing_is_overwritten(tmp_path, capsys):
+    """A finished run whose summary.json is gone is not trained again over its results, and
+    an unreadable config.json is named, not a traceback."""
+    train_sac.main(TINY_RUN + output_args(tmp_path))
+    results = next((tmp_path / "results").iterdir())
+    (results / "summary.json").unlink()
+    capsys.readouterr()
+    before = snapshot(tmp_path)
+    message = expect_usage_error(TINY_RUN + output_args(tmp_path) + ["--resume"], capsys)
+    assert "_final.pt" in message and "summary.json is missing" in message
+    assert "--rebuild-summaries" in message
+    assert snapshot(tmp_path) == before
+    next((tmp_path / "checkpoints").rglob("*_final.pt")).unlink()
+    (results / "config.json").write_text('{"lr": ')
+    message = expect_usage_error(TINY_RUN + output_args(tmp_path) + ["--resume"], capsys)
+    assert f"cannot read {results / 'config.json'}" in message and "delete" in message

@@ -742,8 +742,9 @@ def test_a_corrupt_summary_json_is_reported_never_rerun_and_can_be_rebuilt(tmp_p
     broken = sweep(tmp_path, "--no-summary")
     assert broken.returncode == 2 and broken.stdout == ""
     [line] = broken.stderr.splitlines()
-    assert line.startswith(f"run_sac.py: error: sweep.yaml: {ENV} w2 [0.0, 0.1] seed 1: cannot "
-                           f"read results/{name(1)}/config.json (Expecting"), line
+    assert line.startswith(f"run_sac.py: error: sweep.yaml: {ENV} w2 [0.0, 0.1] (seed 1): "
+                           f"train_sac.py rejects these settings: cannot read "
+                           f"results/{name(1)}/config.json (Expecting"), line
     assert line.endswith(f"restore it, or delete results/{name(1)} to train the run again")
 
 
