@@ -19,14 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import run_setup
-from evaluation import Evaluator, float64_copy, make_env
-from experiment import Experiment
 from run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_output_flags, check_cuda,
                        check_ranges, finished_already, interruptible)
 from utils import OneLineErrorParser, UsageError, positive_int, run_name, stream_seed
-from video import RunVideos, add_video_flags, check_capture, prefer_headless
 
 PROGRAM = "train_pogo.py"
+with interruptible(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
+    from evaluation import Evaluator, float64_copy, make_env
+    from experiment import Experiment
+    from video import RunVideos, add_video_flags, check_capture, prefer_headless
+
 SWEEP_AXIS = "dataset"  # a sweep file's per-task entries are datasets
 MEMORY_OVERHEAD_BYTES = 600 * 2**20  # torch + MuJoCo + Python per process (resident)
 EVALUATION_MODES = ("deterministic",)

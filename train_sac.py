@@ -14,18 +14,20 @@ import math
 import time
 from typing import Any
 
-import numpy as np
-
 import run_setup
-from evaluation import MODES, Evaluator, float64_copy, make_env
-from experiment import Experiment
 from run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_output_flags, check_cuda,
                        check_ranges, finished_already, interruptible)
 from utils import (OneLineErrorParser, UsageError, atomic_write, non_negative_int,
                    parse_w2_weights, positive_int, run_name, stream_seed)
-from video import RunVideos, add_video_flags, check_capture, prefer_headless
 
 PROGRAM = "train_sac.py"
+with interruptible(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
+    import numpy as np
+
+    from evaluation import MODES, Evaluator, float64_copy, make_env
+    from experiment import Experiment
+    from video import RunVideos, add_video_flags, check_capture, prefer_headless
+
 SWEEP_AXIS = "env_name"  # a sweep file's per-task entries are environments
 parse_weights = parse_w2_weights
 MEMORY_OVERHEAD_BYTES = 600 * 2**20  # torch + MuJoCo + Python per process (resident)
