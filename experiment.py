@@ -23,7 +23,7 @@ from typing import Any, Callable, NoReturn
 
 import numpy as np
 
-from run_setup import RunPaths, settings_of
+from run_setup import RunPaths, finished_already, settings_of
 from utils import (CaughtSignals, atomic_write, atomic_write_json, atomic_write_text,
                    format_duration, usage_error)
 
@@ -315,3 +315,14 @@ class Experiment:
             f"  Final weights: {paths.final_checkpoint}",
         ]
         print("\n".join(lines))
+
+
+def train_to_end(parsed: tuple[Any, RunPaths, Any], trainer_class: Any) -> None:
+    """A training script's main after its checks: nothing for a finished run; else build
+    the script's Trainer(args, paths, built), train with SIGINT handled, and finish."""
+    args, paths, built = parsed
+    if finished_already(paths):
+        return
+    trainer = trainer_class(args, paths, built)
+    trainer.experiment.run(trainer.train, trainer.device)
+    trainer.finish()

@@ -43,12 +43,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from model import NoiseInputActor, QNetwork
 from replay_memory import Batch
 from transport import MAX_EXACT_SAMPLES, METHODS, sample_w2_squared
-from utils import adam, frozen, soft_update_, stream_seed
+from utils import adam, descend_, frozen, soft_update_, stream_seed
 
 GENERATORS = {"td": "agent", "actor": "actor", "chain": "chain", "act": "act"}  # → stream
 
@@ -192,11 +191,8 @@ class POGO:
 
     def update_critic(self, batch: Batch) -> dict[str, torch.Tensor]:
         target = self.td_target(batch)
-        q1, q2 = self.critic(batch.obs, batch.action)
-        loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.critic_optimizer.step()
+        loss, q1 = self.critic.regression_loss(batch.obs, batch.action, target)
+        descend_(self.critic_optimizer, loss)
         return {"critic_loss": loss.detach(), "q_data": q1.detach().mean(),
                 "q_target": target.mean()}
 
@@ -237,9 +233,7 @@ class POGO:
             distance = sample_w2_squared(actions[i], reference, cfg.distance,
                                          cfg.sinkhorn_blur).mean()
             surrogate = (actions[i][:, 0] * q_grad[i]).sum() + cfg.weights[i] * distance
-            optimizer.zero_grad(set_to_none=True)
-            surrogate.backward()
-            optimizer.step()
+            descend_(optimizer, surrogate)
             distances.append(distance.detach())
             if i + 1 < self.num_actors:
                 with torch.no_grad():

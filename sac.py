@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from model import GaussianPolicy, QNetwork
 from replay_memory import Batch
 from transport import gaussian_w2_squared
-from utils import adam, frozen, soft_update_, stream_seed
+from utils import adam, descend_, frozen, soft_update_, stream_seed
 
 
 def w2_and_gradient(mean: torch.Tensor, log_std: torch.Tensor,
@@ -129,11 +128,8 @@ class POSAC:
 
     def update_critic(self, batch: Batch) -> dict[str, torch.Tensor]:
         target = self.td_target(batch)
-        q1, q2 = self.critic(batch.obs, batch.action)
-        loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.critic_optimizer.step()
+        loss, q1 = self.critic.regression_loss(batch.obs, batch.action, target)
+        descend_(self.critic_optimizer, loss)
         return {"critic_loss": loss.detach(), "q_data": q1.detach().mean()}
 
     # ----------------------------------------------------------------------- actors
@@ -222,9 +218,7 @@ class POSAC:
     def update_alpha(self, log_prob_0: torch.Tensor) -> torch.Tensor:
         """L_α = −E[log α·(log π0(a|s) + H_target)]; α is shared by every actor."""
         loss = -(self.log_alpha * (log_prob_0 + self.target_entropy)).mean()
-        self.alpha_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.alpha_optimizer.step()
+        descend_(self.alpha_optimizer, loss)
         return loss.detach()
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:

@@ -20,13 +20,13 @@ from typing import Any
 
 import run_setup
 from run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_output_flags, check_cuda,
-                       check_ranges, finished_already, interruptible)
+                       check_ranges, interruptible)
 from utils import OneLineErrorParser, UsageError, positive_int, run_name, stream_seed
 
 PROGRAM = "train_pogo.py"
 with interruptible(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
     from evaluation import Evaluator, float64_copy, make_env
-    from experiment import Experiment
+    from experiment import Experiment, train_to_end
     from video import RunVideos, add_video_flags, check_capture, prefer_headless
 
 SWEEP_AXIS = "dataset"  # a sweep file's per-task entries are datasets
@@ -293,12 +293,7 @@ class Trainer:
 
 @interruptible(PROGRAM)
 def main(argv: list[str] | None = None) -> None:
-    args, paths, built = parse_and_check(argv)
-    if finished_already(paths):
-        return
-    trainer = Trainer(args, paths, built)
-    trainer.experiment.run(trainer.train, trainer.device)
-    trainer.finish()
+    train_to_end(parse_and_check(argv), Trainer)
 
 
 if __name__ == "__main__":

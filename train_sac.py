@@ -16,7 +16,7 @@ from typing import Any
 
 import run_setup
 from run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_output_flags, check_cuda,
-                       check_ranges, finished_already, interruptible)
+                       check_ranges, interruptible)
 from utils import (OneLineErrorParser, UsageError, atomic_write, non_negative_int,
                    parse_w2_weights, positive_int, run_name, stream_seed)
 
@@ -25,7 +25,7 @@ with interruptible(PROGRAM):  # Ctrl-C while these load: one line and exit 130, 
     import numpy as np
 
     from evaluation import MODES, Evaluator, float64_copy, make_env
-    from experiment import Experiment
+    from experiment import Experiment, train_to_end
     from video import RunVideos, add_video_flags, check_capture, prefer_headless
 
 SWEEP_AXIS = "env_name"  # a sweep file's per-task entries are environments
@@ -303,12 +303,7 @@ class Trainer:
 
 @interruptible(PROGRAM)
 def main(argv: list[str] | None = None) -> None:
-    args, paths, env = parse_and_check(argv)
-    if finished_already(paths):
-        return
-    trainer = Trainer(args, paths, env)
-    trainer.experiment.run(trainer.train, trainer.device)
-    trainer.finish()
+    train_to_end(parse_and_check(argv), Trainer)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,13 @@ def adam(params: Any, lr: float) -> Any:
     return torch.optim.Adam(params, lr=lr, fused=True)
 
 
+def descend_(optimizer: Any, loss: Any) -> None:
+    """One optimizer step on `loss`: fresh gradients, backward, step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
 def soft_update_(target: nn.Module, source: nn.Module, tau: float) -> None:
     """Polyak averaging θ' ← τ·θ + (1 − τ)·θ', in place (on .data: outside autograd)."""
     for target_param, param in zip(target.parameters(), source.parameters()):
