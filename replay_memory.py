@@ -127,8 +127,9 @@ class ReplayMemory:
         saved slots, 0 … filled − 1, hold every slot a sampleable transition reads."""
         n = self.filled
         return {
-            "obs": self.obs[:n].cpu(), "action": self.action[:n].cpu(),
-            "reward": self.reward[:n].cpu(), "mask": self.mask[:n].cpu(),
+            # copies: torch.save writes a view's whole storage, all capacity + 1 slots
+            **{name: getattr(self, name)[:n].to("cpu", copy=True)
+               for name in ("obs", "action", "reward", "mask")},
             "sampled_slots": torch.from_numpy(self.slot_at_rank[:self.size].copy()),
             "capacity": self.capacity, "position": self.position, "filled": n,
             "generator": self.generator.get_state(),

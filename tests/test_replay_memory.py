@@ -494,3 +494,18 @@ def test_episodes_refuse_a_layout_no_first_lap_writes(how):
     with pytest.raises(ValueError, match="layout|terminated transition continues") as error:
         ReplayMemory.episodes(state)
     assert not isinstance(error.value, RingWrappedError)
+
+
+def test_a_saved_memory_holds_only_its_written_slots(tmp_path):
+    """torch.save writes a view's whole storage: a checkpoint of a memory with 1,000,000
+    slots and 50 written must hold 50 slots, not a million."""
+    memory = ReplayMemory(1_000_000, 11, 3, seed=0)
+    for t in range(50):
+        memory.push(np.full(11, t, np.float32), np.zeros(3, np.float32), 1.0,
+                    np.full(11, t + 1, np.float32), terminated=False, episode_end=t == 49)
+    path = tmp_path / "memory.pt"
+    torch.save(memory.state_dict(), path)
+    assert path.stat().st_size < 100_000  # 51 slots of 11 + 3 + 2 floats, plus metadata
+    restored = ReplayMemory(1_000_000, 11, 3, seed=0)
+    restored.load_state_dict(torch.load(path, weights_only=True))
+    assert torch.equal(restored.sample(64).obs, memory.sample(64).obs)
