@@ -41,6 +41,19 @@ OPTIMIZER_RANGES = {"lr": POSITIVE, "tau": (lambda value: 0 < value <= 1, "in (0
                     "gamma": (lambda value: 0 <= value <= 1, "in [0, 1]")}
 
 
+def add_network_flags(agent: argparse._ArgumentGroup) -> None:
+    """The network and optimisation flags every training script takes, with the same
+    defaults (CleanRL's and the seeds')."""
+    agent.add_argument("--hidden-size", type=positive_int, default=256,
+                       help="units in each of the 2 hidden layers")
+    agent.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate")
+    agent.add_argument("--gamma", type=float, default=0.99, help="discount factor")
+    agent.add_argument("--tau", type=float, default=0.005, help="target smoothing coefficient")
+    agent.add_argument("--batch-size", type=positive_int, default=256, help="minibatch size")
+    agent.add_argument("--cuda", action=argparse.BooleanOptionalAction, default=False,
+                       help="train on the GPU")
+
+
 def add_output_flags(parser: argparse.ArgumentParser, step_unit: str) -> None:
     """The output, logging and resume flags every training script takes."""
     output = parser.add_argument_group("outputs and resume")

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import run_setup
-from run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_output_flags, check_cuda,
-                       check_ranges, interruptible)
+from run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_network_flags,
+                       add_output_flags, check_cuda, check_ranges, interruptible)
 from utils import OneLineErrorParser, UsageError, positive_int, run_name, stream_seed
 
 PROGRAM = "train_pogo.py"
@@ -71,20 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--sinkhorn-blur", type=float, default=0.05, help="geomloss blur")
     agent.add_argument("--q-normalize", type=float, default=None,
                        help="divide each actor's Q term by E|Q| (detached), times this factor")
-    agent.add_argument("--hidden-size", type=positive_int, default=256,
-                       help="units in each of the 2 hidden layers")
-    agent.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate")
-    agent.add_argument("--gamma", type=float, default=0.99, help="discount factor")
-    agent.add_argument("--tau", type=float, default=0.005, help="target smoothing coefficient")
+    add_network_flags(agent)
     agent.add_argument("--policy-noise", type=float, default=0.2,
                        help="TD3 target smoothing σ (times max_action)")
     agent.add_argument("--noise-clip", type=float, default=0.5,
                        help="TD3 target smoothing clip c (times max_action)")
     agent.add_argument("--policy-freq", type=positive_int, default=2,
                        help="critic updates per actor update")
-    agent.add_argument("--batch-size", type=positive_int, default=256, help="minibatch size")
-    agent.add_argument("--cuda", action=argparse.BooleanOptionalAction, default=False,
-                       help="train on the GPU")
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument("--eval-freq", type=positive_int, default=5000,
                             help="evaluate every this many gradient steps (and at the end)")

@@ -15,8 +15,8 @@ import time
 from typing import Any
 
 import run_setup
-from run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_output_flags, check_cuda,
-                       check_ranges, interruptible)
+from run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_network_flags,
+                       add_output_flags, check_cuda, check_ranges, interruptible)
 from utils import (OneLineErrorParser, UsageError, atomic_write, non_negative_int,
                    parse_w2_weights, positive_int, run_name, stream_seed)
 
@@ -55,11 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "w meaning 0.0,w,w,...")
     agent.add_argument("--behavior-actor", type=int, default=0,
                        help="index of the actor that collects data")
-    agent.add_argument("--hidden-size", type=positive_int, default=256,
-                       help="units in each of the 2 hidden layers")
-    agent.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate")
-    agent.add_argument("--gamma", type=float, default=0.99, help="discount factor")
-    agent.add_argument("--tau", type=float, default=0.005, help="target smoothing coefficient")
+    add_network_flags(agent)
     agent.add_argument("--alpha", type=float, default=0.2, help="(initial) temperature α")
     agent.add_argument("--automatic-entropy-tuning", action=argparse.BooleanOptionalAction,
                        default=False, help="learn α towards entropy −dim(A) using actor 0")
@@ -76,7 +72,6 @@ def build_parser() -> argparse.ArgumentParser:
                        help="actor 0 copy that draws a' in the TD target")
     agent.add_argument("--target-update-interval", type=positive_int, default=1,
                        help="updates between Polyak target updates")
-    agent.add_argument("--batch-size", type=positive_int, default=256, help="minibatch size")
     agent.add_argument("--updates-per-step", type=non_negative_int, default=1,
                        help="gradient updates per environment step")
     agent.add_argument("--replay-size", type=positive_int, default=1_000_000,
@@ -84,8 +79,6 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--save-replay", action=argparse.BooleanOptionalAction, default=False,
                        help="at the end, keep every collected transition in "
                             "{checkpoint_dir}/{env}/{file_name}_replay.pt (for make_dataset.py)")
-    agent.add_argument("--cuda", action=argparse.BooleanOptionalAction, default=False,
-                       help="train on the GPU")
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument("--eval-freq", type=positive_int, default=10,
                             help="evaluate every this many training episodes")
