@@ -49,9 +49,6 @@ def add_network_flags(agent: argparse._ArgumentGroup) -> None:
     agent.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate")
     agent.add_argument("--gamma", type=float, default=0.99, help="discount factor")
     agent.add_argument("--tau", type=float, default=0.005, help="target smoothing coefficient")
-    agent.add_argument("--batch-size", type=positive_int, default=256, help="minibatch size")
-    agent.add_argument("--cuda", action=argparse.BooleanOptionalAction, default=False,
-                       help="train on the GPU")
 
 
 def add_output_flags(parser: argparse.ArgumentParser, step_unit: str) -> None:

@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="TD3 target smoothing clip c (times max_action)")
     agent.add_argument("--policy-freq", type=positive_int, default=2,
                        help="critic updates per actor update")
+    agent.add_argument("--batch-size", type=positive_int, default=256, help="minibatch size")
+    agent.add_argument("--cuda", action=argparse.BooleanOptionalAction, default=False,
+                       help="train on the GPU")
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument("--eval-freq", type=positive_int, default=5000,
                             help="evaluate every this many gradient steps (and at the end)")

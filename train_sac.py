@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="actor 0 copy that draws a' in the TD target")
     agent.add_argument("--target-update-interval", type=positive_int, default=1,
                        help="updates between Polyak target updates")
+    agent.add_argument("--batch-size", type=positive_int, default=256, help="minibatch size")
     agent.add_argument("--updates-per-step", type=non_negative_int, default=1,
                        help="gradient updates per environment step")
     agent.add_argument("--replay-size", type=positive_int, default=1_000_000,
@@ -79,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--save-replay", action=argparse.BooleanOptionalAction, default=False,
                        help="at the end, keep every collected transition in "
                             "{checkpoint_dir}/{env}/{file_name}_replay.pt (for make_dataset.py)")
+    agent.add_argument("--cuda", action=argparse.BooleanOptionalAction, default=False,
+                       help="train on the GPU")
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument("--eval-freq", type=positive_int, default=10,
                             help="evaluate every this many training episodes")
