@@ -317,12 +317,19 @@ class Experiment:
         print("\n".join(lines))
 
 
-def train_to_end(parsed: tuple[Any, RunPaths, Any], trainer_class: Any) -> None:
-    """A training script's main after its checks: nothing for a finished run; else build
-    the script's Trainer(args, paths, built), train with SIGINT handled, and finish."""
-    args, paths, built = parsed
-    if finished_already(paths):
-        return
-    trainer = trainer_class(args, paths, built)
-    trainer.experiment.run(trainer.train, trainer.device)
-    trainer.finish()
+def train_to_end(parse_and_check: Callable[[Any], tuple[Any, RunPaths, Any]], argv: Any,
+                 trainer_class: Any) -> None:
+    """A training script's main: its checks, then nothing for a finished run; else build
+    the script's Trainer(args, paths, built), train with SIGINT handled, and finish.
+
+    During start-up a first SIGINT is held until the start-up is done (then it exits 130
+    like one during training): raised inside a third-party import, a KeyboardInterrupt can
+    surface as a misleading ImportError ("MuJoCo is not installed"). A second one
+    interrupts at once."""
+    with StopRequest() as start_up:
+        args, paths, built = parse_and_check(argv)
+        trainer = None if finished_already(paths) else trainer_class(args, paths, built)
+    start_up.check()
+    if trainer is not None:
+        trainer.experiment.run(trainer.train, trainer.device)
+        trainer.finish()

@@ -289,7 +289,7 @@ class Trainer:
 
 @interruptible(PROGRAM)
 def main(argv: list[str] | None = None) -> None:
-    train_to_end(parse_and_check(argv), Trainer)
+    train_to_end(parse_and_check, argv, Trainer)
 
 
 if __name__ == "__main__":
