@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import run_setup
+import utils
 from run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_network_flags,
                        add_output_flags, check_cuda, check_ranges, interruptible)
 from utils import OneLineErrorParser, UsageError, positive_int, run_name, stream_seed
@@ -92,20 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_weights(text: str, num_actors: int) -> list[float]:
-    """`--w2-weights`: one value per actor, or a single w meaning [w, w, …]; finite, ≥ 0."""
-    try:
-        values = [float(part) for part in text.split(",")]
-    except ValueError:
-        raise ValueError(f"--w2-weights {text!r} is not a comma-separated list of numbers; "
-                         f"use e.g. --w2-weights 10,10,10") from None
-    if len(values) == 1:
-        values = values * num_actors
-    if len(values) != num_actors:
-        raise ValueError(f"--w2-weights has {len(values)} values but --num-actors is "
-                         f"{num_actors}; give one weight per actor or a single number")
-    if any(not (0.0 <= w < float("inf")) for w in values):
-        raise ValueError(f"--w2-weights must be finite and non-negative (got {text!r})")
-    return values
+    """POGO's `--w2-weights`: a single w means [w, w, …] (see utils.parse_weights)."""
+    return utils.parse_weights(text, num_actors, actor0_zero=False)
 
 
 def validate_args(args: argparse.Namespace) -> None:

@@ -118,25 +118,32 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-def parse_w2_weights(text: str, num_actors: int) -> list[float]:
-    """Parse `--w2-weights`: a comma list with one value per actor, actor 0's being 0.0,
-    or a single number w meaning [0.0, w, w, …]. Raises ValueError naming the problem."""
+def parse_weights(text: str, num_actors: int, actor0_zero: bool) -> list[float]:
+    """Parse `--w2-weights`: a comma list with one finite, non-negative value per actor, or a
+    single number w meaning [0.0, w, w, …] when actor 0's weight must be 0.0 (`actor0_zero`,
+    POSAC) and [w, w, …] otherwise (POGO). Raises ValueError naming the problem."""
+    example = "0.0,0.1" if actor0_zero else "10,10,10"
     try:
         values = [float(part) for part in text.split(",")]
     except ValueError:
         raise ValueError(f"--w2-weights {text!r} is not a comma-separated list of numbers; "
-                         f"use e.g. --w2-weights 0.0,0.1") from None
+                         f"use e.g. --w2-weights {example}") from None
     if len(values) == 1:
-        values = [0.0] + values * (num_actors - 1)
+        values = [0.0] + values * (num_actors - 1) if actor0_zero else values * num_actors
     if len(values) != num_actors:
         raise ValueError(f"--w2-weights has {len(values)} values but --num-actors is {num_actors}; "
                          f"give one weight per actor or a single number")
-    if values[0] != 0.0:
+    if actor0_zero and values[0] != 0.0:
         raise ValueError(f"--w2-weights: actor 0 learns with the plain SAC loss, so its weight "
                          f"must be 0.0 (got {values[0]})")
     if any(not (w >= 0.0 and w != float("inf")) for w in values):
         raise ValueError(f"--w2-weights must be finite and non-negative (got {text!r})")
     return values
+
+
+def parse_w2_weights(text: str, num_actors: int) -> list[float]:
+    """POSAC's `--w2-weights` (actor 0's weight is 0.0; see parse_weights)."""
+    return parse_weights(text, num_actors, actor0_zero=True)
 
 
 def format_weights(weights: Sequence[float]) -> str:
