@@ -71,6 +71,13 @@ def metrics_to_floats(metrics: dict[str, Any]) -> dict[str, float]:
     return flat
 
 
+def all_finite(metrics: dict[str, Any]) -> Any:
+    """Whether every metric of an update is finite, as one boolean tensor on the device."""
+    import torch
+
+    return torch.isfinite(torch.cat([value.reshape(-1) for value in metrics.values()])).all()
+
+
 def save_npy(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as handle:  # a file object: np.save would append .npy to a path
         np.save(handle, array)
@@ -217,13 +224,11 @@ class Experiment:
         if bad:
             self.diverged(bad)
 
-    def check_update(self, metrics: dict[str, Any]) -> None:
-        """After every update: one device-side test of all the metrics (losses included),
-        and only if it fails the host copies that name the culprits."""
-        import torch
-
-        if metrics and not bool(torch.isfinite(
-                torch.cat([value.reshape(-1) for value in metrics.values()])).all()):
+    def check_update(self, metrics: dict[str, Any], finite: Any) -> None:
+        """After every update: `finite` is `all_finite(metrics)`, one device-side test of all
+        the metrics (losses included); only if it fails, the host copies that name the
+        culprits."""
+        if not bool(finite):
             self.stop_if_not_finite(metrics_to_floats(metrics))
 
     def host_metrics(self, metrics: dict[str, Any]) -> dict[str, float]:

@@ -84,18 +84,23 @@ def weights_label(weights: tuple[float, ...]) -> str:
     return "[" + ", ".join(repr(float(w)) for w in weights) + "]"
 
 
-def load_runs(records: list[RunRecord]) -> dict[tuple[str, tuple[float, ...]], list[tuple[RunRecord, Any]]]:
-    """(env, weights) → [(record, metrics DataFrame sorted by step)] for runs with metrics."""
+def read_metrics(path: Path) -> Any | None:
+    """A run's metrics CSV as a DataFrame sorted by step, or None before its first evaluation."""
     import pandas as pd
 
+    if not path.exists():
+        return None
+    frame = pd.read_csv(path).sort_values("step", kind="stable")
+    return None if frame.empty else frame
+
+
+def load_runs(records: list[RunRecord]) -> dict[tuple[str, tuple[float, ...]], list[tuple[RunRecord, Any]]]:
+    """(env, weights) → [(record, metrics DataFrame sorted by step)] for runs with metrics."""
     groups: dict[tuple[str, tuple[float, ...]], list[tuple[RunRecord, Any]]] = {}
     for record in records:
-        if not record.metrics_csv.exists():
-            continue
-        frame = pd.read_csv(record.metrics_csv).sort_values("step", kind="stable")
-        if frame.empty:
-            continue
-        groups.setdefault((record.env, record.weights), []).append((record, frame))
+        frame = read_metrics(record.metrics_csv)
+        if frame is not None:
+            groups.setdefault((record.env, record.weights), []).append((record, frame))
     return groups
 
 
@@ -153,12 +158,24 @@ def with_ci(mean: float, low: float, high: float) -> str:
     return f"{mean:.1f} [{low:.1f}, {high:.1f}]"
 
 
-def budget_cell(row: dict[str, Any], kind: str) -> str:
-    """kind "at_step", "window" or "window_vs_actor0": over the seeds that reached AT_STEP."""
-    if math.isnan(row[f"{kind}_mean"]):  # no seed reached AT_STEP, or actor 0's difference
+def budget_cell(row: dict[str, Any], kind: str, counted: str = "at_step_seeds") -> str:
+    """kind "at_step", "window" or "window_vs_actor0": over the row[counted] seeds that reached
+    the budget (AT_STEP here), with n when not all of row["seeds"] did."""
+    if math.isnan(row[f"{kind}_mean"]):  # no seed reached the budget, or actor 0's difference
         return "–"
     cell = with_ci(row[f"{kind}_mean"], row[f"{kind}_ci_low"], row[f"{kind}_ci_high"])
-    return cell if row["at_step_seeds"] == row["seeds"] else f"{cell} (n={row['at_step_seeds']})"
+    return cell if row[counted] == row["seeds"] else f"{cell} (n={row[counted]})"
+
+
+def range_cell(low: int, high: int) -> str:
+    """"400" when both ends agree, else "400–520"."""
+    return f"{low}" if low == high else f"{low}–{high}"
+
+
+def seeds_cell(row: dict[str, Any]) -> str:
+    """The number of seeds, and how many finished when not all did."""
+    finished = row["finished_seeds"]
+    return f"{row['seeds']}" + ("" if finished == row["seeds"] else f" ({finished} finished)")
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -176,11 +193,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                   "| at 100k | 80k–100k | − actor 0 |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for row in (r for r in rows if r["env"] == env):
-            steps = (f"{row['steps_min']}" if row["steps_min"] == row["steps_max"]
-                     else f"{row['steps_min']}–{row['steps_max']}")
-            seeds = f"{row['seeds']}" + ("" if row["finished_seeds"] == row["seeds"]
-                                         else f" ({row['finished_seeds']} finished)")
-            lines.append(f"| {row['w2_weights']} | {row['actor']} | {seeds} | {steps} "
+            lines.append(f"| {row['w2_weights']} | {row['actor']} | {seeds_cell(row)} "
+                         f"| {range_cell(row['steps_min'], row['steps_max'])} "
                          f"| {with_ci(row['final_mean'], row['final_ci_low'], row['final_ci_high'])} "
                          f"| {with_ci(row['best_mean'], row['best_ci_low'], row['best_ci_high'])} "
                          f"| {budget_cell(row, 'at_step')} | {budget_cell(row, 'window')} "
@@ -197,6 +211,12 @@ def common_grid(frames: list[Any]) -> np.ndarray:
     return steps[(steps >= low) & (steps <= high)].astype(np.float64)
 
 
+def interpolate_seeds(frames: list[Any], grid: np.ndarray, column: str) -> np.ndarray:
+    """[seeds, points]: each seed's `column` linearly interpolated onto the grid."""
+    return np.stack([np.interp(grid, frame["step"].to_numpy(np.float64),
+                               frame[column].to_numpy(np.float64)) for frame in frames])
+
+
 def curve_rows(groups: dict, env: str) -> list[dict[str, Any]]:
     rows = []
     for (group_env, weights), seeds in groups.items():
@@ -209,9 +229,7 @@ def curve_rows(groups: dict, env: str) -> list[dict[str, Any]]:
                   f"yet; no curve")
             continue
         for actor in range(len(weights)):
-            column = f"actor_{actor}_deterministic"
-            values = np.stack([np.interp(grid, frame["step"].to_numpy(np.float64),
-                                         frame[column].to_numpy(np.float64)) for frame in frames])
+            values = interpolate_seeds(frames, grid, f"actor_{actor}_deterministic")
             low, high = bootstrap_ci(values)
             for k, step in enumerate(grid):
                 rows.append({"w2_weights": weights_label(weights), "actor": actor,

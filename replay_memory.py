@@ -8,12 +8,16 @@ keeps the latest `capacity` transitions; each episode end spends one slot on its
 observation. A 1M-slot Humanoid-v5 buffer (348-dim observations) needs about 1.5 GB.
 
 The storage lives on the agent's device and sampling draws from a generator there, so on
-a GPU a minibatch never leaves it and `sample` never waits for the device.
+a GPU a minibatch never leaves it and `sample` never waits for the device. A push costs one
+host-to-device copy: the host packs the transition and the slot bookkeeping into a staging
+row, and `write_staged` scatters it on the device. `sample` reads the transition count from
+the device too, so both are fixed kernels on fixed memory that `train_sac.py --cuda-graphs`
+records once as CUDA graphs (see cuda_graphs.py).
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -58,13 +62,19 @@ class ReplayMemory:
         # The sampleable slots (those holding a complete transition), kept compact: entries
         # 0 … size−1 of `sampled_slots` (on the device, for `sample`) and of `slot_at_rank`
         # (its host copy); `rank_of_slot` is a slot's entry, or −1. Sampling draws a rank
-        # uniformly, so it needs neither rejection nor a host sync.
-        self.sampled_slots = torch.zeros(slots, dtype=torch.long, device=self.device)
+        # uniformly, so it needs neither rejection nor a host sync. The device list has one
+        # spare entry at the end, where a push with fewer than two rank changes writes.
+        self.sampled_slots = torch.zeros(slots + 1, dtype=torch.long, device=self.device)
         self.slot_at_rank = np.zeros(slots, dtype=np.int64)
         self.rank_of_slot = np.full(slots, -1, dtype=np.int64)
         self.position = 0  # slot the next transition is written to
         self.filled = 0  # slots 0 … filled − 1 have been written (up to capacity + 1)
         self.size = 0  # sampleable transitions
+        self.device_size = torch.zeros((), dtype=torch.long, device=self.device)
+        self.staging = _Staging(obs_dim, action_dim, self.device)
+        self.touched_ranks: list[int] = []  # ranks whose slot this push changed
+        # Scatters the staged push on the device; --cuda-graphs swaps in its CUDA graph.
+        self.write_staged: Callable[[], None] = self._write_staged
 
     def __len__(self) -> int:
         return self.size
@@ -76,7 +86,7 @@ class ReplayMemory:
     def _set_rank(self, rank: int, slot: int) -> None:
         self.slot_at_rank[rank] = slot
         self.rank_of_slot[slot] = rank
-        self.sampled_slots[rank] = slot
+        self.touched_ranks.append(rank)
 
     def _make_sampleable(self, slot: int) -> None:
         if self.rank_of_slot[slot] < 0:
@@ -97,27 +107,49 @@ class ReplayMemory:
         """Store (s, a, r, s', terminated). `episode_end` is terminated or truncated: the
         next push then starts a new episode and s' stays as this episode's final state."""
         p = self.position
-        self.obs[p] = torch.as_tensor(obs)
-        self.action[p] = torch.as_tensor(action)
-        self.reward[p] = float(reward)
-        self.mask[p] = 0.0 if terminated else 1.0
-        self._make_sampleable(p)
         q = (p + 1) % self.num_slots
+        self.touched_ranks.clear()
+        self._make_sampleable(p)
         self._forget(q)
-        self.obs[q] = torch.as_tensor(next_obs)
+        # The final slot of each touched rank (at most two ranks change); a spare entry
+        # past the list's end takes the unused write.
+        ranks = sorted(set(self.touched_ranks)) + [self.num_slots] * 2
+        rank_writes = [(rank, int(self.slot_at_rank[rank]) if rank < self.num_slots else 0)
+                       for rank in ranks[:2]]
+        self.staging.stage(obs, action, reward, 0.0 if terminated else 1.0, next_obs,
+                           [p, q, *(r for r, _ in rank_writes), *(s for _, s in rank_writes),
+                            self.size])
+        self.write_staged()
         # Until the ring wraps, slots are written in order, so the written ones stay a prefix.
         # Its end is q + 1, or p + 1 when an episode end moved p to the last slot and q wraps
         # to 0: slot p holds a sampleable transition, and a save must include it.
         self.filled = max(self.filled, p + 1, q + 1)
         self.position = (q + 1) % self.num_slots if episode_end else q
 
+    def _write_staged(self) -> None:
+        """On the device: s, a, r, m into slot p, s' into slot q, the changed ranks' slots
+        into `sampled_slots`, and the transition count (the staged index row's layout)."""
+        values, index = self.staging.values, self.staging.index
+        obs_dim, action_dim = self.obs.shape[1], self.action.shape[1]
+        slot_p, slot_q = index[0:1], index[1:2]
+        self.obs.index_copy_(0, slot_p, values[None, :obs_dim])
+        self.action.index_copy_(0, slot_p, values[None, obs_dim:obs_dim + action_dim])
+        rest = values[obs_dim + action_dim:]
+        self.reward.index_copy_(0, slot_p, rest[0:1])
+        self.mask.index_copy_(0, slot_p, rest[1:2])
+        self.obs.index_copy_(0, slot_q, rest[None, 2:])
+        self.sampled_slots.index_copy_(0, index[2:4], index[4:6])
+        self.device_size.copy_(index[6])
+
     def sample(self, batch_size: int) -> Batch:
         """Draw `batch_size` transitions uniformly (with replacement) from the sampleable slots."""
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay memory")
-        rank = torch.randint(self.size, (batch_size,), generator=self.generator,
-                             device=self.device)
-        index = self.sampled_slots[rank]
+        # rank = ⌊u·size⌋, u ~ U[0, 1) in float64: uniform over 0 … size − 1 (to 2⁻⁵³), with
+        # the count read on the device
+        uniform = torch.rand(batch_size, generator=self.generator, device=self.device,
+                             dtype=torch.float64)
+        index = self.sampled_slots[(uniform * self.device_size).long()]
         next_index = (index + 1) % self.num_slots
         return Batch(self.obs[index], self.action[index], self.reward[index],
                      self.obs[next_index], self.mask[index])
@@ -151,6 +183,7 @@ class ReplayMemory:
         self.rank_of_slot[slots] = np.arange(self.size)
         self.slot_at_rank[:self.size] = slots
         self.sampled_slots[:self.size] = torch.from_numpy(slots)
+        self.device_size.fill_(self.size)
         self.position, self.filled = state["position"], n
         self.generator.set_state(state["generator"])
 
@@ -199,3 +232,39 @@ def _first_lap_layout(slots: np.ndarray, filled: int, position: int,
     gaps = np.ones(filled, dtype=bool)
     gaps[slots] = False
     return not (gaps[1:-1] & gaps[:-2]).any()
+
+
+class _Staging:
+    """One push's numbers on their way to the device: a float row (s, a, r, m, s') and an
+    index row (p, q, two ranks, their slots, the count), packed on the host and copied to the
+    device with one transfer each. On a GPU the host rows are pinned and the copies
+    asynchronous, so a push never waits for the device; two host buffers alternate, and a
+    buffer is refilled only after its previous copy (two pushes back) has landed."""
+
+    def __init__(self, obs_dim: int, action_dim: int, device: torch.device):
+        width = 2 * obs_dim + action_dim + 2
+        pinned = device.type == "cuda"
+        self.host = [(torch.zeros(width, pin_memory=pinned),
+                      torch.zeros(7, dtype=torch.long, pin_memory=pinned)) for _ in range(2)]
+        self.copied = [torch.cuda.Event() if pinned else None for _ in range(2)]
+        self.values = torch.zeros(width, device=device)
+        self.index = torch.zeros(7, dtype=torch.long, device=device)
+        self.turn = 0
+
+    def stage(self, obs: np.ndarray, action: np.ndarray, reward: float, mask: float,
+              next_obs: np.ndarray, index: list[int]) -> None:
+        host_values, host_index = self.host[self.turn]
+        if self.copied[self.turn] is not None:
+            self.copied[self.turn].synchronize()
+        values = host_values.numpy()
+        obs_dim, action_dim = len(obs), len(action)
+        values[:obs_dim] = obs
+        values[obs_dim:obs_dim + action_dim] = action
+        values[obs_dim + action_dim:obs_dim + action_dim + 2] = (reward, mask)
+        values[obs_dim + action_dim + 2:] = next_obs
+        host_index.numpy()[:] = index
+        self.values.copy_(host_values, non_blocking=True)
+        self.index.copy_(host_index, non_blocking=True)
+        if self.copied[self.turn] is not None:
+            self.copied[self.turn].record()
+        self.turn = 1 - self.turn

@@ -35,7 +35,8 @@ from typing import Any, Callable
 from utils import UsageError, positive_int, usage_error
 
 # settings that change no number: a resumed run may differ in them
-SETTINGS_ALLOWED_TO_CHANGE_ON_RESUME = {"resume", "capture_video", "video_every", "video_size"}
+SETTINGS_ALLOWED_TO_CHANGE_ON_RESUME = {"resume", "capture_video", "video_every", "video_size",
+                                        "cuda_graphs"}
 POSITIVE = (lambda value: value > 0, "a positive number")
 OPTIMIZER_RANGES = {"lr": POSITIVE, "tau": (lambda value: 0 < value <= 1, "in (0, 1]"),
                     "gamma": (lambda value: 0 <= value <= 1, "in [0, 1]")}

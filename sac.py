@@ -221,19 +221,35 @@ class POSAC:
         descend_(self.alpha_optimizer, loss)
         return loss.detach()
 
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One POSAC update; returns detached metrics (read them on the host only to log)."""
+    # ---------------------------------------------------------------------- update
+    def learn(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Steps 1-3 of an update (critic, actors, temperature): device work only, the same
+        on every call, so train_sac.py can record it as a CUDA graph. Returns detached
+        metrics (read them on the host only to log)."""
         metrics = self.update_critic(batch)
         actor_metrics, log_prob_0 = self.update_actors(batch.obs)
         metrics.update(actor_metrics)
         if self.config.automatic_entropy_tuning:
             metrics["alpha_loss"] = self.update_alpha(log_prob_0)
         metrics["alpha"] = self.alpha
+        return metrics
+
+    def count_update(self) -> bool:
+        """Count one update; whether the target networks are due (step 4)."""
         self.num_updates += 1
-        if self.num_updates % self.config.target_update_interval == 0:
-            soft_update_(self.critic_target, self.critic, self.config.tau)
-            if self.actor0_target is not None:
-                soft_update_(self.actor0_target, self.actors[0], self.config.tau)
+        return self.num_updates % self.config.target_update_interval == 0
+
+    def update_targets(self) -> None:
+        """Step 4: θ' ← τ·θ + (1 − τ)·θ' for the critic (and actor 0's copy, if used)."""
+        soft_update_(self.critic_target, self.critic, self.config.tau)
+        if self.actor0_target is not None:
+            soft_update_(self.actor0_target, self.actors[0], self.config.tau)
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One POSAC update, steps 1-4."""
+        metrics = self.learn(batch)
+        if self.count_update():
+            self.update_targets()
         return metrics
 
     # ------------------------------------------------------------------ checkpoints

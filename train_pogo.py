@@ -27,7 +27,7 @@ from utils import OneLineErrorParser, UsageError, positive_int, run_name, stream
 PROGRAM = "train_pogo.py"
 with interruptible(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
     from evaluation import Evaluator, float64_copy, make_env
-    from experiment import Experiment, train_to_end
+    from experiment import Experiment, all_finite, train_to_end
     from video import RunVideos, add_video_flags, check_capture, prefer_headless
 
 SWEEP_AXIS = "dataset"  # a sweep file's per-task entries are datasets
@@ -256,7 +256,7 @@ class Trainer:
         while state.total_steps < args.num_steps:
             self.experiment.stop.check()
             self.metrics = self.agent.update(self.sampler.sample(args.batch_size))
-            self.experiment.check_update(self.metrics)
+            self.experiment.check_update(self.metrics, all_finite(self.metrics))
             state.total_steps += 1
             if state.total_steps % args.log_freq == 0:
                 now = time.time()

@@ -82,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "{checkpoint_dir}/{env}/{file_name}_replay.pt (for make_dataset.py)")
     agent.add_argument("--cuda", action=argparse.BooleanOptionalAction, default=False,
                        help="train on the GPU")
+    agent.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=False,
+                       help="with --cuda: record the update, the acting step and the replay "
+                            "writes as CUDA graphs and replay them (same results, several "
+                            "times the speed; see cuda_graphs.py)")
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument("--eval-freq", type=positive_int, default=10,
                             help="evaluate every this many training episodes")
@@ -107,6 +111,8 @@ def validate_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--batch-size {args.batch_size} exceeds --replay-size "
                          f"{args.replay_size}; lower the batch or enlarge the replay memory")
     check_ranges(args, {**OPTIMIZER_RANGES, "alpha": POSITIVE})
+    if args.cuda_graphs and not args.cuda:
+        raise UsageError("--cuda-graphs needs --cuda: add --cuda, or drop --cuda-graphs")
 
 
 
@@ -153,6 +159,15 @@ def evaluation_policies(agent: Any) -> list[Any]:
     return [policy(float64_copy(actor)) for actor in agent.actors]
 
 
+def acting_input(obs_dim: int, device: Any) -> tuple[Any, Any]:
+    """The behaviour actor's input on the device, which stays in place (a CUDA graph reads
+    it), and its host staging tensor (pinned on a GPU, for an asynchronous copy)."""
+    import torch
+
+    return (torch.zeros(1, obs_dim, device=device),
+            torch.zeros(1, obs_dim, pin_memory=device.type == "cuda"))
+
+
 # --------------------------------------------------------------------------- training
 class Trainer:
     def __init__(self, args: argparse.Namespace, paths: RunPaths, env: Any):
@@ -177,6 +192,8 @@ class Trainer:
         self.agent = POSAC(obs_dim, low, high, config, seed=args.seed, device=self.device)
         self.memory = ReplayMemory(args.replay_size, obs_dim, low.numel(),
                                    seed=stream_seed(args.seed, "data"), device=self.device)
+        self.obs_input, self.obs_staging = acting_input(obs_dim, self.device)
+        self.learn, self.act, self.update_targets = self.device_steps(args.cuda_graphs)
         self.videos = (RunVideos(args, paths.results, args.num_actors, args.env_name)
                        if args.capture_video else None)
         self.evaluator = Evaluator(args.env_name, args.num_actors, args.eval_episodes, args.seed,
@@ -188,6 +205,29 @@ class Trainer:
         if self.experiment.resumed:
             self.experiment.load_checkpoint(self.restore)
         self.experiment.open_writer()
+
+    def device_steps(self, cuda_graphs: bool) -> tuple[Any, Any, Any]:
+        """The loop's device work as calls without arguments: learn (sample a minibatch,
+        update; returns the metrics and whether all are finite), act (the behaviour actor's
+        action at `obs_input`) and the target update. With `cuda_graphs`, each of them and
+        the replay memory's write become CUDA graphs (cuda_graphs.py)."""
+        from experiment import all_finite
+
+        def learn() -> tuple[dict[str, Any], Any]:
+            metrics = self.agent.learn(self.memory.sample(self.args.batch_size))
+            return metrics, all_finite(metrics)
+
+        def act() -> Any:
+            return self.agent.act(self.obs_input, self.args.behavior_actor)
+
+        if not cuda_graphs:
+            return learn, act, self.agent.update_targets
+        from cuda_graphs import Graphed
+
+        agent = self.agent
+        self.memory.write_staged = Graphed(self.memory.write_staged)
+        return (Graphed(learn, [agent.generator, agent.chain_generator, self.memory.generator]),
+                Graphed(act, [agent.generator]), Graphed(agent.update_targets))
 
     @property
     def state(self) -> Any:
@@ -228,10 +268,17 @@ class Trainer:
         return self.rng.uniform(space.low, space.high).astype(np.float32)
 
     def policy_action(self, obs: np.ndarray) -> np.ndarray:
-        import torch
+        # The staging tensor is safe to refill next step: reading the action waits for the copy.
+        self.obs_staging.numpy()[0] = obs
+        self.obs_input.copy_(self.obs_staging, non_blocking=True)
+        return self.act()[0].cpu().numpy()
 
-        obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
-        return self.agent.act(obs_tensor, self.args.behavior_actor)[0].cpu().numpy()
+    def update(self) -> None:
+        """One gradient update: learn, the target networks when due, the finite check."""
+        self.metrics, finite = self.learn()
+        if self.agent.count_update():
+            self.update_targets()
+        self.experiment.check_update(self.metrics, finite)
 
     def check_transition(self, next_obs: np.ndarray, reward: float) -> None:
         """An environment can emit NaN: stop before it reaches the replay memory."""
@@ -259,8 +306,7 @@ class Trainer:
             state.total_steps += 1
             if len(memory) >= args.batch_size and state.total_steps >= args.update_after:
                 for _ in range(args.updates_per_step):
-                    self.metrics = self.agent.update(memory.sample(args.batch_size))
-                    self.experiment.check_update(self.metrics)
+                    self.update()
             if state.total_steps % args.log_freq == 0:
                 now = time.time()
                 self.log_training(last_return, args.log_freq / (now - log_clock[0]))

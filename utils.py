@@ -51,10 +51,13 @@ def stream_seed(seed: int, stream: str) -> int:
 
 def adam(params: Any, lr: float) -> Any:
     """torch.optim.Adam as one fused kernel over all tensors (same update rule as the
-    per-tensor loop, a fraction of its dispatch cost on the CPU)."""
+    per-tensor loop, a fraction of its dispatch cost on the CPU); on a GPU with its step
+    count on the device (capturable), so that the step can be recorded in a CUDA graph."""
     import torch
 
-    return torch.optim.Adam(params, lr=lr, fused=True)
+    params = list(params)
+    return torch.optim.Adam(params, lr=lr, fused=True,
+                            capturable=params[0].device.type == "cuda")
 
 
 def descend_(optimizer: Any, loss: Any) -> None:

@@ -2,11 +2,13 @@
 
     python benchmarks/bench.py                       # CPU, N = 1, 2, 4, 8, HalfCheetah-v5
     python benchmarks/bench.py --cuda --actors 1,2   # GPU
+    python benchmarks/bench.py --cuda --cuda-graphs  # GPU, the update, acting and replay
+                                                     # writes replayed as CUDA graphs
 
 Rates: one process builds a trainer per N and times blocks round-robin (N = 1, 2, 4, 8,
 1, 2, ...), so a slow spell of a shared machine hits every N alike; each rate is the median
-of --repeats blocks after one warm-up round. Printed per N: updates/s of POSAC.update alone
-on a filled replay memory; learning-phase environment steps/s of train_sac.py's real loop
+of --repeats blocks after one warm-up round. Printed per N: updates/s of the training loop's update alone
+(minibatch sampling included) on a filled replay memory; learning-phase environment steps/s of train_sac.py's real loop
 (act, env.step, store, update); the marginal cost of each actor beyond the first as a
 fraction of the 1-actor time, measured, and as counted in floating-point operations of one
 update ("FLOP ratio": the marginal an update with no fixed per-update overhead would show on a
@@ -45,7 +47,8 @@ def build_trainer(args: argparse.Namespace, num_actors: int, root: str) -> Any:
              "--replay-size", "100000", "--eval-episodes", "10", "--log-freq", "1000000",
              "--automatic-entropy-tuning", "--results-dir", f"{root}/results",
              "--log-dir", f"{root}/runs", "--checkpoint-dir", f"{root}/checkpoints",
-             *(["--cuda"] if args.cuda else [])]
+             *(["--cuda"] if args.cuda else []),
+             *(["--cuda-graphs"] if args.cuda_graphs else [])]
     cli, paths, env = train_sac.parse_and_check(flags)
     trainer = train_sac.Trainer(cli, paths, env)
     rng = np.random.default_rng(0)
@@ -74,7 +77,7 @@ def measure_rates(args: argparse.Namespace, chain_lengths: list[int]) -> dict[in
 
     def updates(trainer: Any) -> None:
         for _ in range(args.updates):
-            trainer.agent.update(trainer.memory.sample(args.batch_size))
+            trainer.update()
 
     def loop_steps(trainer: Any) -> None:
         trainer.args.num_steps = trainer.state.total_steps + args.loop_steps
@@ -98,7 +101,7 @@ def measure_rates(args: argparse.Namespace, chain_lengths: list[int]) -> dict[in
         updates_per_s = round_robin_rates(updates, args.updates)
         steps_per_s = round_robin_rates(loop_steps, args.loop_steps)
         for trainer in trainers.values():
-            trainer.writer.close()
+            trainer.experiment.writer.close()
     return {n: {"actors": n, "updates_per_s": updates_per_s[n], "steps_per_s": steps_per_s[n],
                 "update_mflop": flops[n] / 1e6} for n in chain_lengths}
 
@@ -107,14 +110,16 @@ def measure_footprint(args: argparse.Namespace, num_actors: int) -> dict[str, fl
     """Evaluation time and peak memory of one N, in this (fresh) process."""
     import torch
 
+    import train_sac
+
     with tempfile.TemporaryDirectory() as root:
         trainer = build_trainer(args, num_actors, root)
         for _ in range(20):
-            trainer.agent.update(trainer.memory.sample(args.batch_size))
+            trainer.update()
         start = time.perf_counter()
-        trainer.evaluator.run(trainer.agent)
+        trainer.evaluator.run(train_sac.evaluation_policies(trainer.agent), trainer.device)
         eval_s = time.perf_counter() - start
-        trainer.writer.close()
+        trainer.experiment.writer.close()
     peak_mb = (torch.cuda.max_memory_allocated() / 2**20 if args.cuda
                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return {"eval_s": eval_s, "peak_mb": peak_mb}
@@ -124,8 +129,10 @@ def child(args: argparse.Namespace, mode: str, chain_lengths: list[int]) -> Any:
     """Run this script in a fresh process in `mode`; returns its JSON answer."""
     command = [sys.executable, __file__, *sys.argv[1:], "--child", mode,
                "--actors", ",".join(map(str, chain_lengths))]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"bench.py: the {mode} child failed (exit {done.returncode}):\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def print_table(rows: list[dict[str, float]], device: str, episode_steps: int) -> None:
@@ -168,6 +175,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=21,
                         help="timed blocks per N; the median is reported (after a warm-up)")
     parser.add_argument("--cuda", action="store_true")
+    parser.add_argument("--cuda-graphs", action="store_true", help="with --cuda")
     parser.add_argument("--child", choices=["rates", "footprint"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     chain_lengths = [int(n) for n in args.actors.split(",")]
@@ -185,7 +193,8 @@ def main() -> None:
     import gymnasium as gym
 
     episode_steps = gym.spec(args.env_name).max_episode_steps or 1000
-    print_table(rows, "CUDA" if args.cuda else "CPU", episode_steps)
+    device = ("CUDA, CUDA graphs" if args.cuda_graphs else "CUDA") if args.cuda else "CPU"
+    print_table(rows, device, episode_steps)
 
 
 if __name__ == "__main__":

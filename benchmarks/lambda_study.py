@@ -34,14 +34,14 @@ def lambdas_of_a_run(env_name: str, num_steps: int, form: str, seed: int) -> np.
         args, paths, env = train_sac.parse_and_check(flags)
         trainer = train_sac.Trainer(args, paths, env)
         recorded = []
-        update = trainer.agent.update
+        learn = trainer.learn
 
-        def recording_update(batch):  # the study needs λ at every update, not every log
-            metrics = update(batch)
+        def recording_learn():  # the study needs λ at every update, not every log
+            metrics, finite = learn()
             recorded.append(metrics["lambda"][1].item())
-            return metrics
+            return metrics, finite
 
-        trainer.agent.update = recording_update
+        trainer.learn = recording_learn
         with trainer.experiment.stop:
             trainer.train()
         trainer.experiment.writer.close()

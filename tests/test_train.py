@@ -152,11 +152,11 @@ def test_sigkill_and_resume_matches_uninterrupted_run(finished_run, tmp_path):
     assert_same_results(tmp_path, finished_run[0])
 
 
-def kill_after_two_checkpoints(root: Path) -> tuple[Path, Path]:
+def kill_after_two_checkpoints(root: Path, *extra: str) -> tuple[Path, Path]:
     """Start the small run and SIGKILL it once it has a latest and a previous checkpoint."""
     folder = root / "checkpoints" / "InvertedPendulum-v5"
     latest, previous = folder / f"{FILE_NAME}_latest.pt", folder / f"{FILE_NAME}_previous.pt"
-    process = subprocess.Popen(train_command(root), cwd=root, stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(train_command(root, *extra), cwd=root, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (latest.exists() and previous.exists()) and process.poll() is None \
@@ -349,14 +349,14 @@ def test_a_diverging_update_stops_the_run_at_once(tmp_path, capsys):
                            "--lr", "3e6", "--checkpoint-freq", "20",
                            "--update-after", "250")  # a checkpoint at step 200 comes first
     seen = []
-    real_update = trainer.agent.update
+    real_learn = trainer.learn
 
-    def recording_update(batch):
-        metrics = real_update(batch)
+    def recording_learn():
+        metrics, finite = real_learn()
         seen.append(all(bool(torch.isfinite(v).all()) for v in metrics.values()))
-        return metrics
+        return metrics, finite
 
-    trainer.agent.update = recording_update
+    trainer.learn = recording_learn
     with pytest.raises(SystemExit) as exit_info:
         trainer.train()
     assert exit_info.value.code == 1

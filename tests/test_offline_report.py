@@ -1,0 +1,316 @@
+"""offline_report.py against hand computations: small run folders (config.json + metrics CSV
+of known piecewise-linear curves) are written in a temporary folder, and the table and the
+curves are checked against numbers worked out here by hand, the behaviour policy's score
+against a real make_dataset.py dataset's episodes and the flag, the figure's lines, and
+every bad input against its one error line (exit status 2, nothing written)."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import make_dataset
+import offline_report
+
+PREFIX = "offline_report.py: error:"
+CHEETAH = "local/cheetah/medium-v0"
+HOPPER = "local/hopper/medium-v0"
+BUDGET = 100  # num_steps of every run here: the last fifth is steps 80-100
+
+# seed → (evaluation steps, actor 0's scores, actor 1's scores, wall_time_s at the last one)
+POGO_EVALS = {0: ([40, 70, 100], [10.0, 40.0, 70.0], [12.0, 44.0, 80.0], 300.0),
+              1: ([50, 90, 100], [20.0, 50.0, 60.0], [20.0, 50.0, 55.0], 360.0),
+              2: ([40, 85, 100], [0.0, 90.0, 30.0], [5.0, 80.0, 50.0], 420.0)}
+# TD3+BC, one actor; seed 2 is still running (60 of 100 steps)
+TD3BC_EVALS = {0: ([50, 100], [30.0, 40.0], 100.0),
+               1: ([50, 100], [20.0, 40.0], 110.0),
+               2: ([50, 60], [10.0, 40.0], 50.0)}
+
+
+def write_run(results: Path, dataset: str, td3_bc: bool, weights: list[float], seed: int,
+              steps: list[int], scores: list[list[float]], wall_time: float,
+              finished: bool) -> Path:
+    """A train_pogo.py run folder: config.json, the metrics CSV, summary.json when finished."""
+    prefix = "TD3BC" if td3_bc else "POGO"
+    name = f"{prefix}_{dataset.replace('/', '-')}_s{seed}_w{'-'.join(map(str, weights))}"
+    folder = results / name
+    (folder / "training").mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({
+        "dataset": dataset, "td3_bc": td3_bc, "num_actors": len(weights),
+        "w2_weights": weights, "seed": seed, "num_steps": BUDGET, "eval_freq": 10}))
+    header = ["step", "wall_time_s"]
+    for actor in range(len(weights)):
+        header += [f"actor_{actor}_deterministic", f"actor_{actor}_deterministic_std",
+                   f"actor_{actor}_deterministic_score"]
+    with open(folder / "training" / f"{name}_metrics.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header + ["critic_loss"])
+        for k, step in enumerate(steps):
+            wall = wall_time * (k + 1) / len(steps)
+            row = [step, wall]
+            for actor_scores in scores:
+                row += [actor_scores[k] * 100, 1.0, actor_scores[k]]  # return, std, score
+            writer.writerow(row + [0.5])
+    if finished:
+        (folder / "summary.json").write_text("{}")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """POGO (2 actors, 3 seeds) and TD3+BC (3 seeds, one unfinished) on CHEETAH, one TD3+BC
+    seed on HOPPER, and what the report must skip: a train_sac.py run and a logs folder."""
+    root = tmp_path_factory.mktemp("runs") / "results"
+    for seed, (steps, actor0, actor1, wall) in POGO_EVALS.items():
+        write_run(root, CHEETAH, False, [10.0, 10.0], seed, steps, [actor0, actor1], wall, True)
+    for seed, (steps, scores, wall) in TD3BC_EVALS.items():
+        write_run(root, CHEETAH, True, [1.0], seed, steps, [scores], wall, seed != 2)
+    write_run(root, HOPPER, True, [1.0], 0, [20, 40], [[5.0, 25.0]], 10.0, False)
+    posac = root / "POSAC_HalfCheetah-v5_s2_w0.0"
+    (posac / "training").mkdir(parents=True)
+    (posac / "config.json").write_text(json.dumps({"env_name": "HalfCheetah-v5", "seed": 2,
+                                                   "num_actors": 1, "w2_weights": [0.0]}))
+    (posac / "training" / f"{posac.name}_metrics.csv").write_text(
+        "step,wall_time_s,actor_0_deterministic\n10,1.0,5.0\n")
+    (root / "logs").mkdir()
+    return root
+
+
+def report(results: Path, out: Path, *extra: str) -> dict[tuple[str, str, int], dict[str, str]]:
+    """Run the CLI in process; the CSV's rows by (dataset, method, actor)."""
+    offline_report.main(["--results-dir", str(results), "--out-dir", str(out), *extra])
+    with open(out / "offline_results.csv") as handle:
+        return {(row["dataset"], row["method"], int(row["actor"])): row
+                for row in csv.DictReader(handle)}
+
+
+@pytest.fixture(scope="module")
+def reported(results: Path, tmp_path_factory: pytest.TempPathFactory
+             ) -> tuple[dict[tuple[str, str, int], dict[str, str]], Path, str]:
+    """The report on `results` with CHEETAH's behaviour score given and no Minari dataset
+    stored: its CSV rows, its folder, and what it printed."""
+    out = tmp_path_factory.mktemp("report")
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.setenv("MINARI_DATASETS_PATH", str(out / "no_minari"))
+        rows = report(results, out, "--behaviour-score", f"{CHEETAH}=46.3")
+    return rows, out, printed.getvalue()
+
+
+def line_at(steps: list[int], values: list[float], step: float) -> float:
+    """A piecewise-linear curve through the evaluations, written out."""
+    for (s0, v0), (s1, v1) in zip(zip(steps, values), zip(steps[1:], values[1:])):
+        if s0 <= step <= s1:
+            return v0 + (v1 - v0) * (step - s0) / (s1 - s0)
+    raise AssertionError(step)
+
+
+def cell(mean: float, low: float, high: float) -> str:
+    return f"{mean:.1f} [{low:.1f}, {high:.1f}]"
+
+
+def test_table_numbers_against_hand_computation(reported):
+    rows, out, printed = reported
+    assert set(rows) == {(CHEETAH, "TD3+BC [1.0]", 0), (CHEETAH, "POGO [10.0, 10.0]", 0),
+                         (CHEETAH, "POGO [10.0, 10.0]", 1), (HOPPER, "TD3+BC [1.0]", 0)}
+    # last fifth (steps 80-100) of each seed's piecewise-linear curve, by hand:
+    # seed 0 is one straight segment over 70-100, so its average is its value at 90;
+    # seeds 1 and 2 are two trapezoids each (80-90 and 90-100; 80-85 and 85-100)
+    actor0 = [40 + 30 * 20 / 30,
+              ((20 + 30 * 30 / 40 + 50) / 2 * 10 + (50 + 60) / 2 * 10) / 20,
+              ((80 + 90) / 2 * 5 + (90 + 30) / 2 * 15) / 20]
+    actor1 = [44 + 36 * 20 / 30,
+              ((20 + 30 * 30 / 40 + 50) / 2 * 10 + (50 + 55) / 2 * 10) / 20,
+              ((5 + 75 * 40 / 45 + 80) / 2 * 5 + (80 + 50) / 2 * 15) / 20]
+    assert actor0 == pytest.approx([60.0, 50.625, 66.25])  # the arithmetic above, evaluated
+    differences = [a1 - a0 for a0, a1 in zip(actor0, actor1)]  # paired by seed
+    for actor, windows in ((0, actor0), (1, actor1)):
+        row = rows[(CHEETAH, "POGO [10.0, 10.0]", actor)]
+        ends = [evals[1 + actor][-1] for evals in POGO_EVALS.values()]
+        counts = ("seeds", "finished_seeds", "window_seeds", "steps_min", "steps_max", "num_steps")
+        assert [int(row[count]) for count in counts] == [3, 3, 3, 100, 100, 100]
+        assert float(row["end_mean"]) == pytest.approx(sum(ends) / 3)
+        assert float(row["window_mean"]) == pytest.approx(sum(windows) / 3)
+        # with three seeds each all-one-seed resample has probability 1/27 > 2.5%, so the
+        # percentile-bootstrap interval runs exactly from the lowest seed to the highest
+        for kind, values in (("end", ends), ("window", windows)):
+            assert float(row[f"{kind}_ci_low"]) == pytest.approx(min(values))
+            assert float(row[f"{kind}_ci_high"]) == pytest.approx(max(values))
+        assert float(row["behaviour_score"]) == 46.3
+        assert float(row["wall_time_s_mean"]) == pytest.approx(360.0)
+    versus = rows[(CHEETAH, "POGO [10.0, 10.0]", 1)]
+    assert float(versus["window_vs_actor0_mean"]) == pytest.approx(sum(differences) / 3)
+    assert float(versus["window_vs_actor0_ci_low"]) == pytest.approx(min(differences))
+    assert float(versus["window_vs_actor0_ci_high"]) == pytest.approx(max(differences))
+    assert rows[(CHEETAH, "POGO [10.0, 10.0]", 0)]["window_vs_actor0_mean"] == ""
+
+    # TD3+BC: every seed ends at 40, so the interval collapses to that point; the last fifth
+    # counts the two seeds that reached step 100, straight lines whose averages are their
+    # values at 90 (38 and 36): resample means 36, 37, 38 with probabilities 1/4, 1/2, 1/4
+    baseline = rows[(CHEETAH, "TD3+BC [1.0]", 0)]
+    assert [float(baseline[f"end_{k}"]) for k in ("mean", "ci_low", "ci_high")] == [40.0] * 3
+    assert int(baseline["window_seeds"]) == 2
+    assert [float(baseline[f"window_{k}"]) for k in ("mean", "ci_low", "ci_high")] == \
+        pytest.approx([37.0, 36.0, 38.0])
+
+    markdown = (out / "offline_results.md").read_text()
+    ends = [80.0, 55.0, 50.0]  # actor 1's last evaluations
+    row1 = (f"| {CHEETAH} | POGO [10.0, 10.0] | 1 | 3 | 100/100 "
+            f"| {cell(sum(ends) / 3, min(ends), max(ends))} "
+            f"| {cell(sum(actor1) / 3, min(actor1), max(actor1))} "
+            f"| {cell(sum(differences) / 3, min(differences), max(differences))} "
+            f"| 46.3 | 0:06:00 |")
+    assert row1 in markdown.splitlines()
+    assert (f"| {CHEETAH} | TD3+BC [1.0] | 0 | 3 (2 finished) | 60–100/100 | 40.0 [40.0, 40.0] "
+            f"| 37.0 [36.0, 38.0] (n=2) | – | 46.3 | 0:01:26 |") in markdown.splitlines()
+    assert (f"| {HOPPER} | TD3+BC [1.0] | 0 | 1 (0 finished) | 40/100 | 25.0 | – | – | – "
+            f"| 0:00:10 |") in markdown.splitlines()
+    table = [line for line in markdown.splitlines() if line.startswith("| local/")]
+    assert [line.split(" | ")[1:3] for line in table] == [  # baseline first in each dataset
+        ["TD3+BC [1.0]", "0"], ["POGO [10.0, 10.0]", "0"], ["POGO [10.0, 10.0]", "1"],
+        ["TD3+BC [1.0]", "0"]]
+    assert f"- {CHEETAH}: 46.3 (--behaviour-score)" in markdown.splitlines()
+    assert f"- {HOPPER}: unknown (not in the dataset's metadata under " in markdown
+    assert "POSAC" not in markdown and "POSAC" not in printed
+
+
+def test_curves_are_the_seeds_interpolated_means_on_the_common_grid(reported):
+    _, out, _ = reported
+    with open(out / f"curves_{CHEETAH.replace('/', '_')}.csv") as handle:
+        curves = list(csv.DictReader(handle))
+    for method, actor, evals in (("POGO [10.0, 10.0]", 0, POGO_EVALS),
+                                 ("POGO [10.0, 10.0]", 1, POGO_EVALS),
+                                 ("TD3+BC [1.0]", 0, TD3BC_EVALS)):
+        line = [r for r in curves if r["method"] == method and int(r["actor"]) == actor]
+        # the union of the seeds' steps from the latest first to the earliest last evaluation
+        expected_grid = {"POGO [10.0, 10.0]": [50, 70, 85, 90, 100], "TD3+BC [1.0]": [50, 60]}
+        assert [int(r["step"]) for r in line] == expected_grid[method]
+        for point in line:
+            values = [line_at(e[0], e[1 + actor], int(point["step"])) for e in evals.values()]
+            assert float(point["mean"]) == pytest.approx(sum(values) / 3)
+            assert float(point["ci_low"]) == pytest.approx(min(values))
+            assert float(point["ci_high"]) == pytest.approx(max(values))
+            assert int(point["seeds"]) == 3
+    for dataset in (CHEETAH, HOPPER):
+        png = (out / f"curves_{dataset.replace('/', '_')}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_figure_has_one_line_per_method_and_actor_and_the_dashed_behaviour_line(results):
+    groups = offline_report.load_groups(offline_report.find_runs(results))
+    curves = pd.DataFrame(offline_report.curve_rows(groups, CHEETAH))
+    figure = offline_report.curve_figure(CHEETAH, curves, 46.3)
+    lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
+    assert set(lines) == {"TD3+BC [1.0] actor 0 (n=3)", "POGO [10.0, 10.0] actor 0 (n=3)",
+                          "POGO [10.0, 10.0] actor 1 (n=3)", "behaviour policy (46.3)"}
+    behaviour = lines["behaviour policy (46.3)"]
+    assert behaviour.get_linestyle() == "--" and list(behaviour.get_ydata()) == [46.3, 46.3]
+    assert all(line.get_linestyle() != "--" for label, line in lines.items()
+               if label.startswith(("TD3", "POGO")))
+    assert len(figure.axes[0].collections) == 3  # a CI band per (method, actor)
+
+
+def test_behaviour_score_is_read_from_a_real_dataset_unless_overridden(tmp_path, monkeypatch,
+                                                                       capsys):
+    import minari
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    dataset = "local/pendulum/random-v0"
+    make_dataset.main(["--env-name", "InvertedPendulum-v5", "--policy", "random",
+                       "--num-steps", "60", "--seed", "0", "--dataset-id", dataset,
+                       "--ref-min-score", "0", "--ref-max-score", "10"])
+    # the behaviour policy's score by its definition: the complete episodes' mean return,
+    # normalised; an episode is complete when it terminated or hit the 1000-step time limit
+    # (the last one here was cut short by the step budget and does not count)
+    episodes = list(minari.load_dataset(dataset, download=False).iterate_episodes())
+    returns = [float(e.rewards.sum()) for e in episodes
+               if e.terminations[-1] or len(e.rewards) == 1000]
+    assert 0 < len(returns) < len(episodes)
+    expected = 100 * (sum(returns) / len(returns) - 0) / (10 - 0)
+    results = tmp_path / "results"
+    write_run(results, dataset, True, [1.0], 0, [30, 60], [[1.0, 2.0]], 5.0, False)
+    row = report(results, tmp_path / "out")[(dataset, "TD3+BC [1.0]", 0)]
+    assert float(row["behaviour_score"]) == pytest.approx(expected)
+    assert row["behaviour_source"] == "dataset metadata"
+    assert f"- {dataset}: {expected:.1f} (dataset metadata)" in capsys.readouterr().out
+    row = report(results, tmp_path / "out", "--behaviour-score", f"{dataset}=12.5")[
+        (dataset, "TD3+BC [1.0]", 0)]
+    assert (float(row["behaviour_score"]), row["behaviour_source"]) == (12.5, "--behaviour-score")
+
+
+def test_an_unscored_run_and_an_unused_behaviour_score_are_warnings(tmp_path, capsys):
+    results = tmp_path / "results"
+    write_run(results, HOPPER, True, [1.0], 0, [20, 40], [[5.0, 25.0]], 10.0, False)
+    unscored = write_run(results, HOPPER, True, [1.0], 1, [20], [[7.0]], 1.0, False)
+    metrics = unscored / "training" / f"{unscored.name}_metrics.csv"
+    metrics.write_text("step,wall_time_s,actor_0_deterministic\n20,1.0,700.0\n")
+    rows = report(results, tmp_path / "out", "--behaviour-score", "local/walker/medium-v0=3",
+                  "--behaviour-score", f"{HOPPER}=7.5")
+    assert [int(row["seeds"]) for row in rows.values()] == [1]
+    row = rows[(HOPPER, "TD3+BC [1.0]", 0)]
+    assert (float(row["end_mean"]), float(row["behaviour_score"])) == (25.0, 7.5)
+    assert capsys.readouterr().err.splitlines() == [
+        f"offline_report.py: warning: {metrics} has no actor_0_deterministic_score (its "
+        f"dataset has no reference scores); {unscored.name} is left out",
+        f"offline_report.py: warning: --behaviour-score names local/walker/medium-v0, which "
+        f"no evaluated run uses (their datasets: {HOPPER}); ignored"]
+
+
+def only_posac(root: Path) -> None:
+    (root / "POSAC_Hopper-v5_s1_w0.0").mkdir(parents=True)
+    (root / "POSAC_Hopper-v5_s1_w0.0" / "config.json").write_text('{"env_name": "Hopper-v5"}')
+
+
+def not_evaluated(root: Path) -> None:
+    """One run whose metrics CSV has only its header, one without a metrics CSV yet."""
+    write_run(root, HOPPER, True, [1.0], 0, [], [[]], 0.0, False)
+    folder = write_run(root, HOPPER, True, [1.0], 1, [], [[]], 0.0, False)
+    (folder / "training" / f"{folder.name}_metrics.csv").unlink()
+
+
+def broken_config(root: Path) -> None:
+    write_run(root, HOPPER, True, [1.0], 0, [20], [[5.0]], 1.0, False)
+    (root / "POGO_x_s0_w1.0").mkdir()
+    (root / "POGO_x_s0_w1.0" / "config.json").write_text('{"dataset": "x", "td3')
+
+
+def one_run(root: Path) -> None:
+    write_run(root, HOPPER, True, [1.0], 0, [20], [[5.0]], 1.0, False)
+
+
+# name: (folder contents, extra flags, a fragment of the error line)
+BAD_INPUT = {
+    "no such folder": (None, [], "is not a folder"),
+    "empty folder": (lambda root: None, [], "no train_pogo.py run in"),
+    "only train_sac.py runs": (only_posac, [], "no train_pogo.py run in"),
+    "no evaluation yet": (not_evaluated, [], "has a normalised-score evaluation yet"),
+    "unreadable config.json": (broken_config, [], "config.json unreadable"),
+    "score without dataset": (one_run, ["--behaviour-score", "=3"], "expected DATASET=SCORE"),
+    "score not a number": (one_run, ["--behaviour-score", f"{HOPPER}=high"],
+                           "expected DATASET=SCORE"),
+    "score not finite": (one_run, ["--behaviour-score", f"{HOPPER}=nan"],
+                         "expected DATASET=SCORE"),
+    "no '='": (one_run, ["--behaviour-score", "46.3"], "expected DATASET=SCORE"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_input_is_one_error_line_exit_2_and_nothing_written(case, tmp_path, capsys):
+    make, flags, fragment = BAD_INPUT[case]
+    root = tmp_path / "results"
+    if make is not None:
+        root.mkdir(exist_ok=True)
+        make(root)
+    with pytest.raises(SystemExit) as exit_info:
+        offline_report.main(["--results-dir", str(root), "--out-dir", str(tmp_path / "out"),
+                             *flags])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(PREFIX) and fragment in err[0], err
+    assert not (tmp_path / "out").exists()
