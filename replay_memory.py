@@ -239,22 +239,25 @@ class _Staging:
     index row (p, q, two ranks, their slots, the count), packed on the host and copied to the
     device with one transfer each. On a GPU the host rows are pinned and the copies
     asynchronous, so a push never waits for the device; two host buffers alternate, and a
-    buffer is refilled only after its previous copy (two pushes back) has landed."""
+    buffer is refilled only after its previous copy (two pushes back) has landed. On the CPU
+    the host rows are the device rows."""
 
     def __init__(self, obs_dim: int, action_dim: int, device: torch.device):
         width = 2 * obs_dim + action_dim + 2
         pinned = device.type == "cuda"
         self.host = [(torch.zeros(width, pin_memory=pinned),
-                      torch.zeros(7, dtype=torch.long, pin_memory=pinned)) for _ in range(2)]
-        self.copied = [torch.cuda.Event() if pinned else None for _ in range(2)]
-        self.values = torch.zeros(width, device=device)
-        self.index = torch.zeros(7, dtype=torch.long, device=device)
+                      torch.zeros(7, dtype=torch.long, pin_memory=pinned))
+                     for _ in range(2 if pinned else 1)]
+        self.copied = [torch.cuda.Event() for _ in self.host] if pinned else None
+        self.values, self.index = ((torch.zeros(width, device=device),
+                                    torch.zeros(7, dtype=torch.long, device=device))
+                                   if pinned else self.host[0])
         self.turn = 0
 
     def stage(self, obs: np.ndarray, action: np.ndarray, reward: float, mask: float,
               next_obs: np.ndarray, index: list[int]) -> None:
         host_values, host_index = self.host[self.turn]
-        if self.copied[self.turn] is not None:
+        if self.copied is not None:
             self.copied[self.turn].synchronize()
         values = host_values.numpy()
         obs_dim, action_dim = len(obs), len(action)
@@ -263,8 +266,8 @@ class _Staging:
         values[obs_dim + action_dim:obs_dim + action_dim + 2] = (reward, mask)
         values[obs_dim + action_dim + 2:] = next_obs
         host_index.numpy()[:] = index
-        self.values.copy_(host_values, non_blocking=True)
-        self.index.copy_(host_index, non_blocking=True)
-        if self.copied[self.turn] is not None:
+        if self.copied is not None:
+            self.values.copy_(host_values, non_blocking=True)
+            self.index.copy_(host_index, non_blocking=True)
             self.copied[self.turn].record()
-        self.turn = 1 - self.turn
+            self.turn = 1 - self.turn
