@@ -20,6 +20,7 @@ import pytest
 from conftest import REPO_ROOT as REPO_ROOT_TEXT
 
 import video
+import video_frames
 
 REPO_ROOT = Path(REPO_ROOT_TEXT)
 SAC_RUN = "POSAC_InvertedPendulum-v5_s5_w0.0-0.2"
@@ -268,12 +269,12 @@ def test_chain_holds_a_finished_actor_greyed_and_labelled(tmp_path):
 
 
 def test_labels_and_fitting():
-    mask = video.text_mask("ACTOR 1", 2)
+    mask = video_frames.text_mask("ACTOR 1", 2)
     assert mask.shape == (14, (7 * 6 - 1) * 2) and mask.any()
-    assert not video.text_mask(" ", 1).any()
-    assert (video.text_mask("8", 1) != video.text_mask("0", 1)).any()
+    assert not video_frames.text_mask(" ", 1).any()
+    assert (video_frames.text_mask("8", 1) != video_frames.text_mask("0", 1)).any()
     frame = np.full((100, 100, 3), 255, np.uint8)
-    fitted = video.fit(frame, (64, 48))  # square into 64x48: 48x48, centred on black
+    fitted = video_frames.fit(frame, (64, 48))  # square into 64x48: 48x48, centred on black
     assert fitted.shape == (48, 64, 3)
     assert (fitted[:, 8:56] == 255).all() and (fitted[:, :8] == 0).all()
     assert video.frame_size("320X240") == "320x240"
