@@ -41,20 +41,25 @@ def batch_to(batch: Batch, device: torch.device) -> Batch:
     return Batch(*(tensor.to(device) for tensor in batch))
 
 
-def assert_state_close(cpu_state, cuda_state, path=""):
-    """Two agents' state dicts agree within float tolerance (the first may be a CPU agent's)."""
-    if isinstance(cpu_state, torch.Tensor):
-        torch.testing.assert_close(cuda_state.cpu(), cpu_state.cpu(), atol=1e-5, rtol=1e-4,
-                                   msg=lambda m: f"{path}: {m}")
-    elif isinstance(cpu_state, dict):
-        for key in cpu_state:  # generators differ by device; Adam is capturable on a GPU
-            if "generator" not in str(key) and key != "capturable":
-                assert_state_close(cpu_state[key], cuda_state[key], f"{path}/{key}")
-    elif isinstance(cpu_state, (list, tuple)):
-        for i, (a, b) in enumerate(zip(cpu_state, cuda_state, strict=True)):
-            assert_state_close(a, b, f"{path}/{i}")
+def assert_states_match(state, other, exact=False, path=""):
+    """Two agents' state dicts are equal (`exact`: bit for bit, generator states included) or
+    agree within float tolerance, leaving out what differs by device: the generators, and
+    Adam's `capturable` (on for a GPU). Either may be a CPU agent's."""
+    if isinstance(state, torch.Tensor):
+        if exact:
+            assert torch.equal(state, other), path
+        else:
+            torch.testing.assert_close(other.cpu(), state.cpu(), atol=1e-5, rtol=1e-4,
+                                       msg=lambda m: f"{path}: {m}")
+    elif isinstance(state, dict):
+        for key in state:
+            if exact or ("generator" not in str(key) and key != "capturable"):
+                assert_states_match(state[key], other[key], exact, f"{path}/{key}")
+    elif isinstance(state, (list, tuple)):
+        for i, (a, b) in enumerate(zip(state, other, strict=True)):
+            assert_states_match(a, b, exact, f"{path}/{i}")
     else:
-        assert cpu_state == cuda_state, path
+        assert state == other, path
 
 
 @pytest.mark.parametrize("num_actors", [1, 3])
@@ -69,7 +74,7 @@ def test_posac_update_on_the_gpu_equals_the_cpu_update(num_actors):
     for _ in range(3):
         for agent in agents:
             agent.update(batch_to(batch, agent.device))
-    assert_state_close(cpu.state_dict(), gpu.state_dict())
+    assert_states_match(cpu.state_dict(), gpu.state_dict())
 
 
 def test_pogo_update_on_the_gpu_equals_the_cpu_update():
@@ -83,7 +88,7 @@ def test_pogo_update_on_the_gpu_equals_the_cpu_update():
         batch = test_pogo_update.make_batch(seed=step)
         cpu.update(batch)
         gpu.update(batch_to(batch, CUDA))
-    assert_state_close(cpu.state_dict(), gpu.state_dict())
+    assert_states_match(cpu.state_dict(), gpu.state_dict())
 
 
 def pushes(count: int, obs_dim: int = 5, action_dim: int = 2):
@@ -126,24 +131,11 @@ def test_cuda_graphs_compute_what_the_plain_loop_computes(tmp_path, flags):
             trainer.train()
         trainer.experiment.writer.close()
     plain, graphs = (trainer.agent.state_dict() for trainer in trainers)
-    assert_state_equal(plain, graphs)
+    assert_states_match(plain, graphs, exact=True)
     assert trainers[1].learn.graph is not None and trainers[1].act.graph is not None
     assert trainers[0].agent.num_updates == trainers[1].agent.num_updates == 400 - 63
     rows = [metrics_rows_of(trainer) for trainer in trainers]
     assert rows[0] == rows[1]
-
-
-def assert_state_equal(state, other, path=""):
-    if isinstance(state, torch.Tensor):
-        assert torch.equal(state, other), path
-    elif isinstance(state, dict):
-        for key in state:
-            assert_state_equal(state[key], other[key], f"{path}/{key}")
-    elif isinstance(state, (list, tuple)):
-        for i, (a, b) in enumerate(zip(state, other, strict=True)):
-            assert_state_equal(a, b, f"{path}/{i}")
-    else:
-        assert state == other, path
 
 
 def metrics_rows_of(trainer) -> list[float]:
