@@ -69,8 +69,8 @@ from typing import Any
 import numpy as np
 
 from offline_readers import minari_root
-from plot_results import (bootstrap_ci, budget_cell, common_grid, file_safe, interpolate_seeds,
-                          mean_and_ci, range_cell, read_metrics, seeds_cell, steps_formatter,
+from plot_results import (band_rows, budget_cell, common_grid, file_safe, mean_and_ci,
+                          plot_band, range_cell, read_metrics, seeds_cell, steps_formatter,
                           weights_label, window_average, with_ci)
 from utils import OneLineErrorParser, UsageError, format_duration, usage_error
 
@@ -334,11 +334,8 @@ def curve_rows(groups: dict[GroupKey, list[tuple[OfflineRun, Any]]],
                   f"no curve")
             continue
         for actor in range(len(key[2])):
-            values = interpolate_seeds(frames, grid, score_column(actor))
-            low, high = bootstrap_ci(values)
-            rows += [{"method": method_label(key), "num_steps": key[3], "actor": actor,
-                      "step": int(step), "mean": values[:, k].mean(), "ci_low": low[k],
-                      "ci_high": high[k], "seeds": len(frames)} for k, step in enumerate(grid)]
+            rows += band_rows(frames, grid, score_column(actor),
+                              {"method": method_label(key), "num_steps": key[3], "actor": actor})
     return rows
 
 
@@ -362,13 +359,8 @@ def curve_figure(dataset: str, curves: Any, behaviour: float | None) -> Any:
         setting = curves[(curves["method"] == method) & (curves["num_steps"] == budget)]
         for actor, line in setting.groupby("actor"):
             label = f"{method} actor {actor} (n={int(line['seeds'].iloc[0])})"
-            ax.plot(line["step"], line["mean"], color=color,
-                    linestyle=LINE_STYLES[actor % len(LINE_STYLES)],
-                    marker="o" if len(line) == 1 else None,
-                    label=label if budgets == 1 else f"{label}, budget {budget}")
-            if line["ci_low"].notna().all():
-                ax.fill_between(line["step"], line["ci_low"], line["ci_high"], color=color,
-                                alpha=0.15, linewidth=0)
+            plot_band(ax, line, color, label if budgets == 1 else f"{label}, budget {budget}",
+                      band_alpha=0.15, linestyle=LINE_STYLES[actor % len(LINE_STYLES)])
     if behaviour is not None:
         ax.axhline(behaviour, color="black", linestyle="--", linewidth=1.2,
                    label=f"behaviour policy ({behaviour:.1f})")

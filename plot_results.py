@@ -229,13 +229,29 @@ def curve_rows(groups: dict, env: str) -> list[dict[str, Any]]:
                   f"yet; no curve")
             continue
         for actor in range(len(weights)):
-            values = interpolate_seeds(frames, grid, f"actor_{actor}_deterministic")
-            low, high = bootstrap_ci(values)
-            for k, step in enumerate(grid):
-                rows.append({"w2_weights": weights_label(weights), "actor": actor,
-                             "step": int(step), "mean": values[:, k].mean(),
-                             "ci_low": low[k], "ci_high": high[k], "seeds": len(frames)})
+            rows += band_rows(frames, grid, f"actor_{actor}_deterministic",
+                              {"w2_weights": weights_label(weights), "actor": actor})
     return rows
+
+
+def band_rows(frames: list[Any], grid: np.ndarray, column: str,
+              labels: dict[str, Any]) -> list[dict[str, Any]]:
+    """One curve row per grid step: `labels`, then the step, the mean over the seeds of
+    `column` (each seed interpolated onto the grid) and its 95% bootstrap band."""
+    values = interpolate_seeds(frames, grid, column)
+    low, high = bootstrap_ci(values)
+    return [{**labels, "step": int(step), "mean": values[:, k].mean(), "ci_low": low[k],
+             "ci_high": high[k], "seeds": len(frames)} for k, step in enumerate(grid)]
+
+
+def plot_band(ax: Any, line: Any, color: Any, label: str, band_alpha: float,
+              **style: Any) -> None:
+    """A curve's mean line (a marker when it is one point) and its CI band when it has one."""
+    ax.plot(line["step"], line["mean"], color=color, marker="o" if len(line) == 1 else None,
+            label=label, **style)
+    if line["ci_low"].notna().all():
+        ax.fill_between(line["step"], line["ci_low"], line["ci_high"], color=color,
+                        alpha=band_alpha, linewidth=0)
 
 
 def steps_formatter(value: float, _: Any) -> str:
@@ -270,12 +286,8 @@ def plot_env(env: str, curves: Any, path: Path) -> None:
             # earlier settings drawn wider, so identical curves stay visible (with the same
             # seed, actor 0 learns exactly the same way in every w2 setting)
             width = 1.2 + 1.2 * (len(settings) - 1 - index) / max(len(settings) - 1, 1)
-            ax.plot(line["step"], line["mean"], color=color, linewidth=width,
-                    marker="o" if len(line) == 1 else None,
-                    label=f"w2 {setting} (n={int(line['seeds'].iloc[0])})")
-            if line["ci_low"].notna().all():
-                ax.fill_between(line["step"], line["ci_low"], line["ci_high"], color=color,
-                                alpha=0.18, linewidth=0)
+            plot_band(ax, line, color, f"w2 {setting} (n={int(line['seeds'].iloc[0])})",
+                      band_alpha=0.18, linewidth=width)
         ax.set_title(f"actor {actor}", fontsize=10)
         ax.set_xlabel("environment steps")
         ax.xaxis.set_major_formatter(FuncFormatter(steps_formatter))
