@@ -15,6 +15,11 @@ row per evaluation) and writes, into --out-dir:
                                               gradient steps, and the behaviour policy's
                                               score as a dashed line
     curves_{dataset}.csv                      the numbers behind each figure
+    weights_{dataset}.png                     only for a dataset with POGO runs at two or
+                                              more chain-weight settings: each actor's
+                                              last-fifth score (mean, 95% CI) against the
+                                              setting, TD3+BC's and the behaviour policy's
+                                              as lines (the numbers are the table's)
 
 Unfinished runs count with the evaluations they have, so the report can be made while the
 runs go on; a run with no evaluation yet is left out (said so), and so is one whose metrics
@@ -374,6 +379,53 @@ def curve_figure(dataset: str, curves: Any, behaviour: float | None) -> Any:
     return fig
 
 
+def weight_figure(dataset: str, rows: list[dict[str, Any]], behaviour: float | None) -> Any:
+    """How the chain responds to its weight: each POGO actor's last-fifth score (mean over
+    seeds, the 95% bootstrap CI as error bars) at each chain-weight setting of the dataset,
+    TD3+BC's last-fifth mean as a solid grey line and the behaviour policy's score as a
+    dashed black one. None with fewer than two settings that have a last fifth."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    scored = [row for row in rows if row["dataset"] == dataset and row["window_seeds"]]
+    chain = [row for row in scored if not row["method"].startswith(BASELINE)]
+    settings = list(dict.fromkeys((row["method"], row["num_steps"]) for row in chain))
+    if len(settings) < 2:
+        return None
+    fig = Figure(figsize=(7, 4.5), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    actors = sorted({row["actor"] for row in chain})
+    for actor in actors:
+        points = [row for row in chain if row["actor"] == actor]
+        means, lows, highs = (np.array([row[f"window_{kind}"] for row in points])
+                              for kind in ("mean", "ci_low", "ci_high"))
+        errors = np.nan_to_num([means - lows, highs - means])  # no interval with one seed
+        offset = 0.1 * (actor - (len(actors) - 1) / 2)  # side by side, not on top of each other
+        ax.errorbar([settings.index((row["method"], row["num_steps"])) + offset for row in points],
+                    means, yerr=errors, marker="os^Dv"[actor % 5], linewidth=1, capsize=3,
+                    label=f"actor {actor}")
+    for row in scored:
+        if row["method"].startswith(BASELINE):
+            ax.axhline(row["window_mean"], color="grey", linewidth=1.2,
+                       label=f"{BASELINE} ({row['window_mean']:.1f})")
+    if behaviour is not None:
+        ax.axhline(behaviour, color="black", linestyle="--", linewidth=1.2,
+                   label=f"behaviour policy ({behaviour:.1f})")
+    several_budgets = len({budget for _, budget in settings}) > 1
+    ax.set_xticks(range(len(settings)),
+                  [method.removeprefix("POGO ") + (f"\n{budget} steps" if several_budgets else "")
+                   for method, budget in settings])
+    ax.set_xlim(-0.5, len(settings) - 0.5)
+    ax.set_xlabel("chain weights (w2_weights)")
+    ax.set_ylabel("normalised score, last fifth")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title(f"{dataset}: mean over seeds, 95% bootstrap CI", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------- output
 def write_curves(groups: dict[GroupKey, list[tuple[OfflineRun, Any]]], dataset: str,
                  behaviour: float | None, out_dir: Path) -> list[Path]:
@@ -401,6 +453,10 @@ def write_report(groups: dict[GroupKey, list[tuple[OfflineRun, Any]]],
     written[1].write_text(text + "\n")
     for dataset, (score, _) in behaviour.items():
         written += write_curves(groups, dataset, score, out_dir)
+        figure = weight_figure(dataset, rows, score)
+        if figure is not None:
+            written.append(out_dir / f"weights_{file_safe(dataset)}.png")
+            figure.savefig(written[-1])
     print(text)
     print("wrote " + ", ".join(str(path) for path in written))
     return written

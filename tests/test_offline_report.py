@@ -216,6 +216,48 @@ def test_figure_has_one_line_per_method_and_actor_and_the_dashed_behaviour_line(
     assert len(figure.axes[0].collections) == 3  # a CI band per (method, actor)
 
 
+def test_weight_figure_shows_each_actors_last_fifth_at_each_chain_weight(tmp_path):
+    """POGO at w = 1 and w = 10 (two seeds each) and TD3+BC on CHEETAH, evaluated at steps 80
+    and 100: each last fifth is a straight line's mean, (v80 + v100)/2, and with two seeds
+    the percentile-bootstrap interval runs from the lower seed to the higher (each
+    one-seed resample has probability 1/4). A w = 100 run that has not reached the last
+    fifth is not a setting yet; HOPPER, with one setting, gets no figure."""
+    results = tmp_path / "results"
+    # weight → seed → (actor 0's scores at 80 and 100, actor 1's)
+    scores = {1.0: {0: ([10.0, 30.0], [0.0, 10.0]), 1: ([20.0, 60.0], [30.0, 50.0])},
+              10.0: {0: ([50.0, 50.0], [60.0, 80.0]), 1: ([40.0, 40.0], [70.0, 70.0])}}
+    for weight, seeds in scores.items():
+        for seed, actors in seeds.items():
+            write_run(results, CHEETAH, False, [weight] * 2, seed, [80, 100], list(actors),
+                      10.0, True)
+    write_run(results, CHEETAH, False, [100.0] * 2, 0, [60], [[5.0], [5.0]], 5.0, False)
+    write_run(results, CHEETAH, True, [1.0], 0, [80, 100], [[30.0, 50.0]], 10.0, True)
+    write_run(results, HOPPER, False, [1.0] * 2, 0, [80, 100], [[1.0, 2.0]] * 2, 10.0, True)
+    offline_report.main(["--results-dir", str(results), "--out-dir", str(tmp_path / "out"),
+                         "--behaviour-score", f"{CHEETAH}=12.0"])
+    written = sorted(path.name for path in (tmp_path / "out").glob("weights_*"))
+    assert written == [f"weights_{CHEETAH.replace('/', '_')}.png"]
+
+    groups = offline_report.load_groups(offline_report.find_runs(results))
+    rows = offline_report.report_rows(groups, {CHEETAH: (12.0, "flag"), HOPPER: (None, "")})
+    ax = offline_report.weight_figure(CHEETAH, rows, 12.0).axes[0]
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["[1.0, 1.0]", "[10.0, 10.0]"]
+    assert [bars.get_label() for bars in ax.containers] == ["actor 0", "actor 1"]
+    for actor, bars in enumerate(ax.containers):
+        per_seed = [[sum(seeds[seed][actor]) / 2 for seed in (0, 1)]
+                    for seeds in scores.values()]  # [setting][seed]
+        data_line, _, (error_bars,) = bars.lines
+        assert list(data_line.get_xdata()) == pytest.approx([0 + (actor - 0.5) * 0.1,
+                                                             1 + (actor - 0.5) * 0.1])
+        assert list(data_line.get_ydata()) == pytest.approx([sum(v) / 2 for v in per_seed])
+        ends = [value for segment in error_bars.get_segments() for value in sorted(segment[:, 1])]
+        assert ends == pytest.approx([end for v in per_seed for end in (min(v), max(v))])
+    lines = {line.get_label(): line for line in ax.get_lines() if line.get_label()[0] != "_"}
+    assert list(lines["TD3+BC (40.0)"].get_ydata()) == [40.0, 40.0]
+    assert lines["behaviour policy (12.0)"].get_linestyle() == "--"
+    assert offline_report.weight_figure(HOPPER, rows, None) is None
+
+
 def test_behaviour_score_is_read_from_a_real_dataset_unless_overridden(tmp_path, monkeypatch,
                                                                        capsys):
     import minari
