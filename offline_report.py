@@ -83,6 +83,7 @@ PROGRAM = "offline_report.py"
 WINDOW_FRACTION = 0.2  # the late-training average covers the last fifth of the budget
 BASELINE = "TD3+BC"
 LINE_STYLES = ("-", "-.", ":")  # actor 0, 1, 2, … (cycled); "--" is the behaviour line
+MARKERS = "os^Dv"  # actor 0, 1, 2, … (cycled) in the weight figure
 
 # dataset, method, chain weights, budget
 GroupKey = tuple[str, str, tuple[float, ...], int]
@@ -403,8 +404,8 @@ def weight_figure(dataset: str, rows: list[dict[str, Any]], behaviour: float | N
         errors = np.nan_to_num([means - lows, highs - means])  # no interval with one seed
         offset = 0.1 * (actor - (len(actors) - 1) / 2)  # side by side, not on top of each other
         ax.errorbar([settings.index((row["method"], row["num_steps"])) + offset for row in points],
-                    means, yerr=errors, marker="os^Dv"[actor % 5], linewidth=1, capsize=3,
-                    label=f"actor {actor}")
+                    means, yerr=errors, marker=MARKERS[actor % len(MARKERS)], linewidth=1,
+                    capsize=3, label=f"actor {actor}")
     for row in scored:
         if row["method"].startswith(BASELINE):
             ax.axhline(row["window_mean"], color="grey", linewidth=1.2,
