@@ -1,6 +1,7 @@
 """Make the repository root importable (replay_memory, utils, train_sac) from the tests, run
-the tests' PyTorch (in process and in the training subprocesses) on one thread, and skip
-the tests marked `cuda` where no CUDA GPU is present (CI has none)."""
+the tests' PyTorch (in process and in the training subprocesses) on one thread, skip the
+tests marked `cuda` where no CUDA GPU is present (CI has none), and write the small offline
+dataset several test files train on (random_pendulum_hdf5)."""
 
 import os
 import sys
@@ -30,3 +31,27 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("cuda"):
             item.add_marker(skip)
+
+
+def random_pendulum_hdf5(path: Path, steps: int) -> Path:
+    """`steps` uniform-random InvertedPendulum-v5 steps in D4RL's flat hdf5 layout (the
+    same steps for the same `steps`: the environment and the actions are seeded)."""
+    import gymnasium as gym
+    import h5py
+    import numpy as np
+
+    env = gym.make("InvertedPendulum-v5")
+    rng = np.random.default_rng(0)
+    columns = {key: [] for key in ("observations", "actions", "rewards", "next_observations",
+                                   "terminals", "timeouts")}
+    obs, _ = env.reset(seed=0)
+    for _ in range(steps):
+        action = rng.uniform(-3.0, 3.0, 1).astype(np.float32)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        for key, value in zip(columns, (obs, action, reward, next_obs, terminated, truncated)):
+            columns[key].append(value)
+        obs = env.reset(seed=int(rng.integers(2**31)))[0] if terminated or truncated else next_obs
+    with h5py.File(path, "w") as handle:
+        for key, values in columns.items():
+            handle[key] = np.array(values)
+    return path

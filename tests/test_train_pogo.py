@@ -9,8 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import gymnasium as gym
-import h5py
 import numpy as np
 import pytest
 import torch
@@ -18,7 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import train_pogo
 
-from conftest import REPO_ROOT as REPO_ROOT_TEXT
+from conftest import REPO_ROOT as REPO_ROOT_TEXT, random_pendulum_hdf5
 
 REPO_ROOT = Path(REPO_ROOT_TEXT)
 RUN = "POGO_invertedpendulum_random_s3_w1.0-0.5"
@@ -31,22 +29,8 @@ TINY = ["--env-name", "InvertedPendulum-v5", "--seed", "3", "--num-actors", "2",
 @pytest.fixture(scope="module")
 def hdf5_dataset(tmp_path_factory) -> Path:
     """2,000 uniform-random InvertedPendulum-v5 steps in D4RL's flat layout."""
-    env = gym.make("InvertedPendulum-v5")
-    rng = np.random.default_rng(0)
-    columns = {key: [] for key in ("observations", "actions", "rewards", "next_observations",
-                                   "terminals", "timeouts")}
-    obs, _ = env.reset(seed=0)
-    for _ in range(2000):
-        action = rng.uniform(-3.0, 3.0, 1).astype(np.float32)
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        for key, value in zip(columns, (obs, action, reward, next_obs, terminated, truncated)):
-            columns[key].append(value)
-        obs = env.reset(seed=int(rng.integers(2**31)))[0] if terminated or truncated else next_obs
-    path = tmp_path_factory.mktemp("data") / "invertedpendulum_random.hdf5"
-    with h5py.File(path, "w") as handle:
-        for key, values in columns.items():
-            handle[key] = np.array(values)
-    return path
+    return random_pendulum_hdf5(tmp_path_factory.mktemp("data") / "invertedpendulum_random.hdf5",
+                                2000)
 
 
 def outputs(root: Path) -> list[str]:

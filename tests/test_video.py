@@ -17,7 +17,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from conftest import REPO_ROOT as REPO_ROOT_TEXT
+from conftest import REPO_ROOT as REPO_ROOT_TEXT, random_pendulum_hdf5
 
 import video
 import video_frames
@@ -49,34 +49,12 @@ def rows_of(root: Path, run: str) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def pendulum_dataset(path: Path) -> Path:
-    """500 uniform-random InvertedPendulum-v5 steps in D4RL's flat hdf5 layout."""
-    import gymnasium as gym
-    import h5py
-
-    env = gym.make("InvertedPendulum-v5")
-    rng = np.random.default_rng(0)
-    columns = {key: [] for key in ("observations", "actions", "rewards", "next_observations",
-                                   "terminals", "timeouts")}
-    obs, _ = env.reset(seed=0)
-    for _ in range(500):
-        action = rng.uniform(-3.0, 3.0, 1).astype(np.float32)
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        for key, value in zip(columns, (obs, action, reward, next_obs, terminated, truncated)):
-            columns[key].append(value)
-        obs = env.reset(seed=int(rng.integers(2**31)))[0] if terminated or truncated else next_obs
-    with h5py.File(path, "w") as handle:
-        for key, values in columns.items():
-            handle[key] = np.array(values)
-    return path
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Three runs at once (the machine has 2 cores): train_sac.py with and without
     --capture-video (same seed), and train_pogo.py with it."""
     root = tmp_path_factory.mktemp("video")
-    dataset = pendulum_dataset(root / "pendulum.hdf5")
+    dataset = random_pendulum_hdf5(root / "pendulum.hdf5", 500)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for name in ("MUJOCO_GL", "PYOPENGL_PLATFORM"):  # the scripts choose EGL themselves
         env.pop(name, None)
