@@ -345,21 +345,40 @@ def curve_rows(groups: dict[GroupKey, list[tuple[OfflineRun, Any]]],
     return rows
 
 
-def curve_figure(dataset: str, curves: Any, behaviour: float | None) -> Any:
-    """One panel: a colour per (method, budget), a line style per actor, the CI bands, and
-    the behaviour policy's score as a dashed black line. Returns the matplotlib Figure, drawn
-    by the Agg canvas (no pyplot: no global figure state to switch or close)."""
-    from matplotlib import colormaps
+def one_panel(width: float, height: float) -> tuple[Any, Any]:
+    """A matplotlib Figure drawn by the Agg canvas (no pyplot: no global figure state to
+    switch or close) and its one Axes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=120)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots()
+
+
+def finish_panel(fig: Any, ax: Any, behaviour: float | None, title: str) -> Any:
+    """The behaviour policy's score as a dashed black line, the grid, the legend beside the
+    panel and the title; returns the figure."""
+    if behaviour is not None:
+        ax.axhline(behaviour, color="black", linestyle="--", linewidth=1.2,
+                   label=f"behaviour policy ({behaviour:.1f})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def curve_figure(dataset: str, curves: Any, behaviour: float | None) -> Any:
+    """One panel: a colour per (method, budget), a line style per actor, the CI bands, and
+    the behaviour policy's score as a dashed black line. Returns the matplotlib Figure."""
+    from matplotlib import colormaps
     from matplotlib.ticker import FuncFormatter
 
     colors = colormaps["tab10"].colors
     settings = list(dict.fromkeys(zip(curves["method"], curves["num_steps"])))
     budgets = len({budget for _, budget in settings})
-    fig = Figure(figsize=(10, 5), dpi=120)
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
+    fig, ax = one_panel(10, 5)
     for index, (method, budget) in enumerate(settings):
         color = colors[index % len(colors)]
         setting = curves[(curves["method"] == method) & (curves["num_steps"] == budget)]
@@ -367,17 +386,10 @@ def curve_figure(dataset: str, curves: Any, behaviour: float | None) -> Any:
             label = f"{method} actor {actor} (n={int(line['seeds'].iloc[0])})"
             plot_band(ax, line, color, label if budgets == 1 else f"{label}, budget {budget}",
                       band_alpha=0.15, linestyle=LINE_STYLES[actor % len(LINE_STYLES)])
-    if behaviour is not None:
-        ax.axhline(behaviour, color="black", linestyle="--", linewidth=1.2,
-                   label=f"behaviour policy ({behaviour:.1f})")
     ax.set_xlabel("gradient steps")
     ax.xaxis.set_major_formatter(FuncFormatter(steps_formatter))
     ax.set_ylabel("normalised score")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.set_title(f"{dataset}: mean over seeds, shaded 95% bootstrap CI", fontsize=11)
-    fig.tight_layout()
-    return fig
+    return finish_panel(fig, ax, behaviour, f"{dataset}: mean over seeds, shaded 95% bootstrap CI")
 
 
 def weight_figure(dataset: str, rows: list[dict[str, Any]], behaviour: float | None) -> Any:
@@ -385,17 +397,12 @@ def weight_figure(dataset: str, rows: list[dict[str, Any]], behaviour: float | N
     seeds, the 95% bootstrap CI as error bars) at each chain-weight setting of the dataset,
     TD3+BC's last-fifth mean as a solid grey line and the behaviour policy's score as a
     dashed black one. None with fewer than two settings that have a last fifth."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     scored = [row for row in rows if row["dataset"] == dataset and row["window_seeds"]]
     chain = [row for row in scored if not row["method"].startswith(BASELINE)]
     settings = list(dict.fromkeys((row["method"], row["num_steps"]) for row in chain))
     if len(settings) < 2:
         return None
-    fig = Figure(figsize=(7, 4.5), dpi=120)
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
+    fig, ax = one_panel(7, 4.5)
     actors = sorted({row["actor"] for row in chain})
     for actor in actors:
         points = [row for row in chain if row["actor"] == actor]
@@ -410,9 +417,6 @@ def weight_figure(dataset: str, rows: list[dict[str, Any]], behaviour: float | N
         if row["method"].startswith(BASELINE):
             ax.axhline(row["window_mean"], color="grey", linewidth=1.2,
                        label=f"{BASELINE} ({row['window_mean']:.1f})")
-    if behaviour is not None:
-        ax.axhline(behaviour, color="black", linestyle="--", linewidth=1.2,
-                   label=f"behaviour policy ({behaviour:.1f})")
     several_budgets = len({budget for _, budget in settings}) > 1
     ax.set_xticks(range(len(settings)),
                   [method.removeprefix("POGO ") + (f"\n{budget} steps" if several_budgets else "")
@@ -420,11 +424,7 @@ def weight_figure(dataset: str, rows: list[dict[str, Any]], behaviour: float | N
     ax.set_xlim(-0.5, len(settings) - 0.5)
     ax.set_xlabel("chain weights (w2_weights)")
     ax.set_ylabel("normalised score, last fifth")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.set_title(f"{dataset}: mean over seeds, 95% bootstrap CI", fontsize=11)
-    fig.tight_layout()
-    return fig
+    return finish_panel(fig, ax, behaviour, f"{dataset}: mean over seeds, 95% bootstrap CI")
 
 
 # --------------------------------------------------------------------------- output
