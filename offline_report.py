@@ -5,7 +5,7 @@
 
 Finds every train_pogo.py run in --results-dir (a folder whose config.json names a `dataset`;
 other runs there, such as train_sac.py's POSAC_*, are skipped), reads its metrics CSV (one
-row per evaluation) and writes, into --out-dir:
+row per evaluation) and writes, into --out-dir (the figures drawn by offline_figures.py):
 
     offline_results.md, offline_results.csv   one row per dataset × method (TD3+BC, or POGO
                                               with one chain-weight setting) × actor
@@ -73,17 +73,16 @@ from typing import Any
 
 import numpy as np
 
+from offline_figures import curve_figure, weight_figure
 from offline_readers import minari_root
 from plot_results import (band_rows, budget_cell, common_grid, file_safe, mean_and_ci,
-                          plot_band, range_cell, read_metrics, seeds_cell, steps_formatter,
-                          weights_label, window_average, with_ci)
+                          range_cell, read_metrics, seeds_cell, weights_label, window_average,
+                          with_ci)
 from utils import OneLineErrorParser, UsageError, format_duration, usage_error
 
 PROGRAM = "offline_report.py"
 WINDOW_FRACTION = 0.2  # the late-training average covers the last fifth of the budget
 BASELINE = "TD3+BC"
-LINE_STYLES = ("-", "-.", ":")  # actor 0, 1, 2, … (cycled); "--" is the behaviour line
-MARKERS = "os^Dv"  # actor 0, 1, 2, … (cycled) in the weight figure
 
 # dataset, method, chain weights, budget
 GroupKey = tuple[str, str, tuple[float, ...], int]
@@ -345,88 +344,6 @@ def curve_rows(groups: dict[GroupKey, list[tuple[OfflineRun, Any]]],
     return rows
 
 
-def one_panel(width: float, height: float) -> tuple[Any, Any]:
-    """A matplotlib Figure drawn by the Agg canvas (no pyplot: no global figure state to
-    switch or close) and its one Axes."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=120)
-    FigureCanvasAgg(fig)
-    return fig, fig.subplots()
-
-
-def finish_panel(fig: Any, ax: Any, behaviour: float | None, title: str) -> Any:
-    """The behaviour policy's score as a dashed black line, the grid, the legend beside the
-    panel and the title; returns the figure."""
-    if behaviour is not None:
-        ax.axhline(behaviour, color="black", linestyle="--", linewidth=1.2,
-                   label=f"behaviour policy ({behaviour:.1f})")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.set_title(title, fontsize=11)
-    fig.tight_layout()
-    return fig
-
-
-def curve_figure(dataset: str, curves: Any, behaviour: float | None) -> Any:
-    """One panel: a colour per (method, budget), a line style per actor, the CI bands, and
-    the behaviour policy's score as a dashed black line. Returns the matplotlib Figure."""
-    from matplotlib import colormaps
-    from matplotlib.ticker import FuncFormatter
-
-    colors = colormaps["tab10"].colors
-    settings = list(dict.fromkeys(zip(curves["method"], curves["num_steps"])))
-    budgets = len({budget for _, budget in settings})
-    fig, ax = one_panel(10, 5)
-    for index, (method, budget) in enumerate(settings):
-        color = colors[index % len(colors)]
-        setting = curves[(curves["method"] == method) & (curves["num_steps"] == budget)]
-        for actor, line in setting.groupby("actor"):
-            label = f"{method} actor {actor} (n={int(line['seeds'].iloc[0])})"
-            plot_band(ax, line, color, label if budgets == 1 else f"{label}, budget {budget}",
-                      band_alpha=0.15, linestyle=LINE_STYLES[actor % len(LINE_STYLES)])
-    ax.set_xlabel("gradient steps")
-    ax.xaxis.set_major_formatter(FuncFormatter(steps_formatter))
-    ax.set_ylabel("normalised score")
-    return finish_panel(fig, ax, behaviour, f"{dataset}: mean over seeds, shaded 95% bootstrap CI")
-
-
-def weight_figure(dataset: str, rows: list[dict[str, Any]], behaviour: float | None) -> Any:
-    """How the chain responds to its weight: each POGO actor's last-fifth score (mean over
-    seeds, the 95% bootstrap CI as error bars) at each chain-weight setting of the dataset,
-    TD3+BC's last-fifth mean as a solid grey line and the behaviour policy's score as a
-    dashed black one. None with fewer than two settings that have a last fifth."""
-    scored = [row for row in rows if row["dataset"] == dataset and row["window_seeds"]]
-    chain = [row for row in scored if not row["method"].startswith(BASELINE)]
-    settings = list(dict.fromkeys((row["method"], row["num_steps"]) for row in chain))
-    if len(settings) < 2:
-        return None
-    fig, ax = one_panel(7, 4.5)
-    actors = sorted({row["actor"] for row in chain})
-    for actor in actors:
-        points = [row for row in chain if row["actor"] == actor]
-        means, lows, highs = (np.array([row[f"window_{kind}"] for row in points])
-                              for kind in ("mean", "ci_low", "ci_high"))
-        errors = np.nan_to_num([means - lows, highs - means])  # no interval with one seed
-        offset = 0.1 * (actor - (len(actors) - 1) / 2)  # side by side, not on top of each other
-        ax.errorbar([settings.index((row["method"], row["num_steps"])) + offset for row in points],
-                    means, yerr=errors, marker=MARKERS[actor % len(MARKERS)], linewidth=1,
-                    capsize=3, label=f"actor {actor}")
-    for row in scored:
-        if row["method"].startswith(BASELINE):
-            ax.axhline(row["window_mean"], color="grey", linewidth=1.2,
-                       label=f"{BASELINE} ({row['window_mean']:.1f})")
-    several_budgets = len({budget for _, budget in settings}) > 1
-    ax.set_xticks(range(len(settings)),
-                  [method.removeprefix("POGO ") + (f"\n{budget} steps" if several_budgets else "")
-                   for method, budget in settings])
-    ax.set_xlim(-0.5, len(settings) - 0.5)
-    ax.set_xlabel("chain weights (w2_weights)")
-    ax.set_ylabel("normalised score, last fifth")
-    return finish_panel(fig, ax, behaviour, f"{dataset}: mean over seeds, 95% bootstrap CI")
-
-
 # --------------------------------------------------------------------------- output
 def write_curves(groups: dict[GroupKey, list[tuple[OfflineRun, Any]]], dataset: str,
                  behaviour: float | None, out_dir: Path) -> list[Path]:
@@ -454,7 +371,7 @@ def write_report(groups: dict[GroupKey, list[tuple[OfflineRun, Any]]],
     written[1].write_text(text + "\n")
     for dataset, (score, _) in behaviour.items():
         written += write_curves(groups, dataset, score, out_dir)
-        figure = weight_figure(dataset, rows, score)
+        figure = weight_figure(dataset, rows, score, BASELINE)
         if figure is not None:
             written.append(out_dir / f"weights_{file_safe(dataset)}.png")
             figure.savefig(written[-1])

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 import make_dataset
+import offline_figures
 import offline_report
 
 PREFIX = "offline_report.py: error:"
@@ -205,7 +206,7 @@ def test_curves_are_the_seeds_interpolated_means_on_the_common_grid(reported):
 def test_figure_has_one_line_per_method_and_actor_and_the_dashed_behaviour_line(results):
     groups = offline_report.load_groups(offline_report.find_runs(results))
     curves = pd.DataFrame(offline_report.curve_rows(groups, CHEETAH))
-    figure = offline_report.curve_figure(CHEETAH, curves, 46.3)
+    figure = offline_figures.curve_figure(CHEETAH, curves, 46.3)
     lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
     assert set(lines) == {"TD3+BC [1.0] actor 0 (n=3)", "POGO [10.0, 10.0] actor 0 (n=3)",
                           "POGO [10.0, 10.0] actor 1 (n=3)", "behaviour policy (46.3)"}
@@ -240,7 +241,7 @@ def test_weight_figure_shows_each_actors_last_fifth_at_each_chain_weight(tmp_pat
 
     groups = offline_report.load_groups(offline_report.find_runs(results))
     rows = offline_report.report_rows(groups, {CHEETAH: (12.0, "flag"), HOPPER: (None, "")})
-    ax = offline_report.weight_figure(CHEETAH, rows, 12.0).axes[0]
+    ax = offline_figures.weight_figure(CHEETAH, rows, 12.0, offline_report.BASELINE).axes[0]
     assert [label.get_text() for label in ax.get_xticklabels()] == ["[1.0, 1.0]", "[10.0, 10.0]"]
     assert [bars.get_label() for bars in ax.containers] == ["actor 0", "actor 1"]
     for actor, bars in enumerate(ax.containers):
@@ -255,7 +256,7 @@ def test_weight_figure_shows_each_actors_last_fifth_at_each_chain_weight(tmp_pat
     lines = {line.get_label(): line for line in ax.get_lines() if line.get_label()[0] != "_"}
     assert list(lines["TD3+BC (40.0)"].get_ydata()) == [40.0, 40.0]
     assert lines["behaviour policy (12.0)"].get_linestyle() == "--"
-    assert offline_report.weight_figure(HOPPER, rows, None) is None
+    assert offline_figures.weight_figure(HOPPER, rows, None, offline_report.BASELINE) is None
 
 
 def test_behaviour_score_is_read_from_a_real_dataset_unless_overridden(tmp_path, monkeypatch,
