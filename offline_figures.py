@@ -66,8 +66,10 @@ def weight_figure(dataset: str, rows: list[dict[str, Any]], behaviour: float | N
                   baseline: str) -> Any:
     """How the chain responds to its weight: each POGO actor's last-fifth score (mean over
     seeds, the 95% bootstrap CI as error bars) at each chain-weight setting of the dataset,
-    the baseline's (rows whose method starts with `baseline`) last-fifth mean as a solid grey line and the behaviour policy's score as a
-    dashed black one. None with fewer than two settings that have a last fifth."""
+    the baseline's last-fifth mean (rows whose method starts with `baseline`) as a solid
+    grey line and the behaviour policy's score as a dashed black one; each tick names its
+    setting's seeds (n) when the settings have different numbers of them. None with fewer
+    than two settings that have a last fifth."""
     scored = [row for row in rows if row["dataset"] == dataset and row["window_seeds"]]
     chain = [row for row in scored if not row["method"].startswith(baseline)]
     settings = list(dict.fromkeys((row["method"], row["num_steps"]) for row in chain))
@@ -89,8 +91,11 @@ def weight_figure(dataset: str, rows: list[dict[str, Any]], behaviour: float | N
             ax.axhline(row["window_mean"], color="grey", linewidth=1.2,
                        label=f"{baseline} ({row['window_mean']:.1f})")
     several_budgets = len({budget for _, budget in settings}) > 1
+    seeds = {(row["method"], row["num_steps"]): row["window_seeds"] for row in chain}
+    uneven_seeds = len(set(seeds.values())) > 1  # then say each setting's n
     ax.set_xticks(range(len(settings)),
                   [method.removeprefix("POGO ") + (f"\n{budget} steps" if several_budgets else "")
+                   + (f"\nn = {seeds[method, budget]}" if uneven_seeds else "")
                    for method, budget in settings])
     ax.set_xlim(-0.5, len(settings) - 0.5)
     ax.set_xlabel("chain weights (w2_weights)")

@@ -259,6 +259,22 @@ def test_weight_figure_shows_each_actors_last_fifth_at_each_chain_weight(tmp_pat
     assert offline_figures.weight_figure(HOPPER, rows, None, offline_report.BASELINE) is None
 
 
+
+def test_weight_figure_names_each_settings_seeds_when_they_differ(tmp_path):
+    """Two seeds at w = 1, one at w = 10 (and a second w = 10 seed short of the last fifth):
+    each tick says how many seeds its point averages."""
+    results = tmp_path / "results"
+    for seed in (0, 1):
+        write_run(results, CHEETAH, False, [1.0] * 2, seed, [80, 100], [[1.0, 2.0]] * 2, 5.0,
+                  True)
+    write_run(results, CHEETAH, False, [10.0] * 2, 0, [80, 100], [[3.0, 4.0]] * 2, 5.0, True)
+    write_run(results, CHEETAH, False, [10.0] * 2, 1, [60], [[3.0], [3.0]], 5.0, False)
+    groups = offline_report.load_groups(offline_report.find_runs(results))
+    rows = offline_report.report_rows(groups, {CHEETAH: (None, "")})
+    ax = offline_figures.weight_figure(CHEETAH, rows, None, offline_report.BASELINE).axes[0]
+    assert ([label.get_text() for label in ax.get_xticklabels()]
+            == ["[1.0, 1.0]\nn = 2", "[10.0, 10.0]\nn = 1"])
+
 def test_behaviour_score_is_read_from_a_real_dataset_unless_overridden(tmp_path, monkeypatch,
                                                                        capsys):
     import minari
