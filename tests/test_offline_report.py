@@ -259,7 +259,6 @@ def test_weight_figure_shows_each_actors_last_fifth_at_each_chain_weight(tmp_pat
     assert offline_figures.weight_figure(HOPPER, rows, None, offline_report.BASELINE) is None
 
 
-
 def test_weight_figure_names_each_settings_seeds_when_they_differ(tmp_path):
     """Two seeds at w = 1, one at w = 10 (and a second w = 10 seed short of the last fifth):
     each tick says how many seeds its point averages."""
@@ -274,6 +273,7 @@ def test_weight_figure_names_each_settings_seeds_when_they_differ(tmp_path):
     ax = offline_figures.weight_figure(CHEETAH, rows, None, offline_report.BASELINE).axes[0]
     assert ([label.get_text() for label in ax.get_xticklabels()]
             == ["[1.0, 1.0]\nn = 2", "[10.0, 10.0]\nn = 1"])
+
 
 def test_behaviour_score_is_read_from_a_real_dataset_unless_overridden(tmp_path, monkeypatch,
                                                                        capsys):
