@@ -39,9 +39,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from episode_sources import (RANDOM, Episode, Plan, checkpoint_plan, random_plan, replay_plan,
+from offline.readers import D4RL_REF_SCORES, minari_root
+from offline.sources import (RANDOM, Episode, Plan, checkpoint_plan, random_plan, replay_plan,
                              uniform_actions)
-from offline_readers import D4RL_REF_SCORES, minari_root
 from utils import OneLineErrorParser, UsageError, non_negative_int, positive_int, usage_error
 
 PROGRAM = "make_dataset.py"
@@ -197,7 +197,7 @@ def reference_scores(args: argparse.Namespace, env: Any) -> dict[str, Any]:
 
 def check(args: argparse.Namespace) -> tuple[Plan, Path, dict[str, Any]]:
     """Every check that can reject the input, before any work; raises UsageError."""
-    from evaluation import make_env
+    from training.evaluation import make_env
 
     check_source_flags(args)
     folder = check_dataset_id(args.dataset_id)
@@ -216,7 +216,7 @@ def check(args: argparse.Namespace) -> tuple[Plan, Path, dict[str, Any]]:
 def random_policy_return(env_name: str, episodes: int, seed: int = REF_SEED) -> float:
     """Mean return of `episodes` uniform-random episodes: episode k resets with seed
     `seed` + k; actions come from numpy's default_rng(seed)."""
-    from evaluation import make_env
+    from training.evaluation import make_env
 
     env = make_env(env_name)
     act = uniform_actions(env.action_space, np.random.default_rng(seed))

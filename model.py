@@ -50,12 +50,6 @@ class QNetwork(nn.Module):
         """min(Q1, Q2)(s, a): the clipped double-Q estimate."""
         return torch.minimum(*self(obs, action))
 
-    def regression_loss(self, obs: torch.Tensor, action: torch.Tensor, target: torch.Tensor
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
-        """L_Q = E[(Q1(s, a) − y)²] + E[(Q2(s, a) − y)²], and Q1(s, a)."""
-        q1, q2 = self(obs, action)
-        return F.mse_loss(q1, target) + F.mse_loss(q2, target), q1
-
 
 class GaussianPolicy(nn.Module):
     """π(a|s): a = tanh(u)·scale + bias with u ~ N(μ(s), diag σ(s)²).

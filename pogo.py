@@ -43,30 +43,33 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from model import NoiseInputActor, QNetwork
 from replay_memory import Batch
 from transport import MAX_EXACT_SAMPLES, METHODS, sample_w2_squared
-from utils import adam, descend_, frozen, soft_update_, stream_seed
+from utils import (adam, check_agent_settings, descend_, frozen, renamed_metric, soft_update_,
+                   stream_seed)
 
 GENERATORS = {"td": "agent", "actor": "actor", "chain": "chain", "act": "act"}  # → stream
 
 
 @dataclass(frozen=True)
 class POGOConfig:
-    """Agent hyper-parameters. `weights` holds w_0 (actor 0's distance to the data action)
+    """Agent hyper-parameters, named as train_pogo.py's flags (train_pogo.py builds it from
+    them by field name). `w2_weights` holds w_0 (actor 0's distance to the data action)
     … w_{N−1}; `num_samples` (K) is ignored by deterministic actors (K = 1);
-    `q_normalize` is TD3+BC's α (None: λ_i = 1).
+    `q_normalize` is TD3+BC's α (None: λ_i = 1). Validated on creation.
 
     `distance` defaults to 'exact': at K = 4 it is ~13x faster than geomloss's Sinkhorn
     (forward + backward, 256 states) and exact, where the seed's Sinkhorn (blur 0.05)
     differs from it by a median 1.4% (up to 11%) per state and by ~20% in gradient on
     samples of neighbouring chain actors (benchmarks/bench_pogo.py)."""
     num_actors: int = 1
-    weights: tuple[float, ...] = (1.0,)
+    w2_weights: tuple[float, ...] = (1.0,)
     distance: str = "exact"
     num_samples: int = 4
-    stochastic: bool = True
+    deterministic_actors: bool = False
     hidden_size: int = 256
     lr: float = 3e-4
     gamma: float = 0.99
@@ -78,34 +81,33 @@ class POGOConfig:
     sinkhorn_blur: float = 0.05
 
     def __post_init__(self) -> None:
-        if self.num_actors < 1:
-            raise ValueError(f"num_actors must be at least 1, got {self.num_actors}")
-        if len(self.weights) != self.num_actors:
-            raise ValueError(f"weights needs one value per actor ({self.num_actors}), "
-                             f"got {len(self.weights)}")
-        if any(not (0.0 <= w < math.inf) for w in self.weights):
-            raise ValueError(f"weights must be finite and non-negative, got {self.weights}")
+        check_agent_settings(self)
         if self.distance not in METHODS:
             raise ValueError(f"distance must be one of {METHODS}, got {self.distance!r}")
         if self.num_samples < 1:
             raise ValueError(f"num_samples must be at least 1, got {self.num_samples}")
-        if (self.stochastic and self.distance == "exact"
+        if (not self.deterministic_actors and self.distance == "exact"
                 and self.num_samples > MAX_EXACT_SAMPLES):
             raise ValueError(f"the exact distance is limited to num_samples ≤ "
                              f"{MAX_EXACT_SAMPLES} (got {self.num_samples}); use 'sinkhorn'")
         if self.policy_freq < 1:
             raise ValueError(f"policy_freq must be at least 1, got {self.policy_freq}")
-        if self.q_normalize is not None and not self.q_normalize > 0.0:
+        if self.q_normalize is not None and not 0.0 < self.q_normalize < math.inf:
             raise ValueError(f"q_normalize must be positive or None, got {self.q_normalize}")
+        for name in ("policy_noise", "noise_clip"):
+            if not 0.0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
+        if not 0.0 < self.sinkhorn_blur < math.inf:
+            raise ValueError(f"sinkhorn_blur must be positive, got {self.sinkhorn_blur}")
 
     @classmethod
-    def td3_bc(cls, action_dim: int, **overrides: Any) -> POGOConfig:
+    def td3_bc(cls, action_dim: int, bc_weight: float = 1.0, **fields: Any) -> POGOConfig:
         """TD3+BC (Fujimoto & Gu, 2021) as a configuration: one deterministic actor,
-        L = −(2.5/E|Q|)·E[Q1(s, π(s))] + E[mean_d (π(s) − a)_d²]; the mean over action
-        dimensions is w_0 = 1/dim(A) in the summed convention."""
-        settings = dict(num_actors=1, weights=(1.0 / action_dim,), stochastic=False,
-                        q_normalize=2.5)
-        return cls(**{**settings, **overrides})
+        L = −(2.5/E|Q|)·E[Q1(s, π(s))] + bc_weight·E[mean_d (π(s) − a)_d²]; the mean over
+        action dimensions is w_0 = bc_weight/dim(A) in the summed convention (TD3+BC's
+        bc_weight is 1). `fields` set the other settings."""
+        return cls(**{**fields, "num_actors": 1, "w2_weights": (bc_weight / action_dim,),
+                      "deterministic_actors": True, "q_normalize": 2.5})
 
 
 class POGO:
@@ -116,7 +118,8 @@ class POGO:
         self.action_dim = action_dim
         self.max_action = float(max_action)
         # K samples per state for a stochastic actor; a deterministic one has one action
-        self.num_samples = config.num_samples if config.stochastic else 1
+        self.stochastic = not config.deterministic_actors
+        self.num_samples = config.num_samples if self.stochastic else 1
         init_generator = torch.Generator().manual_seed(stream_seed(seed, "init"))
         self.generators = {name: torch.Generator(self.device).manual_seed(
                                stream_seed(seed, stream))
@@ -125,14 +128,14 @@ class POGO:
         self.critic = QNetwork(obs_dim, action_dim, config.hidden_size,
                                init_generator).to(self.device)
         self.actors = [NoiseInputActor(obs_dim, action_dim, config.hidden_size, max_action,
-                                       config.stochastic, init_generator).to(self.device)
+                                       self.stochastic, init_generator).to(self.device)
                        for _ in range(config.num_actors)]
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_targets = [copy.deepcopy(actor).requires_grad_(False)
                               for actor in self.actors]
         self.critic_optimizer = adam(self.critic.parameters(), config.lr)
         self.actor_optimizers = [adam(actor.parameters(), config.lr) for actor in self.actors]
-        self.weights = torch.tensor(config.weights, device=self.device)  # for the metrics
+        self.w2_weights = torch.tensor(config.w2_weights, device=self.device)  # for the metrics
         self.num_updates = 0  # critic updates so far; actors update at every policy_freq-th
         self.actor_metrics: dict[str, torch.Tensor] | None = None  # from the latest actor update
 
@@ -149,7 +152,7 @@ class POGO:
         """πi(s, z_k) for k = 1 … K, z_k ~ N(0, I) from `stream`: [B, K, A], K = num_samples or
         the configured K (K = 1 and no draw for a deterministic actor)."""
         noise = (self.noise((len(obs), num_samples or self.num_samples, self.action_dim), stream)
-                 if self.config.stochastic else None)
+                 if self.stochastic else None)
         return actor(obs.unsqueeze(-2), noise)
 
     @torch.no_grad()
@@ -160,7 +163,7 @@ class POGO:
         or, by default, the agent's own `act` stream."""
         actor = self.actors[actor_index]
         noise = None
-        if not deterministic and self.config.stochastic:
+        if not deterministic and self.stochastic:
             noise = torch.randn(*obs.shape[:-1], self.action_dim, device=self.device,
                                 generator=generator or self.generators["act"])
         return actor(obs, noise)
@@ -172,7 +175,7 @@ class POGO:
         actor 0's target network (z ~ N(0, I) for a stochastic actor) plus TD3's target
         smoothing, whose noise is clipped at ±c·max_action (σ·max_action its scale)."""
         shape = (len(next_obs), self.action_dim)
-        z = self.noise(shape, "td") if self.config.stochastic else None
+        z = self.noise(shape, "td") if self.stochastic else None
         action = self.actor_targets[0](next_obs, z)
         smoothing = ((self.config.policy_noise * self.noise(shape, "td"))
                      .clamp(-self.config.noise_clip, self.config.noise_clip) * self.max_action)
@@ -190,8 +193,10 @@ class POGO:
         return batch.reward + self.config.gamma * batch.mask * next_q
 
     def update_critic(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """L_Q = E[(Q1(s, a) − y)²] + E[(Q2(s, a) − y)²], y = td_target(batch)."""
         target = self.td_target(batch)
-        loss, q1 = self.critic.regression_loss(batch.obs, batch.action, target)
+        q1, q2 = self.critic(batch.obs, batch.action)
+        loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
         descend_(self.critic_optimizer, loss)
         return {"critic_loss": loss.detach(), "q_data": q1.detach().mean(),
                 "q_target": target.mean()}
@@ -227,25 +232,25 @@ class POGO:
             scales = self.q_scales(q)
             q_terms = q.mean(-1)
             (q_grad,) = torch.autograd.grad(-(scales * q_terms).sum(), first)
-        distances = []
+        w2 = []
         reference = data_action.unsqueeze(-2)  # actor 0's: the Dirac at the data action
         for i, (actor, optimizer) in enumerate(zip(self.actors, self.actor_optimizers)):
             distance = sample_w2_squared(actions[i], reference, cfg.distance,
                                          cfg.sinkhorn_blur).mean()
-            surrogate = (actions[i][:, 0] * q_grad[i]).sum() + cfg.weights[i] * distance
+            surrogate = (actions[i][:, 0] * q_grad[i]).sum() + cfg.w2_weights[i] * distance
             descend_(optimizer, surrogate)
-            distances.append(distance.detach())
+            w2.append(distance.detach())
             if i + 1 < self.num_actors:
                 with torch.no_grad():
                     reference = self.sample_actions(actor, obs, "chain")
-        distance = torch.stack(distances)
+        w2 = torch.stack(w2)
         q_terms = q_terms.detach()
-        return {"actor_loss": -scales * q_terms + self.weights * distance, "actor_q": q_terms,
-                "distance": distance, "q_scale": scales}
+        return {"actor_loss": -scales * q_terms + self.w2_weights * w2, "actor_q": q_terms,
+                "w2": w2, "q_scale": scales}
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One POGO update; returns detached metrics (read them on the host only to log).
-        The actor metrics ([N] tensors: actor_loss, actor_q, distance, q_scale) are those
+        The actor metrics ([N] tensors: actor_loss, actor_q, w2, q_scale) are those
         of the latest actor update, absent before the first."""
         metrics = self.update_critic(batch)
         self.num_updates += 1
@@ -287,4 +292,5 @@ class POGO:
             gen.set_state(state["generators"][name])
         self.num_updates = state["num_updates"]
         self.actor_metrics = (None if "actor_metrics" not in state else
-                              {k: v.to(self.device) for k, v in state["actor_metrics"].items()})
+                              {renamed_metric(k): v.to(self.device)
+                               for k, v in state["actor_metrics"].items()})

@@ -6,12 +6,14 @@
     python run_sac.py --config config_sac.yaml --summarize   # tables and learning curves
     python run_sac.py --config config_sac.yaml --rebuild-summaries   # unreadable summary.json
 
-The grid is enabled environment × w2 setting × seed; one process of the file's training
-script (`script:`, default train_sac.py) per run, always started with --resume, so
-re-running a sweep skips finished runs (summary.json) and continues unfinished ones from
-their checkpoints. Every YAML key other than the sweep keys (seeds, enabled_environments,
-w2_weights, w2_weights_list) is a flag of the script by one rule: `batch_size` or
-`batch-size` → `--batch-size=VALUE`, true/false → `--flag`/`--no-flag`.
+The grid is enabled task × w2 setting × seed; one process of the file's training script
+(`script:`, default train_sac.py) per run, always started with --resume, so re-running a
+sweep skips finished runs (summary.json) and continues unfinished ones from their
+checkpoints. The tasks are named for the script: `environments:` and
+`common.enabled_environments` for train_sac.py, `datasets:` and `common.enabled_datasets`
+for train_pogo.py (its SWEEP_SECTION). Every YAML key other than the sweep keys (seeds,
+enabled_{tasks}, w2_weights, w2_weights_list) is a flag of the script by one rule:
+`batch_size` or `batch-size` → `--batch-size=VALUE`, true/false → `--flag`/`--no-flag`.
 
 The whole file is validated before anything starts, against the script's own parser and
 checks (the script is imported on first use; neither it nor the sweep imports torch at
@@ -26,9 +28,10 @@ run. A finished run whose summary.json is unreadable is `corrupt` (exit status 1
 re-run or overwritten, with a note saying what is wrong; --rebuild-summaries writes it
 again from the run's metrics CSV (its final evaluation).
 
-The rooms: sweep_config.py (the file and the grid), sweep_script.py (the training script
-and its runs), sweep_launch.py (processes, logs, local pool, submitit), sweep_view.py (logs
-read back, live view, status table); this file: the CLI, the plan, the dry run, the summary.
+The rooms, in the package sweeps/: config.py (the file and the grid), script.py (the
+training script and its runs), launch.py (processes, logs, local pool, submitit), view.py
+(logs read back, live view, status table); this file: the CLI, the plan, the dry run, the
+summary.
 
 Per run, next to the script's own outputs:
     {results_dir}/logs/{file_name}.log       stdout+stderr of every attempt, appended; locked
@@ -51,10 +54,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from sweep_config import ConfigError, load_sweep
-from sweep_launch import child_env, launch_local, launch_submitit, shell_line
-from sweep_script import CorruptSummary, Run, Script, rebuild_summary
-from sweep_view import ProgressView, RunStatus, check_summaries, status_table
+from sweeps.config import ConfigError, load_sweep
+from sweeps.launch import child_env, launch_local, launch_submitit, shell_line
+from sweeps.script import CorruptSummary, Run, Script, rebuild_summary
+from sweeps.view import ProgressView, RunStatus, check_summaries, status_table
 from utils import OneLineErrorParser, non_negative_int, positive_int, usage_error
 
 
@@ -85,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
         prog="run_sac.py",
         description="Run a sweep of a training script (train_sac.py unless the file names "
-                    "another): environments × w2 settings × seeds from a YAML file, skipping "
+                    "another): tasks (environments, or datasets for train_pogo.py) × w2 "
+                    "settings × seeds from a YAML file, skipping "
                     "finished runs and resuming unfinished ones.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--config", type=Path, default=Path("config_sac.yaml"),
@@ -189,7 +193,7 @@ class Plan:
 
 
 def results_root(runs: list[Run]) -> Path:
-    """The results_dir shared by the sweep (the first run's, if environments override it)."""
+    """The results_dir shared by the sweep (the first run's, if task entries override it)."""
     return runs[0].results.parent if runs else Path("results")
 
 
@@ -256,15 +260,14 @@ def dry_run(runs: list[Run], plan: Plan, args: argparse.Namespace) -> None:
             state = "new"
         print(f"\n# {run.file_name} [{state}]")
         print(f"#   results {run.results}  log {run.log}")
-        print(shell_line(run, child_env(plan.threads)))
+        print(shell_line(run.command, child_env(plan.threads)))
 
 
 # --------------------------------------------------------------------------- the sweep
 def summarize(runs: list[Run], summary_dir: Path) -> None:
     """plot_results' tables and learning curves of the runs' metrics CSVs (a finished run
     whose summary.json is unreadable counts as finished, with a warning)."""
-    import plot_results
-
+    from reports import curves as plot_results
     for run in runs:
         if run.finished and (problem := run.summary_problem()) is not None:
             print(f"run_sac.py: warning: {run.summary_json} unreadable ({problem}); the "

@@ -15,35 +15,28 @@ One update (`POSAC.update`) on a minibatch:
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 
 from model import GaussianPolicy, QNetwork
 from replay_memory import Batch
-from transport import gaussian_w2_squared
-from utils import adam, descend_, frozen, soft_update_, stream_seed
+from transport import gaussian_w2_squared_log_std
+from utils import (adam, check_agent_settings, descend_, frozen, soft_update_, stream_seed,
+                   with_finite)
 
-
-def w2_and_gradient(mean: torch.Tensor, log_std: torch.Tensor,
-                    reference: tuple[torch.Tensor, torch.Tensor]
-                    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-    """W2² = E_s[‖μ − μ'‖² + ‖σ − σ'‖²] against the detached reference (μ', σ'), and its
-    gradient with respect to (μ, log σ), in closed form (B states):
-
-        ∂W2²/∂μ = 2·(μ − μ')/B,    ∂W2²/∂log σ = 2·(σ − σ')·σ/B."""
-    ref_mean, ref_std = reference
-    mean, std = mean.detach(), log_std.detach().exp()
-    states = mean.numel() // mean.shape[-1]
-    w2 = gaussian_w2_squared(mean, std, ref_mean, ref_std)
-    return w2, (2.0 / states * (mean - ref_mean), 2.0 / states * (std - ref_std) * std)
+CRITIC_TARGET_POLICIES = ("online", "target")
+Q_NORMALIZE_FORMS = ("abs-mean", "mean-abs")
+CHAIN_UPDATES = ("sequential", "parallel")
 
 
 @dataclass(frozen=True)
 class SACConfig:
-    """Agent hyper-parameters. The defaults equal train_sac.py's flag defaults (a test
-    keeps them in step); train_sac.py always passes every field."""
+    """Agent hyper-parameters, named as train_sac.py's flags (train_sac.py builds it from
+    them by field name; a test keeps the defaults in step). Validated on creation."""
     num_actors: int = 1
     w2_weights: tuple[float, ...] = (0.0,)
     hidden_size: int = 256
@@ -58,12 +51,26 @@ class SACConfig:
     q_normalize_form: str = "abs-mean"
     chain_update: str = "sequential"
 
+    def __post_init__(self) -> None:
+        check_agent_settings(self)
+        if self.w2_weights[0] != 0.0:
+            raise ValueError(f"w2_weights[0] must be 0.0: actor 0 learns with the plain SAC "
+                             f"loss (got {self.w2_weights})")
+        if not (0.0 < self.alpha < math.inf):
+            raise ValueError(f"alpha must be positive, got {self.alpha}")
+        if self.target_update_interval < 1:
+            raise ValueError(f"target_update_interval must be at least 1, "
+                             f"got {self.target_update_interval}")
+        for name, choices in (("critic_target_policy", CRITIC_TARGET_POLICIES),
+                              ("q_normalize_form", Q_NORMALIZE_FORMS),
+                              ("chain_update", CHAIN_UPDATES)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
+
 
 class POSAC:
     def __init__(self, obs_dim: int, action_low: torch.Tensor, action_high: torch.Tensor,
                  config: SACConfig, seed: int, device: torch.device | str = "cpu"):
-        if len(config.w2_weights) != config.num_actors:
-            raise ValueError("w2_weights needs one weight per actor")
         self.config = config
         self.device = torch.device(device)
         # Randomness that the critic and actor 0 see (their initialisation, then ε for
@@ -127,8 +134,10 @@ class POSAC:
         return batch.reward + self.config.gamma * batch.mask * (next_q - self.alpha * next_log_prob)
 
     def update_critic(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """L_Q = E[(Q1(s, a) − y)²] + E[(Q2(s, a) − y)²], y = td_target(batch)."""
         target = self.td_target(batch)
-        loss, q1 = self.critic.regression_loss(batch.obs, batch.action, target)
+        q1, q2 = self.critic(batch.obs, batch.action)
+        loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
         descend_(self.critic_optimizer, loss)
         return {"critic_loss": loss.detach(), "q_data": q1.detach().mean()}
 
@@ -147,18 +156,18 @@ class POSAC:
         per_state = self.alpha * log_prob - q
         return per_state.mean(-1), per_state.detach(), log_prob.detach(), q.detach()
 
-    def sac_weights(self, sac_terms: torch.Tensor, per_state: torch.Tensor) -> torch.Tensor:
+    def q_scales(self, sac_terms: torch.Tensor, per_state: torch.Tensor) -> torch.Tensor:
         """λ_0 = 1 and, for i ≥ 1, λ_i = 1/|E[α·log πi − min Q]| (q_normalize_form 'abs-mean',
         the design's) or 1/E|α·log πi − min Q| ('mean-abs', guarded: it cannot blow up when
         the batch mean crosses zero, as TD3+BC's 1/E|Q|), detached; all 1 when q_normalize
         is off. Actor i ≥ 1's SAC term is then scale-free against its W2 term.
         `per_state` holds α·log πi − min Q per actor and state [N, B]."""
-        weights = torch.ones_like(sac_terms)
+        scales = torch.ones_like(sac_terms)
         if self.config.q_normalize:
-            scale = (sac_terms.abs() if self.config.q_normalize_form == "abs-mean"
-                     else per_state.abs().mean(-1))
-            weights[1:] = 1.0 / scale[1:].detach().clamp_min(1e-8)
-        return weights
+            size = (sac_terms.abs() if self.config.q_normalize_form == "abs-mean"
+                    else per_state.abs().mean(-1))
+            scales[1:] = 1.0 / size[1:].detach().clamp_min(1e-8)
+        return scales
 
     def next_reference(self, actor: GaussianPolicy, obs: torch.Tensor, mean: torch.Tensor,
                        log_std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -180,38 +189,37 @@ class POSAC:
         chain_update='parallel': before this step, which saves one forward pass per actor).
 
         The SAC terms depend only on each actor's own parameters and the frozen critic, so
-        they are evaluated for all actors at once and differentiated in one backward pass
-        down to each actor's outputs (μ_i, log σ_i). Only the W2 terms chain the actors; in
-        order, each actor adds w_i·∇W2² at its outputs, backpropagates through its own
-        network, steps its optimizer, and is evaluated again as the next actor's reference."""
+        all N are evaluated in one critic call and differentiated in one backward pass down
+        to the actors' outputs: g_i = ∂(λ_i·E[α·log πi − min Q])/∂(μ_i, log σ_i). Each actor
+        then descends the surrogate
+
+            L̃_i = ⟨(μ_i, log σ_i), sg[g_i]⟩ + w_i·W2²(πi, sg[πi−1]),
+
+        whose gradient in actor i's parameters is L_i's (the chain rule through its outputs),
+        and is evaluated again as the next actor's reference."""
         with frozen(self.critic):
             outputs = [actor(obs) for actor in self.actors]
             mean = torch.stack([actor_mean for actor_mean, _ in outputs])
             log_std = torch.stack([actor_log_std for _, actor_log_std in outputs])
             sac_terms, per_state, log_prob, q = self.sac_terms(obs, mean, log_std)
-            weights = self.sac_weights(sac_terms, per_state)
-            grad_mean, grad_log_std = torch.autograd.grad((weights * sac_terms).sum(),
+            q_scales = self.q_scales(sac_terms, per_state)
+            grad_mean, grad_log_std = torch.autograd.grad((q_scales * sac_terms).sum(),
                                                           (mean, log_std))
         w2 = torch.zeros_like(sac_terms)
         reference = None
         for i, (actor, optimizer) in enumerate(zip(self.actors, self.actor_optimizers)):
             actor_mean, actor_log_std = outputs[i]
-            cotangent_mean, cotangent_log_std = grad_mean[i], grad_log_std[i]
+            loss = (actor_mean * grad_mean[i]).sum() + (actor_log_std * grad_log_std[i]).sum()
             if reference is not None:
-                w2[i], (w2_grad_mean, w2_grad_log_std) = w2_and_gradient(
-                    actor_mean, actor_log_std, reference)
-                cotangent_mean = cotangent_mean + self.config.w2_weights[i] * w2_grad_mean
-                cotangent_log_std = (cotangent_log_std
-                                     + self.config.w2_weights[i] * w2_grad_log_std)
-            optimizer.zero_grad(set_to_none=True)
-            torch.autograd.backward((actor_mean, actor_log_std),
-                                    (cotangent_mean, cotangent_log_std))
-            optimizer.step()
+                distance = gaussian_w2_squared_log_std(actor_mean, actor_log_std, *reference)
+                loss = loss + self.config.w2_weights[i] * distance
+                w2[i] = distance.detach()
+            descend_(optimizer, loss)
             if i + 1 < self.num_actors:
                 reference = self.next_reference(actor, obs, actor_mean, actor_log_std)
-        metrics = {"actor_loss": weights * sac_terms.detach() + self.w2_weights * w2,
+        metrics = {"actor_loss": q_scales * sac_terms.detach() + self.w2_weights * w2,
                    "actor_q": q.mean(-1), "w2": w2, "entropy": -log_prob.mean(-1),
-                   "lambda": weights}
+                   "q_scale": q_scales}
         return metrics, log_prob[0]
 
     # ------------------------------------------------------------------ temperature
@@ -251,6 +259,26 @@ class POSAC:
         if self.count_update():
             self.update_targets()
         return metrics
+
+    def graphed_update(self, sample: Callable[[], Batch], sample_generator: torch.Generator
+                       ) -> Callable[[], tuple[dict[str, torch.Tensor], torch.Tensor]]:
+        """`update(sample())` and its all-finite check as a call without arguments whose
+        device work replays CUDA graphs (cuda_graphs.py): steps 1-3 with the sampling as
+        one graph, step 4 as another, launched when due. `sample` draws from
+        `sample_generator` only; the results are update()'s."""
+        from cuda_graphs import Graphed
+
+        learn = Graphed(lambda: with_finite(self.learn(sample())),
+                        [self.generator, self.chain_generator, sample_generator])
+        update_targets = Graphed(self.update_targets)
+
+        def update() -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+            metrics_and_finite = learn()
+            if self.count_update():
+                update_targets()
+            return metrics_and_finite
+        update.graphs = (learn, update_targets)  # type: ignore[attr-defined]  (for the tests)
+        return update
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:

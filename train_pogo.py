@@ -14,24 +14,24 @@ from __future__ import annotations
 
 import argparse
 import functools
-import time
 from pathlib import Path
 from typing import Any
 
-import run_setup
-import utils
-from run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_network_flags,
-                       add_output_flags, check_cuda, check_ranges, interruptible)
-from utils import OneLineErrorParser, UsageError, positive_int, run_name, stream_seed
+from training import trainer
+from training.run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_network_flags,
+                                add_output_flags, check_ranges, interruptible)
+from training.trainer import MEMORY_OVERHEAD_BYTES, Task, Trainer, train_to_end
+from utils import (OneLineErrorParser, UsageError, config_from_flags, flag_fields, parse_w2_weights,
+                   positive_int, run_name, stream_seed, with_finite)
 
 PROGRAM = "train_pogo.py"
 with interruptible(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
-    from evaluation import Evaluator, float64_copy, make_env
-    from experiment import Experiment, all_finite, train_to_end
-    from video import RunVideos, add_video_flags, check_capture, prefer_headless
+    from training.evaluation import float64_copy, make_env
+    from video.recording import add_video_flags
 
 SWEEP_AXIS = "dataset"  # a sweep file's per-task entries are datasets
-MEMORY_OVERHEAD_BYTES = 600 * 2**20  # torch + MuJoCo + Python per process (resident)
+SWEEP_SECTION = "datasets"  # a sweep file's per-task section, and enabled_datasets
+ACTOR0_WEIGHT_ZERO = False  # actor 0 is pulled to the data: one number w means w,w,…
 EVALUATION_MODES = ("deterministic",)
 
 
@@ -92,9 +92,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_weights(text: str, num_actors: int) -> list[float]:
-    """POGO's `--w2-weights`: a single w means [w, w, …] (see utils.parse_weights)."""
-    return utils.parse_weights(text, num_actors, actor0_zero=False)
 
 
 def validate_args(args: argparse.Namespace) -> None:
@@ -106,7 +103,8 @@ def validate_args(args: argparse.Namespace) -> None:
             raise UsageError("--td3-bc sets one deterministic actor and the Q normalisation "
                              "itself; drop --num-actors, --q-normalize, --deterministic-actors")
     try:
-        args.w2_weights = parse_weights(args.w2_weights or "1.0", args.num_actors)
+        args.w2_weights = parse_w2_weights(args.w2_weights or "1.0", args.num_actors,
+                                           ACTOR0_WEIGHT_ZERO)
     except ValueError as error:
         raise UsageError(str(error)) from None
     check_ranges(args, {**OPTIMIZER_RANGES, "sinkhorn_blur": POSITIVE,
@@ -133,7 +131,7 @@ def run_paths(args: argparse.Namespace) -> RunPaths:
 @functools.lru_cache(maxsize=None)
 def load_checked(dataset: str, env_name: str | None) -> tuple[Any, Any]:
     """The dataset and its evaluation environment, checked against each other (UsageError)."""
-    from offline_data import DatasetError, check_matches_env, load_dataset
+    from offline.data import DatasetError, check_matches_env, load_dataset
 
     try:
         data = load_dataset(dataset, env_name)
@@ -149,20 +147,15 @@ def load_checked(dataset: str, env_name: str | None) -> tuple[Any, Any]:
 
 
 def agent_config(args: argparse.Namespace, action_dim: int) -> Any:
-    """POGOConfig from the flags (UsageError for a combination the agent refuses)."""
+    """POGOConfig from the flags by field name (UsageError for a combination it refuses);
+    with --td3-bc, TD3+BC's, whose BC weight is --w2-weights' w."""
     from pogo import POGOConfig
 
-    common = dict(distance=args.distance, num_samples=args.num_samples,
-                  hidden_size=args.hidden_size, lr=args.lr, gamma=args.gamma, tau=args.tau,
-                  policy_noise=args.policy_noise, noise_clip=args.noise_clip,
-                  policy_freq=args.policy_freq, sinkhorn_blur=args.sinkhorn_blur)
     try:
-        if args.td3_bc:  # its BC term is a mean over action dimensions: w_0 = w/dim(A)
-            return POGOConfig.td3_bc(action_dim, weights=(args.w2_weights[0] / action_dim,),
-                                     **common)
-        return POGOConfig(num_actors=args.num_actors, weights=tuple(args.w2_weights),
-                          stochastic=not args.deterministic_actors,
-                          q_normalize=args.q_normalize, **common)
+        if args.td3_bc:
+            return POGOConfig.td3_bc(action_dim, args.w2_weights[0],
+                                     **flag_fields(POGOConfig, args))
+        return config_from_flags(POGOConfig, args)
     except ValueError as error:
         raise UsageError(f"{error}") from None
 
@@ -177,19 +170,18 @@ def preflight(args: argparse.Namespace) -> int:
     return 2 * len(data) * 4 * floats + MEMORY_OVERHEAD_BYTES
 
 
-def check_flags(args: argparse.Namespace) -> tuple[RunPaths, Any]:
-    validate_args(args)
-    check_cuda(args)
-    prefer_headless(args)  # MUJOCO_GL before MuJoCo renders anything
+def open_task(args: argparse.Namespace) -> Task:
+    """The dataset and the environment it is evaluated on, checked against each other and
+    against the agent's settings (UsageError)."""
     data, env = load_checked(args.dataset, args.env_name)
     agent_config(args, data.action_dim)
-    check_capture(args, data.env_id, data.env_kwargs)
-    return run_paths(args), (data, env)
+    return Task(env_id=data.env_id, env=env, env_kwargs=data.env_kwargs, data=data)
 
 
-def parse_and_check(argv: list[str] | None) -> tuple[argparse.Namespace, RunPaths, Any]:
+def parse_and_check(argv: list[str] | None) -> tuple[argparse.Namespace, RunPaths, Task]:
     """Flags, paths, dataset and environment, or one line and exit status 2."""
-    return run_setup.parse_and_check(PROGRAM, build_parser(), argv, check_flags)
+    return trainer.parse_and_check(PROGRAM, build_parser(), argv, validate_args, open_task,
+                                   run_paths)
 
 
 def evaluation_policies(agent: Any, obs_mean: Any, obs_std: Any) -> list[Any]:
@@ -202,83 +194,58 @@ def evaluation_policies(agent: Any, obs_mean: Any, obs_std: Any) -> list[Any]:
 
 
 # --------------------------------------------------------------------------- training
-class Trainer:
-    def __init__(self, args: argparse.Namespace, paths: RunPaths, built: tuple[Any, Any]):
-        import torch
+class POGOTrainer(Trainer):
+    """POGO offline: one gradient update per step on the dataset's minibatches, evaluated
+    in its environment (training/trainer.py holds the rest)."""
+    program = PROGRAM
+    modes = EVALUATION_MODES
 
-        from offline_data import OfflineSampler
+    def build(self, task: Task) -> None:
+        from offline.data import OfflineSampler
         from pogo import POGO
 
-        self.args = args
-        self.data, env = built
-        self.experiment = Experiment(PROGRAM, args, paths, args.num_actors)
-        self.device = torch.device("cuda" if args.cuda else "cpu")
+        args, self.data = self.args, task.data
         self.sampler = OfflineSampler(self.data, stream_seed(args.seed, "data"), self.device,
                                       args.normalize_states, args.normalize_rewards)
         self.agent = POGO(self.data.obs_dim, self.data.action_dim,
-                          float(env.action_space.high[0]), agent_config(args, self.data.action_dim),
-                          seed=args.seed, device=self.device)
-        self.videos = (RunVideos(args, paths.results, args.num_actors, self.data.env_id,
-                                 self.data.env_kwargs) if args.capture_video else None)
-        self.evaluator = Evaluator(self.data.env_id, args.num_actors, args.eval_episodes,
-                                   args.seed, EVALUATION_MODES, self.data.env_kwargs,
-                                   make_recorded_env=self.videos.make_env if self.videos else None)
-        self.metrics: dict[str, Any] = {}  # the latest update's metrics, still on the device
-        if self.experiment.resumed:
-            self.experiment.load_checkpoint(self.restore)
-        self.experiment.open_writer()
+                          float(task.env.action_space.high[0]),
+                          agent_config(args, self.data.action_dim), seed=args.seed,
+                          device=self.device)
+        self.update_step = lambda: with_finite(
+            self.agent.update(self.sampler.sample(args.batch_size)))
+        if self.data.has_reference_scores:
+            self.scores = self.data.normalized_score
 
-    @property
-    def state(self) -> Any:
-        return self.experiment.state
+    def policies(self) -> list[Any]:
+        return evaluation_policies(self.agent, self.sampler.obs_mean, self.sampler.obs_std)
+
+    def checkpoint_parts(self) -> dict[str, Any]:
+        return {"agent": self.agent.state_dict(), "sampler": self.sampler.state_dict()}
 
     def restore(self, checkpoint: dict[str, Any]) -> None:
         self.agent.load_state_dict(checkpoint["agent"])
         self.sampler.load_state_dict(checkpoint["sampler"])
 
-    def save_checkpoint(self) -> None:
-        self.experiment.save_checkpoint({"agent": self.agent.state_dict(),
-                                         "sampler": self.sampler.state_dict()})
-
-    def evaluate(self) -> None:
-        policies = evaluation_policies(self.agent, self.sampler.obs_mean, self.sampler.obs_std)
-        recorder = (self.videos.start(len(self.state.history), self.state.total_steps)
-                    if self.videos else None)  # None: this evaluation is not recorded
-        returns = self.evaluator.run(policies, self.device, self.experiment.stop.check, recorder)
-        scores = self.data.normalized_score if self.data.has_reference_scores else None
-        self.experiment.record_evaluation(returns, EVALUATION_MODES, {}, self.metrics, scores)
-        if recorder is not None:  # the recorded episodes: deterministic episode 0
-            recorder.finish(returns[:, 0, 0], self.experiment.writer)
-
     def train(self) -> None:
         args, state = self.args, self.state
-        clock = time.time()
         while state.total_steps < args.num_steps:
             self.experiment.stop.check()
-            self.metrics = self.agent.update(self.sampler.sample(args.batch_size))
-            self.experiment.check_update(self.metrics, all_finite(self.metrics))
+            self.update()
             state.total_steps += 1
-            if state.total_steps % args.log_freq == 0:
-                now = time.time()
-                self.experiment.log_training(self.metrics, self.data.source,
-                                             args.log_freq / (now - clock))
-                clock = now
+            self.log_if_due(lambda: self.data.source)
             if state.total_steps % args.eval_freq == 0:
                 self.evaluate()
-            if state.total_steps - state.last_checkpoint_step >= args.checkpoint_freq:
-                self.save_checkpoint()
-        if not state.history or state.history[-1]["step"] != state.total_steps:
-            self.evaluate()
+            self.checkpoint_if_due()
+        self.final_evaluation()
 
-    def finish(self) -> None:
-        self.experiment.finish({"agent": self.agent.state_dict()},
-                               {"dataset": self.args.dataset, "env_id": self.data.env_id},
-                               f"{self.state.total_steps} steps")
+    def summary(self) -> tuple[dict[str, Any], str]:
+        return ({"dataset": self.args.dataset, "env_id": self.data.env_id},
+                f"{self.state.total_steps} steps")
 
 
 @interruptible(PROGRAM)
 def main(argv: list[str] | None = None) -> None:
-    train_to_end(parse_and_check, argv, Trainer)
+    train_to_end(parse_and_check, argv, POGOTrainer)
 
 
 if __name__ == "__main__":

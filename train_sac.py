@@ -11,26 +11,26 @@ from __future__ import annotations
 import argparse
 import functools
 import math
-import time
 from typing import Any
 
-import run_setup
-from run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_network_flags,
-                       add_output_flags, check_cuda, check_ranges, interruptible)
-from utils import (OneLineErrorParser, UsageError, atomic_write, non_negative_int,
-                   parse_w2_weights, positive_int, run_name, stream_seed)
+from training import trainer
+from training.run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_network_flags,
+                                add_output_flags, check_ranges, interruptible)
+from training.trainer import MEMORY_OVERHEAD_BYTES, Task, Trainer, train_to_end
+from utils import (OneLineErrorParser, UsageError, atomic_write, config_from_flags,
+                   non_negative_int, parse_w2_weights, positive_int, run_name, stream_seed,
+                   with_finite)
 
 PROGRAM = "train_sac.py"
 with interruptible(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
     import numpy as np
 
-    from evaluation import MODES, Evaluator, float64_copy, make_env
-    from experiment import Experiment, train_to_end
-    from video import RunVideos, add_video_flags, check_capture, prefer_headless
+    from training.evaluation import MODES, float64_copy, make_env
+    from video.recording import add_video_flags
 
 SWEEP_AXIS = "env_name"  # a sweep file's per-task entries are environments
-parse_weights = parse_w2_weights
-MEMORY_OVERHEAD_BYTES = 600 * 2**20  # torch + MuJoCo + Python per process (resident)
+SWEEP_SECTION = "environments"  # a sweep file's per-task section, and enabled_environments
+ACTOR0_WEIGHT_ZERO = True  # actor 0 is plain SAC: one number w means 0.0,w,w,…
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,7 +101,7 @@ def validate_args(args: argparse.Namespace) -> None:
     if args.num_actors < 1:
         raise UsageError(f"--num-actors must be at least 1 (got {args.num_actors})")
     try:
-        args.w2_weights = parse_w2_weights(args.w2_weights, args.num_actors)
+        args.w2_weights = parse_w2_weights(args.w2_weights, args.num_actors, ACTOR0_WEIGHT_ZERO)
     except ValueError as error:
         raise UsageError(str(error)) from None
     if not 0 <= args.behavior_actor < args.num_actors:
@@ -138,18 +138,15 @@ def preflight(args: argparse.Namespace) -> int:
     return 2 * (args.replay_size + 1) * (4 * obs_dim + 4 * action_dim + 6) + MEMORY_OVERHEAD_BYTES
 
 
-def check_flags(args: argparse.Namespace) -> tuple[RunPaths, Any]:
-    validate_args(args)
-    check_cuda(args)
-    prefer_headless(args)  # MUJOCO_GL before MuJoCo renders anything
-    env = make_env(args.env_name)
-    check_capture(args, args.env_name)
-    return run_paths(args), env
+def open_task(args: argparse.Namespace) -> Task:
+    """The training environment (UsageError if it cannot be built)."""
+    return Task(env_id=args.env_name, env=make_env(args.env_name))
 
 
-def parse_and_check(argv: list[str] | None) -> tuple[argparse.Namespace, RunPaths, Any]:
+def parse_and_check(argv: list[str] | None) -> tuple[argparse.Namespace, RunPaths, Task]:
     """Flags, paths and environment, or one line and exit status 2."""
-    return run_setup.parse_and_check(PROGRAM, build_parser(), argv, check_flags)
+    return trainer.parse_and_check(PROGRAM, build_parser(), argv, validate_args, open_task,
+                                   run_paths)
 
 
 def evaluation_policies(agent: Any) -> list[Any]:
@@ -169,76 +166,57 @@ def acting_input(obs_dim: int, device: Any) -> tuple[Any, Any]:
 
 
 # --------------------------------------------------------------------------- training
-class Trainer:
-    def __init__(self, args: argparse.Namespace, paths: RunPaths, env: Any):
+class SACTrainer(Trainer):
+    """POSAC online: the agent acts in the environment, stores transitions in the replay
+    memory, and updates on its minibatches (training/trainer.py holds the rest)."""
+    program = PROGRAM
+    modes = MODES
+
+    def build(self, task: Task) -> None:
         import torch
 
         from replay_memory import ReplayMemory
         from sac import POSAC, SACConfig
 
-        self.args, self.env = args, env
-        self.experiment = Experiment(PROGRAM, args, paths, args.num_actors)
-        self.device = torch.device("cuda" if args.cuda else "cpu")
-        obs_dim = env.observation_space.shape[0]
-        low = torch.as_tensor(env.action_space.low, dtype=torch.float32)
-        high = torch.as_tensor(env.action_space.high, dtype=torch.float32)
-        config = SACConfig(
-            num_actors=args.num_actors, w2_weights=tuple(args.w2_weights),
-            hidden_size=args.hidden_size, lr=args.lr, gamma=args.gamma, tau=args.tau,
-            alpha=args.alpha, automatic_entropy_tuning=args.automatic_entropy_tuning,
-            target_update_interval=args.target_update_interval,
-            critic_target_policy=args.critic_target_policy, q_normalize=args.q_normalize,
-            q_normalize_form=args.q_normalize_form, chain_update=args.chain_update)
-        self.agent = POSAC(obs_dim, low, high, config, seed=args.seed, device=self.device)
+        args, self.env = self.args, task.env
+        obs_dim = self.env.observation_space.shape[0]
+        low = torch.as_tensor(self.env.action_space.low, dtype=torch.float32)
+        high = torch.as_tensor(self.env.action_space.high, dtype=torch.float32)
+        self.agent = POSAC(obs_dim, low, high, config_from_flags(SACConfig, args),
+                           seed=args.seed, device=self.device)
         self.memory = ReplayMemory(args.replay_size, obs_dim, low.numel(),
                                    seed=stream_seed(args.seed, "data"), device=self.device)
         self.obs_input, self.obs_staging = acting_input(obs_dim, self.device)
-        self.learn, self.act, self.update_targets = self.device_steps(args.cuda_graphs)
-        self.videos = (RunVideos(args, paths.results, args.num_actors, args.env_name)
-                       if args.capture_video else None)
-        self.evaluator = Evaluator(args.env_name, args.num_actors, args.eval_episodes, args.seed,
-                                   make_recorded_env=self.videos.make_env if self.videos else None)
+        self.update_step, self.act = self.device_steps(args.cuda_graphs)
         # random actions and training episodes' reset seeds
         self.rng = np.random.default_rng(stream_seed(args.seed, "environment"))
         self.episodes = 0
-        self.metrics: dict[str, Any] = {}  # the latest update's metrics, still on the device
-        if self.experiment.resumed:
-            self.experiment.load_checkpoint(self.restore)
-        self.experiment.open_writer()
 
-    def device_steps(self, cuda_graphs: bool) -> tuple[Any, Any, Any]:
-        """The loop's device work as calls without arguments: learn (sample a minibatch,
-        update; returns the metrics and whether all are finite), act (the behaviour actor's
-        action at `obs_input`) and the target update. With `cuda_graphs`, each of them and
-        the replay memory's write become CUDA graphs (cuda_graphs.py)."""
-        from experiment import all_finite
-
-        def learn() -> tuple[dict[str, Any], Any]:
-            metrics = self.agent.learn(self.memory.sample(self.args.batch_size))
-            return metrics, all_finite(metrics)
+    def device_steps(self, cuda_graphs: bool) -> tuple[Any, Any]:
+        """The loop's device work as calls without arguments: one update on a fresh
+        minibatch (returns the metrics and whether all are finite) and act (the behaviour
+        actor's action at `obs_input`). With `cuda_graphs`, each of them and the replay
+        memory's write are replayed as CUDA graphs (cuda_graphs.py)."""
+        def sample() -> Any:
+            return self.memory.sample(self.args.batch_size)
 
         def act() -> Any:
             return self.agent.act(self.obs_input, self.args.behavior_actor)
 
         if not cuda_graphs:
-            return learn, act, self.agent.update_targets
+            return lambda: with_finite(self.agent.update(sample())), act
         from cuda_graphs import Graphed
 
-        agent = self.agent
         self.memory.write_staged = Graphed(self.memory.write_staged)
-        return (Graphed(learn, [agent.generator, agent.chain_generator, self.memory.generator]),
-                Graphed(act, [agent.generator]), Graphed(agent.update_targets))
+        return (self.agent.graphed_update(sample, self.memory.generator),
+                Graphed(act, [self.agent.generator]))
 
-    @property
-    def state(self) -> Any:
-        return self.experiment.state
+    def policies(self) -> list[Any]:
+        return evaluation_policies(self.agent)
 
-    # -- checkpoints
-    def save_checkpoint(self) -> None:
-        self.experiment.host_metrics(self.metrics)  # never checkpoint a diverged agent
-        self.experiment.save_checkpoint({
-            "agent": self.agent.state_dict(), "memory": self.memory.state_dict(),
-            "loop": {"episodes": self.episodes, "rng": self.rng.bit_generator.state}})
+    def checkpoint_parts(self) -> dict[str, Any]:
+        return {"agent": self.agent.state_dict(), "memory": self.memory.state_dict(),
+                "loop": {"episodes": self.episodes, "rng": self.rng.bit_generator.state}}
 
     def restore(self, checkpoint: dict[str, Any]) -> None:
         self.agent.load_state_dict(checkpoint["agent"])
@@ -246,21 +224,8 @@ class Trainer:
         self.episodes = checkpoint["loop"]["episodes"]
         self.rng.bit_generator.state = checkpoint["loop"]["rng"]
 
-    # -- logging
-    def log_training(self, last_return: float, steps_per_second: float) -> None:
-        self.experiment.log_training(
-            self.metrics, f"episode {self.episodes} | last return {last_return:.1f}",
-            steps_per_second)
-
-    def evaluate(self) -> None:
-        recorder = (self.videos.start(len(self.state.history), self.state.total_steps)
-                    if self.videos else None)  # None: this evaluation is not recorded
-        returns = self.evaluator.run(evaluation_policies(self.agent), self.device,
-                                     self.experiment.stop.check, recorder)
-        self.experiment.record_evaluation(returns, MODES, {"episode": self.episodes},
-                                          self.metrics)
-        if recorder is not None:  # the recorded episodes: deterministic episode 0
-            recorder.finish(returns[:, MODES.index("deterministic"), 0], self.experiment.writer)
+    def eval_counters(self) -> dict[str, float]:
+        return {"episode": self.episodes}
 
     # -- the loop
     def random_action(self) -> np.ndarray:
@@ -273,13 +238,6 @@ class Trainer:
         self.obs_input.copy_(self.obs_staging, non_blocking=True)
         return self.act()[0].cpu().numpy()
 
-    def update(self) -> None:
-        """One gradient update: learn, the target networks when due, the finite check."""
-        self.metrics, finite = self.learn()
-        if self.agent.count_update():
-            self.update_targets()
-        self.experiment.check_update(self.metrics, finite)
-
     def check_transition(self, next_obs: np.ndarray, reward: float) -> None:
         """An environment can emit NaN: stop before it reaches the replay memory."""
         if not math.isfinite(reward):
@@ -287,7 +245,7 @@ class Trainer:
         if not np.isfinite(next_obs).all():
             self.experiment.diverged({"observation": next_obs.tolist()}, "from the environment")
 
-    def run_episode(self, log_clock: list[float], last_return: float) -> tuple[float, bool]:
+    def run_episode(self, last_return: float) -> tuple[float, bool]:
         """Play one training episode (or until the step budget runs out), updating as it goes.
         Returns the episode's return and whether it ended by termination or truncation."""
         args, state, memory = self.args, self.state, self.memory
@@ -307,45 +265,40 @@ class Trainer:
             if len(memory) >= args.batch_size and state.total_steps >= args.update_after:
                 for _ in range(args.updates_per_step):
                     self.update()
-            if state.total_steps % args.log_freq == 0:
-                now = time.time()
-                self.log_training(last_return, args.log_freq / (now - log_clock[0]))
-                log_clock[0] = now
+            self.log_if_due(lambda: f"episode {self.episodes} | last return {last_return:.1f}")
         return episode_return, done
 
     def train(self) -> None:
-        args, state = self.args, self.state
-        log_clock = [time.time()]
         last_return = float("nan")
-        while state.total_steps < args.num_steps:
-            episode_return, completed = self.run_episode(log_clock, last_return)
+        while self.state.total_steps < self.args.num_steps:
+            episode_return, completed = self.run_episode(last_return)
             if not completed:
                 break
             self.episodes += 1
             last_return = episode_return
             self.experiment.writer.add_scalar("train/episode_return", episode_return,
-                                              state.total_steps)
-            if self.episodes % args.eval_freq == 0:
+                                              self.state.total_steps)
+            if self.episodes % self.args.eval_freq == 0:
                 self.evaluate()
-            if state.total_steps - state.last_checkpoint_step >= args.checkpoint_freq:
-                self.save_checkpoint()
-        if not state.history or state.history[-1]["step"] != state.total_steps:
-            self.evaluate()
+            self.checkpoint_if_due()
+        self.final_evaluation()
+
+    def summary(self) -> tuple[dict[str, Any], str]:
+        return ({"episodes": self.episodes},
+                f"{self.state.total_steps} steps, {self.episodes} episodes")
 
     def finish(self) -> None:
-        import torch
-
         if self.args.save_replay:
-            replay = self.experiment.paths.replay_checkpoint
-            atomic_write(replay, lambda tmp: torch.save({"memory": self.memory.state_dict()}, tmp))
-        self.experiment.finish(
-            {"agent": self.agent.state_dict()}, {"episodes": self.episodes},
-            f"{self.state.total_steps} steps, {self.episodes} episodes")
+            import torch
+
+            atomic_write(self.experiment.paths.replay_checkpoint,
+                         lambda tmp: torch.save({"memory": self.memory.state_dict()}, tmp))
+        super().finish()
 
 
 @interruptible(PROGRAM)
 def main(argv: list[str] | None = None) -> None:
-    train_to_end(parse_and_check, argv, Trainer)
+    train_to_end(parse_and_check, argv, SACTrainer)
 
 
 if __name__ == "__main__":

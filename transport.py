@@ -3,7 +3,8 @@
 One cost convention throughout: c(x, y) = ‖x − y‖², summed over action dimensions (no ½),
 so a weight on any of these distances means the same thing whichever function computes it.
 
-- `gaussian_w2_squared`: closed form between diagonal Gaussians (POSAC's actors).
+- `gaussian_w2_squared`: closed form between diagonal Gaussians (POSAC's actors), and
+  `gaussian_w2_squared_log_std`, the same value with its gradient in closed form.
 - `exact_w2_squared`: exact W2² between two uniform K-point measures (sample sets).
 - `sinkhorn_w2_squared`: the debiased Sinkhorn divergence (geomloss), rescaled to the
   convention above; approaches W2² as the blur goes to 0 if its annealing converges.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+from typing import Any
 
 import torch
 
@@ -39,6 +41,38 @@ def gaussian_w2_squared(mean: torch.Tensor, std: torch.Tensor,
     """
     per_state = (mean - ref_mean).pow(2).sum(-1) + (std - ref_std).pow(2).sum(-1)
     return per_state.mean()
+
+
+class GaussianW2LogStd(torch.autograd.Function):
+    """gaussian_w2_squared(μ, exp(log σ), μ', σ') against a reference (μ', σ') that gets no
+    gradient, differentiated in closed form rather than by autograd (B states):
+
+        ∂W2²/∂μ = 2·(μ − μ')/B,    ∂W2²/∂log σ = 2·(σ − σ')·σ/B.
+
+    Why: this is the rounding POSAC's published numbers were made with (autograd associates
+    w·(2·(σ − σ')/B)·σ differently, and one last bit changes a whole run), at a few kernels
+    less per actor. tests/test_transport.py checks it against autograd."""
+
+    @staticmethod
+    def forward(ctx: Any, mean: torch.Tensor, log_std: torch.Tensor, ref_mean: torch.Tensor,
+                ref_std: torch.Tensor) -> torch.Tensor:
+        std = log_std.exp()
+        ctx.save_for_backward(mean, std, ref_mean, ref_std)
+        return gaussian_w2_squared(mean, std, ref_mean, ref_std)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        mean, std, ref_mean, ref_std = ctx.saved_tensors
+        states = mean.numel() // mean.shape[-1]
+        return (grad * (2.0 / states * (mean - ref_mean)),
+                grad * (2.0 / states * (std - ref_std) * std), None, None)
+
+
+def gaussian_w2_squared_log_std(mean: torch.Tensor, log_std: torch.Tensor,
+                                ref_mean: torch.Tensor, ref_std: torch.Tensor) -> torch.Tensor:
+    """W2²(N(μ, diag σ²), N(μ', diag σ'²)) averaged over states, σ = exp(log σ), with the
+    closed-form gradient of GaussianW2LogStd (to μ and log σ; none to the reference)."""
+    return GaussianW2LogStd.apply(mean, log_std, ref_mean, ref_std)
 
 
 def squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

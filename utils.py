@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -37,6 +38,19 @@ DERIVED_STREAMS = (
     "dataset_actions",  # make_dataset.py: uniform random actions
     "dataset_noise",  # make_dataset.py: the actor's ε
 )
+
+
+# Metric names of earlier versions (checkpoints written before this one hold them): POSAC's
+# λ_i was `lambda`, POGO's W2 term `distance`.
+RENAMED_METRICS = {"lambda": "q_scale", "distance": "w2"}
+
+
+def renamed_metric(name: str) -> str:
+    """Today's name of a metric or per-actor column (`lambda_1` → `q_scale_1`)."""
+    base, _, index = name.rpartition("_")
+    if index.isdigit() and base in RENAMED_METRICS:
+        return f"{RENAMED_METRICS[base]}_{index}"
+    return RENAMED_METRICS.get(name, name)
 
 
 def stream_seed(seed: int, stream: str) -> int:
@@ -121,7 +135,7 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-def parse_weights(text: str, num_actors: int, actor0_zero: bool) -> list[float]:
+def parse_w2_weights(text: str, num_actors: int, actor0_zero: bool) -> list[float]:
     """Parse `--w2-weights`: a comma list with one finite, non-negative value per actor, or a
     single number w meaning [0.0, w, w, …] when actor 0's weight must be 0.0 (`actor0_zero`,
     POSAC) and [w, w, …] otherwise (POGO). Raises ValueError naming the problem."""
@@ -144,9 +158,48 @@ def parse_weights(text: str, num_actors: int, actor0_zero: bool) -> list[float]:
     return values
 
 
-def parse_w2_weights(text: str, num_actors: int) -> list[float]:
-    """POSAC's `--w2-weights` (actor 0's weight is 0.0; see parse_weights)."""
-    return parse_weights(text, num_actors, actor0_zero=True)
+def flag_fields(config_class: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The values of an agent config's fields from the parsed flags of the same names (a
+    list becomes a tuple)."""
+    values = {field.name: getattr(args, field.name) for field in dataclasses.fields(config_class)}
+    return {name: tuple(value) if isinstance(value, list) else value
+            for name, value in values.items()}
+
+
+def config_from_flags(config_class: Any, args: argparse.Namespace) -> Any:
+    """An agent's config dataclass built from the parsed flags by field name; the dataclass
+    validates itself (ValueError)."""
+    return config_class(**flag_fields(config_class, args))
+
+
+def check_agent_settings(config: Any) -> None:
+    """The settings every agent config shares (num_actors, w2_weights, hidden_size, lr,
+    gamma, tau); ValueError naming a bad one."""
+    if config.num_actors < 1:
+        raise ValueError(f"num_actors must be at least 1, got {config.num_actors}")
+    if len(config.w2_weights) != config.num_actors:
+        raise ValueError(f"w2_weights needs one value per actor ({config.num_actors}), "
+                         f"got {len(config.w2_weights)}")
+    if any(not (0.0 <= w < float("inf")) for w in config.w2_weights):
+        raise ValueError(f"w2_weights must be finite and non-negative, got {config.w2_weights}")
+    for name, valid, expected in (("hidden_size", config.hidden_size >= 1, "at least 1"),
+                                  ("lr", 0.0 < config.lr < float("inf"), "positive"),
+                                  ("gamma", 0.0 <= config.gamma <= 1.0, "in [0, 1]"),
+                                  ("tau", 0.0 < config.tau <= 1.0, "in (0, 1]")):
+        if not valid:
+            raise ValueError(f"{name} must be {expected}, got {getattr(config, name)}")
+
+
+def all_finite(metrics: dict[str, Any]) -> Any:
+    """Whether every metric of an update is finite, as one boolean tensor on the device."""
+    import torch
+
+    return torch.isfinite(torch.cat([value.reshape(-1) for value in metrics.values()])).all()
+
+
+def with_finite(metrics: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """An update's metrics and `all_finite(metrics)`."""
+    return metrics, all_finite(metrics)
 
 
 def format_weights(weights: Sequence[float]) -> str:

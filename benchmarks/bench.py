@@ -50,7 +50,7 @@ def build_trainer(args: argparse.Namespace, num_actors: int, root: str) -> Any:
              *(["--cuda"] if args.cuda else []),
              *(["--cuda-graphs"] if args.cuda_graphs else [])]
     cli, paths, env = train_sac.parse_and_check(flags)
-    trainer = train_sac.Trainer(cli, paths, env)
+    trainer = train_sac.SACTrainer(cli, paths, env)
     rng = np.random.default_rng(0)
     obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
     for _ in range(10 * args.batch_size):  # random transitions, so that updates run at once

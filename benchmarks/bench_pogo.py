@@ -68,7 +68,7 @@ def agent_configs(chain_lengths: list[int], hidden: int, k: int) -> dict[str, PO
     for distance in ("exact", "sinkhorn"):
         for n in chain_lengths:
             configs[f"{distance} N={n}"] = POGOConfig(
-                num_actors=n, weights=(1.0,) * n, distance=distance, num_samples=k,
+                num_actors=n, w2_weights=(1.0,) * n, distance=distance, num_samples=k,
                 hidden_size=hidden)
     return configs
 
@@ -110,7 +110,7 @@ def chain_samples(args: argparse.Namespace, device: torch.device, train_updates:
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Actor 1's samples [B, K, A] and the updated actor 0's (its reference), as in an actor
     update, after `train_updates` updates of a 2-actor agent on synthetic data."""
-    config = POGOConfig(num_actors=2, weights=(1.0, 1.0), num_samples=args.num_samples,
+    config = POGOConfig(num_actors=2, w2_weights=(1.0, 1.0), num_samples=args.num_samples,
                         hidden_size=args.hidden_size)
     agent = POGO(OBS_DIM, ACTION_DIM, 1.0, config, seed=1, device=device)
     batches = synthetic_batches(8, args.batch_size, device)

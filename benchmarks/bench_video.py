@@ -41,7 +41,7 @@ def trainer(env_name: str, actors: int, episodes: int, root: str, capture: bool)
              "--run-name", "capture" if capture else "plain",
              *(["--capture-video"] if capture else [])]
     args, paths, env = train_sac.parse_and_check(flags)
-    return train_sac.Trainer(args, paths, env)
+    return train_sac.SACTrainer(args, paths, env)
 
 
 def clocks() -> tuple[float, float]:

@@ -36,8 +36,8 @@ NAME = "POSAC_InvertedPendulum-v5_s5_w0.0-0.2"
 WRITER = """
 import sys, time, argparse, torch
 sys.path.insert(0, {repo!r})
-from experiment import Experiment
-from run_setup import RunPaths
+from training.experiment import Experiment
+from training.run_setup import RunPaths
 args = argparse.Namespace(resume=False, num_steps=1, log_dir={root!r} + "/runs")
 paths = RunPaths.of(argparse.Namespace(run_name=None, results_dir={root!r} + "/results",
                     checkpoint_dir={root!r} + "/checkpoints", log_dir={root!r} + "/runs"),

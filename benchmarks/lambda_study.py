@@ -32,16 +32,16 @@ def lambdas_of_a_run(env_name: str, num_steps: int, form: str, seed: int) -> np.
                  "--automatic-entropy-tuning", "--results-dir", f"{root}/results",
                  "--log-dir", f"{root}/runs", "--checkpoint-dir", f"{root}/checkpoints"]
         args, paths, env = train_sac.parse_and_check(flags)
-        trainer = train_sac.Trainer(args, paths, env)
+        trainer = train_sac.SACTrainer(args, paths, env)
         recorded = []
-        learn = trainer.learn
+        learn = trainer.update_step
 
         def recording_learn():  # the study needs λ at every update, not every log
             metrics, finite = learn()
-            recorded.append(metrics["lambda"][1].item())
+            recorded.append(metrics["q_scale"][1].item())
             return metrics, finite
 
-        trainer.learn = recording_learn
+        trainer.update_step = recording_learn
         with trainer.experiment.stop:
             trainer.train()
         trainer.experiment.writer.close()

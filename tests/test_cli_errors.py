@@ -182,7 +182,7 @@ def test_resume_treats_a_setting_missing_from_the_saved_config_as_its_default(tm
     ("0.0,0.1,0.25", 3, [0.0, 0.1, 0.25]),
 ])
 def test_parse_w2_weights(text, num_actors, expected):
-    assert parse_w2_weights(text, num_actors) == expected
+    assert parse_w2_weights(text, num_actors, actor0_zero=True) == expected
 
 
 @pytest.mark.parametrize("text, num_actors", [
@@ -191,7 +191,7 @@ def test_parse_w2_weights(text, num_actors, expected):
 ])
 def test_parse_w2_weights_rejects(text, num_actors):
     with pytest.raises(ValueError):
-        parse_w2_weights(text, num_actors)
+        parse_w2_weights(text, num_actors, actor0_zero=True)
 
 
 def test_a_lost_summary_or_config_is_one_line_and_nothing_is_overwritten(tmp_path, capsys):

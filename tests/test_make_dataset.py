@@ -20,14 +20,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import REPO_ROOT as REPO_ROOT_TEXT
 
 import make_dataset
-from offline_data import load_dataset
-from offline_readers import D4RL_REF_SCORES
+from offline.data import load_dataset
+from offline.readers import D4RL_REF_SCORES
 from replay_memory import ReplayMemory
 from utils import stream_seed
-
-from conftest import REPO_ROOT as REPO_ROOT_TEXT
 
 REPO_ROOT = Path(REPO_ROOT_TEXT)
 PREFIX = "make_dataset.py: error:"

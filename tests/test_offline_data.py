@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import torch
 
-import offline_readers
-from offline_data import OfflineDataset, OfflineSampler, check_matches_env, load_dataset
-from offline_readers import D4RL_REF_SCORES, DatasetError
+from offline import readers as offline_readers
+from offline.data import OfflineDataset, OfflineSampler, check_matches_env, load_dataset
+from offline.readers import D4RL_REF_SCORES, DatasetError
 from replay_memory import Batch
 
 OBS_DIM = 3  # Pendulum-v1's observation and action sizes

@@ -20,15 +20,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-import run_setup
-import sweep_config
-import sweep_launch
-import sweep_script
-import sweep_view
-import train_sac
-
 from conftest import REPO_ROOT as REPO_ROOT_TEXT
+
+import train_sac
+from sweeps import config as sweep_config
+from sweeps import launch as sweep_launch
+from sweeps import script as sweep_script
+from sweeps import view as sweep_view
+from training import run_setup
 
 REPO_ROOT = Path(REPO_ROOT_TEXT)
 RUN_SAC = REPO_ROOT / "run_sac.py"
@@ -363,15 +362,12 @@ FAKE_SCRIPT = '''\
 meaning of a single w2 number ([w, w, ...]) and a preflight that knows one missing task."""
 import argparse
 
-from run_setup import RunPaths, add_output_flags
-from utils import OneLineErrorParser, UsageError, run_name
+from training.run_setup import RunPaths, add_output_flags
+from utils import OneLineErrorParser, UsageError, parse_w2_weights, run_name
 
 SWEEP_AXIS = "dataset"
-
-
-def parse_weights(text, num_actors):
-    values = [float(part) for part in text.split(",")]
-    return values * num_actors if len(values) == 1 else values
+SWEEP_SECTION = "datasets"
+ACTOR0_WEIGHT_ZERO = False
 
 
 def build_parser():
@@ -387,7 +383,7 @@ def build_parser():
 
 
 def validate_args(args):
-    args.w2_weights = parse_weights(args.w2_weights, args.num_actors)
+    args.w2_weights = parse_w2_weights(args.w2_weights, args.num_actors, ACTOR0_WEIGHT_ZERO)
 
 
 def run_paths(args):
@@ -409,15 +405,17 @@ def fake_sweep(root: Path, monkeypatch, datasets: list[str], **common) -> Path:
     monkeypatch.setitem(sys.modules, "train_fake", None)  # removed again after the test,
     monkeypatch.setattr(sys, "path", list(sys.path))  # like the path the import adds
     return write(root, {"script": "train_fake.py",
-                        "common": {"seeds": [1], "enabled_environments": datasets,
+                        "common": {"seeds": [1], "enabled_datasets": datasets,
                                    "num_actors": 2, "w2_weights": 0.5, **common},
-                        "environments": {name: {} for name in datasets}})
+                        "datasets": {name: {} for name in datasets}})
 
 
 def test_the_script_key_launches_another_script_through_its_contract_only(tmp_path,
                                                                           monkeypatch):
     runs, script = sweep_config.load_sweep(fake_sweep(tmp_path, monkeypatch, ["a/b"]))
     assert script.name == "train_fake.py" and script.axis == "dataset"
+    assert (script.section, script.enabled_key, script.task) == (
+        "datasets", "enabled_datasets", "dataset")
     [run] = runs
     assert run.weights == (0.5, 0.5)  # the script's meaning of a single number
     assert run.argv == ["--dataset=a/b", "--seed=1", "--num-actors=2", "--w2-weights=0.5,0.5",
@@ -439,9 +437,36 @@ def test_another_scripts_task_flag_is_grid_owned_and_its_preflight_is_reported(t
     with pytest.raises(sweep_config.ConfigError) as excinfo:
         sweep_config.load_sweep(path)
     assert excinfo.value.problems == [
-        f"{path}: common.enabled_environments: no dataset named missing"]
+        f"{path}: common.enabled_datasets: no dataset named missing"]
     runs, _ = sweep_config.load_sweep(path, thorough=False)  # --summarize: no preflight
     assert [run.env for run in runs] == ["a", "missing"]
+
+
+def test_a_section_named_for_another_scripts_tasks_is_one_line_naming_the_right_key(
+        tmp_path, monkeypatch):
+    path = fake_sweep(tmp_path, monkeypatch, ["a"])
+    good = yaml.safe_load(path.read_text())
+    common = {k: v for k, v in good["common"].items() if k != "enabled_datasets"}
+    as_environments = {**common, "enabled_environments": ["a"]}
+    cases = [  # (common, the task section's name, the one problem line)
+        (as_environments, "environments",
+         "train_fake.py's tasks are datasets: rename `environments:` to `datasets:` (and "
+         "`enabled_environments` to `enabled_datasets`)"),
+        (as_environments, "datasets",
+         "train_fake.py's tasks are datasets: rename `common.enabled_environments` to "
+         "`common.enabled_datasets`"),
+        (good["common"], "environments",
+         "unknown top-level key 'environments'; train_fake.py's tasks go under `datasets:`")]
+    for common_of_case, section, problem in cases:
+        config = {"script": good["script"], "common": common_of_case, section: {"a": {}}}
+        with pytest.raises(sweep_config.ConfigError) as excinfo:
+            sweep_config.load_sweep(write(tmp_path, config))
+        assert excinfo.value.problems == [f"{path}: {problem}"]
+    with pytest.raises(sweep_config.ConfigError) as excinfo:  # the task noun in messages
+        sweep_config.load_sweep(write(tmp_path, {**good, "datasets": {"b": {}}}))
+    assert excinfo.value.problems == [
+        f"{path}: enabled dataset 'a' has no entry under `datasets:`; add `a: {{}}` to run "
+        f"it with the common settings"]
 
 
 def test_a_script_that_is_missing_or_lacks_the_contract_is_one_line(tmp_path, monkeypatch):

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import REPO_ROOT as REPO_ROOT_TEXT
+from conftest import random_pendulum_hdf5
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train_pogo
-
-from conftest import REPO_ROOT as REPO_ROOT_TEXT, random_pendulum_hdf5
 
 REPO_ROOT = Path(REPO_ROOT_TEXT)
 RUN = "POGO_invertedpendulum_random_s3_w1.0-0.5"
@@ -63,7 +63,7 @@ def test_end_to_end_outputs(finished):
     rows = rows_of(root)
     assert [int(row["step"]) for row in rows] == [100, 200, 300]
     for column in ("actor_0_deterministic", "actor_1_deterministic", "critic_loss", "q_data",
-                   "actor_loss_0", "actor_loss_1", "distance_0", "distance_1", "actor_q_1"):
+                   "actor_loss_0", "actor_loss_1", "w2_0", "w2_1", "actor_q_1"):
         assert column in rows[-1], column
     assert "actor_0_stochastic" not in rows[-1]  # POGO evaluates deterministic episodes
     # D4RL has no reference scores for InvertedPendulum: raw returns only
@@ -82,7 +82,7 @@ def test_end_to_end_outputs(finished):
     events = EventAccumulator(str(root / "runs" / RUN))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    for tag in ("train/critic_loss", "train/distance_1", "eval/actor_1_deterministic"):
+    for tag in ("train/critic_loss", "train/w2_1", "eval/actor_1_deterministic"):
         assert tag in tags, tag
     assert [e.step for e in events.Scalars("eval/actor_0_deterministic")] == [100, 200, 300]
 
@@ -130,12 +130,12 @@ def test_minari_dataset_and_normalised_scores(tmp_path, monkeypatch):
 def test_td3_bc_is_a_configuration(hdf5_dataset, tmp_path):
     flags = ["--env-name", "InvertedPendulum-v5", "--num-steps", "50", "--eval-freq", "50",
              "--eval-episodes", "1", "--batch-size", "16", "--hidden-size", "16"]
-    args, paths, (data, _) = train_pogo.parse_and_check(
+    args, paths, task = train_pogo.parse_and_check(
         ["--dataset", str(hdf5_dataset), "--td3-bc", *flags, *outputs(tmp_path)])
-    config = train_pogo.agent_config(args, data.action_dim)
+    config = train_pogo.agent_config(args, task.data.action_dim)
     assert paths.file_name == "TD3BC_invertedpendulum_random_s0_w1.0"
-    assert (config.num_actors, config.stochastic, config.q_normalize) == (1, False, 2.5)
-    assert config.weights == (1.0,)  # 1/dim(A) with one action dimension
+    assert (config.num_actors, config.deterministic_actors, config.q_normalize) == (1, True, 2.5)
+    assert config.w2_weights == (1.0,)  # 1/dim(A) with one action dimension
 
 
 @pytest.mark.parametrize("extra, message", [

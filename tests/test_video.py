@@ -17,10 +17,11 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from conftest import REPO_ROOT as REPO_ROOT_TEXT, random_pendulum_hdf5
+from conftest import REPO_ROOT as REPO_ROOT_TEXT
+from conftest import random_pendulum_hdf5
 
-import video
-import video_frames
+from video import frames as video_frames
+from video import recording as video
 
 REPO_ROOT = Path(REPO_ROOT_TEXT)
 SAC_RUN = "POSAC_InvertedPendulum-v5_s5_w0.0-0.2"
@@ -184,7 +185,7 @@ def test_recording_plays_the_scored_episodes(headless):
     """Evaluator with a recorder: the same returns as without, one frame per step of each
     actor's deterministic episode 0 (counted here with its own environment), frame 0 being
     the reset state."""
-    from evaluation import Evaluator
+    from training.evaluation import Evaluator
 
     size = (96, 64)
     plain = Evaluator("InvertedPendulum-v5", 2, 2, seed=7)
@@ -207,7 +208,7 @@ def test_recording_plays_the_scored_episodes(headless):
 
 
 def test_interrupted_evaluation_keeps_no_video(tmp_path, headless):
-    from evaluation import Evaluator
+    from training.evaluation import Evaluator
 
     evaluator = Evaluator("InvertedPendulum-v5", 1, 1, seed=3, make_recorded_env=lambda:
                           video.make_recorded_env("InvertedPendulum-v5", {}, (64, 48)))
@@ -286,7 +287,7 @@ def test_flag_off_trainer_renders_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(video, "make_recorded_env", forbidden)
     monkeypatch.setattr(video, "EvaluationVideos", forbidden)
     args, paths, env = train_sac.parse_and_check([*SAC_TINY, *outputs(tmp_path)])
-    trainer = train_sac.Trainer(args, paths, env)
+    trainer = train_sac.SACTrainer(args, paths, env)
     assert trainer.videos is None and trainer.evaluator.recorded == []
     trainer.evaluate()
     trainer.experiment.writer.close()

@@ -8,6 +8,9 @@
 #   git -C /work/main worktree add --detach /work/pogo_reference/code 2a0b6cd
 #   ln -s /work/main/.venv /work/pogo_reference/code/.venv
 #   cp /work/main/results_reference/pogo/*.yaml /work/pogo_reference/code/results_reference/pogo/
+# (That code reads a POGO sweep's datasets under `environments:` / `enabled_environments`, the
+# name before the section was named for the task: copy the YAMLs as committed at 2a0b6cd, or
+# rename the two keys back.)
 # Start it detached and niced (it survives the shell; `kill -INT -<pgid>` stops it cleanly):
 #   cd /work/pogo_reference && setsid nohup nice -n 10 ./sweeps.sh >> sweeps.log 2>&1 < /dev/null &
 cd /work/pogo_reference

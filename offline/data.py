@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from offline_readers import DatasetError, check_lengths, float_array, read_dataset
+from offline.readers import DatasetError, check_lengths, float_array, read_dataset
 from replay_memory import Batch
 
 STD_EPS = 1e-3  # CORL's state-normalisation epsilon: σ + 1e-3 keeps constant features finite

@@ -23,7 +23,7 @@ OBS_DIM, ACTION_DIM, BATCH, MAX_ACTION = 5, 3, 32, 2.0
 
 
 def make_agent(num_actors=3, seed=0, **overrides):
-    settings = dict(num_actors=num_actors, weights=(0.7,) + (0.4,) * (num_actors - 1),
+    settings = dict(num_actors=num_actors, w2_weights=(0.7,) + (0.4,) * (num_actors - 1),
                     hidden_size=32, lr=1e-2)
     return POGO(OBS_DIM, ACTION_DIM, MAX_ACTION, POGOConfig(**{**settings, **overrides}),
                 seed=seed)
@@ -75,7 +75,7 @@ def reference_critic_grads(snapshot, batch, config):
     a' = clip(π0'(s', z) + clip(σ·ε, −c, c)·max_action, ±max_action)."""
     gen = snapshot["td"]
     with torch.no_grad():
-        z = torch.randn(BATCH, 1, ACTION_DIM, generator=gen) if config.stochastic else None
+        z = torch.randn(BATCH, 1, ACTION_DIM, generator=gen) if not config.deterministic_actors else None
         eps = torch.randn(BATCH, ACTION_DIM, generator=gen)
         policy = actor_output(snapshot["actor_targets"][0], batch.next_obs, z)[:, 0]
         noise = (config.policy_noise * eps).clamp(-config.noise_clip, config.noise_clip)
@@ -103,9 +103,9 @@ def reference_actor_steps(agent, snapshot, batch, critic):
     pre-step parameters, its parameters after one Adam step, and (for the sensitivity check)
     its gradient had its reference been the predecessor from before this step."""
     cfg = agent.config
-    k = cfg.num_samples if cfg.stochastic else 1
+    k = cfg.num_samples if not cfg.deterministic_actors else 1
     def draw(gen, samples=k):
-        return torch.randn(BATCH, samples, ACTION_DIM, generator=gen) if cfg.stochastic else None
+        return torch.randn(BATCH, samples, ACTION_DIM, generator=gen) if not cfg.deterministic_actors else None
 
     # actor 0 against the data action: one sample per state; the chain: K
     noise = [draw(snapshot["actor"], 1)] + [draw(snapshot["chain"]) for _ in agent.actors[1:]]
@@ -126,10 +126,10 @@ def reference_actor_steps(agent, snapshot, batch, critic):
             sinkhorn = SamplesLoss("sinkhorn", p=2, blur=cfg.sinkhorn_blur)
             return 2 * sinkhorn(x, ref).mean()
 
-        loss = -scale * q.mean() + cfg.weights[i] * distance(reference)
+        loss = -scale * q.mean() + cfg.w2_weights[i] * distance(reference)
         grads = torch.autograd.grad(loss, list(actor.parameters()), retain_graph=True)
         stale_grads = (None if i == 0 else torch.autograd.grad(
-            -scale * q.mean() + cfg.weights[i] * distance(stale_reference),
+            -scale * q.mean() + cfg.w2_weights[i] * distance(stale_reference),
             list(actor.parameters())))
         for p, g in zip(actor.parameters(), grads):
             p.grad = g
@@ -147,7 +147,7 @@ def reference_actor_steps(agent, snapshot, batch, critic):
 CHAIN_CASES = {
     "stochastic-exact": dict(),
     "stochastic-sinkhorn-qnorm": dict(distance="sinkhorn", q_normalize=2.5),
-    "deterministic-qnorm": dict(stochastic=False, q_normalize=1.5),
+    "deterministic-qnorm": dict(deterministic_actors=True, q_normalize=1.5),
 }
 
 
@@ -238,7 +238,7 @@ def test_td3_bc_configuration_is_td3_bc():
 
 # ------------------------------------------------------------------ TD target noise
 def td_agent(stochastic, **overrides):
-    agent = make_agent(num_actors=1, stochastic=stochastic, **overrides)
+    agent = make_agent(num_actors=1, deterministic_actors=not stochastic, **overrides)
     return agent, torch.randn(20_000, OBS_DIM, generator=torch.Generator().manual_seed(7))
 
 
@@ -357,8 +357,8 @@ def test_act_deterministic_is_zero_noise_and_stochastic_leaves_training_streams(
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (dict(num_actors=2, weights=(1.0,)), "one value per actor"),
-    (dict(weights=(-1.0,)), "non-negative"),
+    (dict(num_actors=2, w2_weights=(1.0,)), "one value per actor"),
+    (dict(w2_weights=(-1.0,)), "non-negative"),
     (dict(distance="emd"), "distance must be one of"),
     (dict(num_samples=9), "num_samples ≤ 8"),
     (dict(policy_freq=0), "policy_freq"),

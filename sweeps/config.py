@@ -1,12 +1,13 @@
 """Sweep file → validated runs: the YAML read, checked key by key, and expanded into the
-grid enabled environment × w2 setting × seed; then every run is checked by the training
-script itself (sweep_script.py). run_sac.py's validation room.
+grid enabled task × w2 setting × seed; then every run is checked by the training script
+itself (sweeps/script.py). run_sac.py's validation room.
 
 The file's top-level keys: `script` (the training script, a file in this repository;
-default train_sac.py), `common` (the sweep keys `seeds`, `enabled_environments`,
-`w2_weights` or `w2_weights_list`, and any of the script's flags) and `environments` (one
+default train_sac.py), `common` (the sweep keys `seeds`, `enabled_{section}`, `w2_weights`
+or `w2_weights_list`, and any of the script's flags) and the script's task section, named
+by its SWEEP_SECTION (`environments` for train_sac.py, `datasets` for train_pogo.py): one
 entry per enabled task, overriding `common` key by key; a task is the value of the
-script's SWEEP_AXIS flag). Every problem found becomes one line of a ConfigError.
+script's SWEEP_AXIS flag. Every problem found becomes one line of a ConfigError.
 """
 
 from __future__ import annotations
@@ -17,11 +18,9 @@ from typing import Any
 
 import yaml
 
-from sweep_script import DEFAULT_SCRIPT, Run, Script, load_script, resolve_runs
-from utils import UsageError
+from sweeps.script import DEFAULT_SCRIPT, Run, Script, is_number, load_script, resolve_runs
+from utils import UsageError, parse_w2_weights
 
-SECTION, ENABLED = "environments", "enabled_environments"  # the per-task section, its list
-TOP_LEVEL_KEYS = ("script", "common", SECTION)
 SWEEP_KEYS = {"seeds", "w2_weights", "w2_weights_list"}  # allowed in common and in an entry
 W2_KEYS = ("w2_weights", "w2_weights_list")
 
@@ -37,15 +36,24 @@ class ConfigError(Exception):
 def grid_owned(script: Script) -> dict[str, str]:
     """The script's flags a sweep must not set, and why."""
     return {
-        script.axis: f"{SECTION} come from common.{ENABLED} and the {SECTION} section",
+        script.axis: f"{script.section} come from common.{script.enabled_key} and the "
+                     f"{script.section} section",
         "seed": "use seeds: [...] (a list; every seed is one run)",
-        "run_name": "run names are derived from env, seed and weights, so runs never collide",
+        "run_name": f"run names are derived from {script.task}, seed and weights, so runs "
+                    f"never collide",
         "resume": "run_sac.py always passes --resume: finished runs are skipped, the rest "
                   "continue"}
 
 
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def top_level_keys(script: Script) -> tuple[str, ...]:
+    """The keys a sweep file may have at its top: script, common and the script's section."""
+    return ("script", "common", script.section)
+
+
+def non_empty_list_of(value: Any, kind: type) -> bool:
+    """Whether `value` is a non-empty list of `kind` items (true and false are no int)."""
+    return (isinstance(value, list) and bool(value)
+            and all(isinstance(item, kind) and not isinstance(item, bool) for item in value))
 
 
 def read_keys(mapping: dict, where: str, allowed: set[str], script: Script,
@@ -96,12 +104,13 @@ def check_values(settings: dict[str, Any], where: dict[str, str], script: Script
 
 def number_form(value: float, at: str, num_actors: int | None, script: Script,
                 problems: list[str]) -> list[float] | None:
-    """A w2 setting given as one number: whatever the script's parse_weights makes of it.
+    """A w2 setting given as one number: what utils.parse_w2_weights makes of it for the
+    script (0.0,w,w,… where its actor 0's weight is zero, else w,w,…).
     Without num_actors it has no length, and is refused with what it would stand for."""
     try:
         if num_actors is not None:
-            return script.module.parse_weights(repr(value), num_actors)
-        example = script.module.parse_weights(repr(value), 3)
+            return parse_w2_weights(repr(value), num_actors, script.module.ACTOR0_WEIGHT_ZERO)
+        example = parse_w2_weights(repr(value), 3, script.module.ACTOR0_WEIGHT_ZERO)
     except ValueError as error:
         problems.append(f"{at}: {error}")
         return None
@@ -156,8 +165,7 @@ def weight_settings(entry: dict[str, Any], where: str, num_actors: int | None, s
 
 def seeds_of(value: Any, where: str, problems: list[str]) -> list[int]:
     """`seeds`: a non-empty list of distinct integers."""
-    if (not isinstance(value, list) or not value
-            or not all(isinstance(s, int) and not isinstance(s, bool) for s in value)):
+    if not non_empty_list_of(value, int):
         problems.append(f"{where}: must be a non-empty list of integers such as [1, 2, 3] "
                         f"(got {value!r})")
         return []
@@ -179,68 +187,101 @@ def expand_grid(config: Any, script: Script, source: str = "config") -> list[Run
     return runs
 
 
+def misnamed_section(config: dict, script: Script, source: str) -> str | None:
+    """The one problem of a file whose task section is named for another script's tasks
+    (`environments:` with `common.enabled_environments` where the script's tasks are
+    datasets): the rename to make, or None. A misnamed section is found by its enabled list
+    in `common`, so that a misspelt section stays an unknown top-level key."""
+    common = config.get("common")
+    if not isinstance(common, dict) or script.enabled_key in common:
+        return None
+    wrong = next((key[len("enabled_"):] for key in common if isinstance(key, str)
+                  and key.startswith("enabled_") and key.replace("-", "_") not in script.flags
+                  and key != script.enabled_key), None)
+    if wrong is None:
+        return None
+    renames = (f"`{wrong}:` to `{script.section}:` (and `enabled_{wrong}` to "
+               f"`{script.enabled_key}`)" if wrong in config and script.section not in config
+               else f"`common.enabled_{wrong}` to `common.{script.enabled_key}`")
+    return f"{source}: {script.name}'s tasks are {script.section}: rename {renames}"
+
+
 def sections(config: dict, script: Script, source: str,
              problems: list[str]) -> tuple[dict[str, Any], dict]:
     """The file's `common` settings (keys normalised) and its raw per-task entries."""
+    section, allowed = script.section, top_level_keys(script)
     for key in config:
-        if key not in TOP_LEVEL_KEYS:
-            close = difflib.get_close_matches(str(key), TOP_LEVEL_KEYS, n=1)
-            hint = f"; did you mean {close[0]}?" if close else f"; use common and {SECTION}"
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = (f"; did you mean {close[0]}?" if close
+                    else f"; {script.name}'s tasks go under `{section}:`"
+                    if section not in config else f"; use common and {section}")
             problems.append(f"{source}: unknown top-level key {key!r}{hint}")
-    common_raw, entries = config.get("common") or {}, config.get(SECTION) or {}
-    if SECTION not in config and not problems:
-        problems.append(f"{source}: no {SECTION} section; add `{SECTION}:` with an entry per "
-                        f"enabled environment")
+    common_raw, entries = config.get("common") or {}, config.get(section) or {}
+    if section not in config and not problems:
+        problems.append(f"{source}: no {section} section; add `{section}:` with an entry per "
+                        f"enabled {script.task}")
     if not isinstance(common_raw, dict):
         problems.append(f"{source}: common must be a mapping of settings")
         common_raw = {}
     if not isinstance(entries, dict):
-        problems.append(f"{source}: {SECTION} must be a mapping from environment id to "
+        problems.append(f"{source}: {section} must be a mapping from {script.task} id to "
                         f"settings")
         entries = {}
-    return read_keys(common_raw, f"{source}: common", SWEEP_KEYS | {ENABLED}, script,
-                     problems), entries
+    return read_keys(common_raw, f"{source}: common", SWEEP_KEYS | {script.enabled_key},
+                     script, problems), entries
 
 
-def enabled_tasks(common: dict[str, Any], source: str, problems: list[str]) -> list[str]:
-    """common.enabled_environments: the tasks to run, in order, each once."""
-    enabled = common.get(ENABLED)
-    if (not isinstance(enabled, list) or not enabled
-            or not all(isinstance(e, str) for e in enabled)):
-        problems.append(f"{source}: common.{ENABLED} must be a non-empty list of "
-                        f"environment ids (got {enabled!r})")
+def enabled_tasks(common: dict[str, Any], script: Script, source: str,
+                  problems: list[str]) -> list[str]:
+    """common.enabled_{section}: the tasks to run, in order, each once."""
+    key, enabled = script.enabled_key, common.get(script.enabled_key)
+    if not non_empty_list_of(enabled, str):
+        problems.append(f"{source}: common.{key} must be a non-empty list of "
+                        f"{script.task} ids (got {enabled!r})")
         return []
     if len(set(enabled)) != len(enabled):
-        problems.append(f"{source}: common.{ENABLED} lists an environment twice")
+        problems.append(f"{source}: common.{key} lists {article(script.task)} twice")
     return list(dict.fromkeys(enabled))
+
+
+def article(noun: str) -> str:
+    """'an environment', 'a dataset'."""
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
 
 def grid_and_problems(config: Any, script: Script, source: str) -> tuple[list[Run], list[str]]:
     """expand_grid's work: the runs of every task whose settings have no problem, and every
     problem found (each once)."""
     if not isinstance(config, dict):
-        return [], [f"{source}: the file must be a mapping with `common` and `{SECTION}` "
-                    f"(got {type(config).__name__})"]
+        return [], [f"{source}: the file must be a mapping with `common` and "
+                    f"`{script.section}` (got {type(config).__name__})"]
+    misnamed = misnamed_section(config, script, source)
+    if misnamed is not None:
+        return [], [misnamed]  # every other line would be this one in other words
     problems: list[str] = []
     common, entries = sections(config, script, source, problems)
     runs: list[Run] = []
-    for task in enabled_tasks(common, source, problems):
-        if SECTION in config:  # else reported above, once
+    for task in enabled_tasks(common, script, source, problems):
+        if script.section in config:  # else reported above, once
             runs += task_runs(task, common, entries, script, source, problems)
     return runs, list(dict.fromkeys(problems))
 
 
-def entry_of(task: str, entries: dict, source: str, problems: list[str]) -> dict | None:
+def entry_of(task: str, entries: dict, script: Script, source: str,
+             problems: list[str]) -> dict | None:
     """A task's entry (an empty one is {}), or None when it has none or it is no mapping."""
     if task not in entries:
         close = difflib.get_close_matches(task, [str(k) for k in entries], n=1, cutoff=0.6)
         hint = f" (is {close[0]!r} a misspelling?)" if close else ""
-        problems.append(f"{source}: enabled environment {task!r} has no entry under "
-                        f"{SECTION}{hint}; add `{task}: {{}}` to run it with the common settings")
+        problems.append(f"{source}: enabled {script.task} {task!r} has no entry under "
+                        f"`{script.section}:`{hint}; add `{task}: {{}}` to run it with the "
+                        f"common settings")
         return None
     entry = entries[task] if entries[task] is not None else {}
     if not isinstance(entry, dict):
-        problems.append(f"{source}: {SECTION}.{task}: must be a mapping of settings (or {{}})")
+        problems.append(f"{source}: {script.section}.{task}: must be a mapping of settings "
+                        f"(or {{}})")
         return None
     return entry
 
@@ -263,14 +304,15 @@ def chain_settings(merged: dict[str, Any], where: dict[str, str], script: Script
 def task_runs(task: str, common: dict[str, Any], entries: dict, script: Script, source: str,
               problems: list[str]) -> list[Run]:
     """The runs of one enabled task: its entry over the common settings, w2 setting × seed."""
-    entry_raw = entry_of(task, entries, source, problems)
+    entry_raw = entry_of(task, entries, script, source, problems)
     if entry_raw is None:
         return []
     before = len(problems)
-    where = f"{source}: {SECTION}.{task}"
+    where = f"{source}: {script.section}.{task}"
     entry = read_keys(entry_raw, where, SWEEP_KEYS, script, problems)
     own_w2 = any(key in entry for key in W2_KEYS)  # an entry's w2 replaces common's
-    merged = {k: v for k, v in common.items() if k != ENABLED and not (own_w2 and k in W2_KEYS)}
+    merged = {k: v for k, v in common.items()
+              if k != script.enabled_key and not (own_w2 and k in W2_KEYS)}
     merged.update(entry)
     origin = {key: f"{where}.{key}" if key in entry else f"{source}: common.{key}"
               for key in merged}
@@ -336,8 +378,8 @@ def load_sweep(path: Path, thorough: bool = True) -> tuple[list[Run], Script]:
     except UsageError as error:
         raise ConfigError(doubled + [f"{source}: script: {error}"]) from None
     runs, problems = grid_and_problems(config, script, source)
-    problems = doubled + problems + resolve_runs(runs, script, source, f"common.{ENABLED}",
-                                                 thorough)
+    problems = doubled + problems + resolve_runs(runs, script, source,
+                                                 f"common.{script.enabled_key}", thorough)
     if problems:
         raise ConfigError(problems)
     return runs, script

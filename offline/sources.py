@@ -142,8 +142,8 @@ def checkpoint_plan(args: argparse.Namespace, env: Any) -> Plan:
     """Actor `--actor` of a train_sac.py checkpoint, in float64, on this environment."""
     import torch
 
-    from evaluation import float64_copy
     from model import GaussianPolicy
+    from training.evaluation import float64_copy
 
     path = Path(args.policy)
     state, num_actors = actor_state(path, args.actor)

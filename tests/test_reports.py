@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 
 import make_dataset
-import offline_figures
-import offline_report
+from reports import figures as offline_figures
+from reports import offline as offline_report
 
-PREFIX = "offline_report.py: error:"
+PREFIX = "reports.offline: error:"
 CHEETAH = "local/cheetah/medium-v0"
 HOPPER = "local/hopper/medium-v0"
 BUDGET = 100  # num_steps of every run here: the last fifth is steps 80-100
@@ -315,9 +315,9 @@ def test_an_unscored_run_and_an_unused_behaviour_score_are_warnings(tmp_path, ca
     row = rows[(HOPPER, "TD3+BC [1.0]", 0)]
     assert (float(row["end_mean"]), float(row["behaviour_score"])) == (25.0, 7.5)
     assert capsys.readouterr().err.splitlines() == [
-        f"offline_report.py: warning: {metrics} has no actor_0_deterministic_score (its "
+        f"reports.offline: warning: {metrics} has no actor_0_deterministic_score (its "
         f"dataset has no reference scores); {unscored.name} is left out",
-        f"offline_report.py: warning: --behaviour-score names local/walker/medium-v0, which "
+        f"reports.offline: warning: --behaviour-score names local/walker/medium-v0, which "
         f"no evaluated run uses (their datasets: {HOPPER}); ignored"]
 
 

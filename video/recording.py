@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from utils import UsageError, positive_int
-from video_frames import draw_label, fit, greyed, tile_labels
+from video.frames import draw_label, fit, greyed, tile_labels
 
 DEFAULT_SIZE = "240x160"
 # On a machine without a GPU, MuJoCo renders in software (EGL on Mesa's llvmpipe), where its

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from plot_results import plot_band, steps_formatter
+from reports.curves import plot_band, steps_formatter
 
 LINE_STYLES = ("-", "-.", ":")  # actor 0, 1, 2, … (cycled); "--" is the behaviour line
 MARKERS = "os^Dv"  # actor 0, 1, 2, … (cycled) in the weight figure

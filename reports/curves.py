@@ -222,16 +222,22 @@ def curve_rows(groups: dict, env: str) -> list[dict[str, Any]]:
     for (group_env, weights), seeds in groups.items():
         if group_env != env:
             continue
-        frames = [frame for _, frame in seeds]
-        grid = common_grid(frames)
-        if not len(grid):
-            print(f"{env} w2 {weights_label(weights)}: the seeds' evaluations do not overlap "
-                  f"yet; no curve")
-            continue
-        for actor in range(len(weights)):
-            rows += band_rows(frames, grid, f"actor_{actor}_deterministic",
-                              {"w2_weights": weights_label(weights), "actor": actor})
+        rows += seed_bands([frame for _, frame in seeds], f"{env} w2 {weights_label(weights)}",
+                           [(f"actor_{actor}_deterministic",
+                             {"w2_weights": weights_label(weights), "actor": actor})
+                            for actor in range(len(weights))])
     return rows
+
+
+def seed_bands(frames: list[Any], name: str,
+               columns: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """band_rows of every (column, labels) on the seeds' common grid; none (said so, with
+    the group's `name`) while the seeds' evaluations do not overlap yet."""
+    grid = common_grid(frames)
+    if not len(grid):
+        print(f"{name}: the seeds' evaluations do not overlap yet; no curve")
+        return []
+    return [row for column, labels in columns for row in band_rows(frames, grid, column, labels)]
 
 
 def band_rows(frames: list[Any], grid: np.ndarray, column: str,

@@ -1,7 +1,7 @@
 """The --cuda path on a GPU (skipped without one; CI has none): the device-independent checks
 of the CPU suite, run on CUDA.
 
-- An update on the GPU equals the CPU's update (which test_sac_update and test_pogo_update
+- An update on the GPU equals the CPU's update (which test_sac and test_pogo
   check against the equations) when both draw the same ε.
 - The replay memory holds the same bytes on both devices, and its CUDA-graph writes equal
   its plain writes.
@@ -15,16 +15,17 @@ import time
 
 import numpy as np
 import pytest
+import test_pogo
+import test_sac
 import torch
-
-import test_pogo_update
-import test_sac_update
-from cuda_graphs import Graphed
-from replay_memory import Batch, ReplayMemory
-from test_train import assert_same_results, kill_after_two_checkpoints, make_trainer, run_training
 from test_train_pogo import RUN as POGO_RUN
 from test_train_pogo import command as pogo_command
 from test_train_pogo import hdf5_dataset, rows_of  # noqa: F401 (hdf5_dataset is a fixture)
+from test_train_sac import (assert_same_results, kill_after_two_checkpoints, make_trainer,
+                            run_training)
+
+from cuda_graphs import Graphed
+from replay_memory import Batch, ReplayMemory
 
 pytestmark = pytest.mark.cuda
 CUDA = torch.device("cuda")
@@ -64,11 +65,11 @@ def assert_states_match(state, other, exact=False, path=""):
 
 @pytest.mark.parametrize("num_actors", [1, 3])
 def test_posac_update_on_the_gpu_equals_the_cpu_update(num_actors):
-    cpu = test_sac_update.make_agent(num_actors, automatic_entropy_tuning=True)
-    gpu = test_sac_update.POSAC(test_sac_update.OBS_DIM, test_sac_update.LOW,
-                                test_sac_update.HIGH, cpu.config, seed=0, device=CUDA)
+    cpu = test_sac.make_agent(num_actors, automatic_entropy_tuning=True)
+    gpu = test_sac.POSAC(test_sac.OBS_DIM, test_sac.LOW,
+                                test_sac.HIGH, cpu.config, seed=0, device=CUDA)
     agents = (cpu, gpu)
-    batch = test_sac_update.make_batch(seed=1)
+    batch = test_sac.make_batch(seed=1)
     for agent in agents:
         cpu_noise(agent, seed=5)
     for _ in range(3):
@@ -78,14 +79,14 @@ def test_posac_update_on_the_gpu_equals_the_cpu_update(num_actors):
 
 
 def test_pogo_update_on_the_gpu_equals_the_cpu_update():
-    cpu = test_pogo_update.make_agent(3)
+    cpu = test_pogo.make_agent(3)
     config = cpu.config
-    gpu = test_pogo_update.POGO(test_pogo_update.OBS_DIM, test_pogo_update.ACTION_DIM,
-                                test_pogo_update.MAX_ACTION, config, seed=0, device=CUDA)
+    gpu = test_pogo.POGO(test_pogo.OBS_DIM, test_pogo.ACTION_DIM,
+                                test_pogo.MAX_ACTION, config, seed=0, device=CUDA)
     for agent in (cpu, gpu):
         cpu_noise(agent, seed=11)
     for step in range(4):
-        batch = test_pogo_update.make_batch(seed=step)
+        batch = test_pogo.make_batch(seed=step)
         cpu.update(batch)
         gpu.update(batch_to(batch, CUDA))
     assert_states_match(cpu.state_dict(), gpu.state_dict())
@@ -132,7 +133,7 @@ def test_cuda_graphs_compute_what_the_plain_loop_computes(tmp_path, flags):
         trainer.experiment.writer.close()
     plain, graphs = (trainer.agent.state_dict() for trainer in trainers)
     assert_states_match(plain, graphs, exact=True)
-    assert trainers[1].learn.graph is not None and trainers[1].act.graph is not None
+    assert all(graph.graph is not None for graph in trainers[1].update_step.graphs) and trainers[1].act.graph is not None
     assert trainers[0].agent.num_updates == trainers[1].agent.num_updates == 400 - 63
     rows = [metrics_rows_of(trainer) for trainer in trainers]
     assert rows[0] == rows[1]

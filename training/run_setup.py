@@ -16,8 +16,10 @@ Outputs of a run (file_name from the script's prefix, task, seed and weights unl
 A training script the sweep can launch is a module with `build_parser()`, `validate_args(args)`
 (raises UsageError), `run_paths(args) -> RunPaths`, `preflight(args) -> int` (the checks that
 build the environment or open the dataset, raising UsageError; returns the run's peak memory
-estimate in bytes), `parse_weights(text, num_actors)` (raises ValueError), and `SWEEP_AXIS`
-(the flag a sweep's per-task entries set, e.g. "env_name"). Nothing here imports torch at
+estimate in bytes), `SWEEP_AXIS` (the flag a sweep's per-task entries set, e.g. "env_name"),
+`SWEEP_SECTION` (the sweep file's per-task section, e.g. "environments"; its list is
+common.enabled_{SWEEP_SECTION}) and `ACTOR0_WEIGHT_ZERO` (whether one number w as a w2
+setting means 0.0,w,w,… or w,w,…; utils.parse_w2_weights). Nothing here imports torch at
 import time: the sweep imports this module and stays torch-free.
 """
 

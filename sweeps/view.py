@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from experiment import LINE_PATTERNS
-from sweep_script import CorruptSummary, Run, corrupt_note, last_evaluation
+from sweeps.script import CorruptSummary, Run, corrupt_note, last_evaluation
+from training.experiment import LINE_PATTERNS
 from utils import format_duration
 
 

@@ -14,12 +14,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import REPO_ROOT as REPO_ROOT_TEXT
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import evaluation
 import train_sac
-
-from conftest import REPO_ROOT as REPO_ROOT_TEXT
+from training import evaluation
 
 REPO_ROOT = Path(REPO_ROOT_TEXT)
 
@@ -222,7 +221,7 @@ def test_ctrl_c_exits_130_and_names_the_checkpoint_to_resume_from(tmp_path):
 
 def make_trainer(tmp_path, *flags):
     args, paths, env = train_sac.parse_and_check([*flags, *output_flags(tmp_path)])
-    return train_sac.Trainer(args, paths, env)
+    return train_sac.SACTrainer(args, paths, env)
 
 
 def test_sigint_is_honoured_between_steps_not_where_it_lands(tmp_path):
@@ -349,14 +348,14 @@ def test_a_diverging_update_stops_the_run_at_once(tmp_path, capsys):
                            "--lr", "3e6", "--checkpoint-freq", "20",
                            "--update-after", "250")  # a checkpoint at step 200 comes first
     seen = []
-    real_learn = trainer.learn
+    real_learn = trainer.update_step
 
     def recording_learn():
         metrics, finite = real_learn()
         seen.append(all(bool(torch.isfinite(v).all()) for v in metrics.values()))
         return metrics, finite
 
-    trainer.learn = recording_learn
+    trainer.update_step = recording_learn
     with pytest.raises(SystemExit) as exit_info:
         trainer.train()
     assert exit_info.value.code == 1

@@ -23,9 +23,9 @@ from typing import Any, Callable, NoReturn
 
 import numpy as np
 
-from run_setup import RunPaths, finished_already, settings_of
+from training.run_setup import RunPaths, settings_of
 from utils import (CaughtSignals, atomic_write, atomic_write_json, atomic_write_text,
-                   format_duration, usage_error)
+                   format_duration, renamed_metric, usage_error)
 
 # The lines a training script prints that the sweep tool reads back from its log.
 LINE_PATTERNS = {
@@ -69,13 +69,6 @@ def metrics_to_floats(metrics: dict[str, Any]) -> dict[str, float]:
         else:
             flat.update({f"{name}_{i}": v for i, v in enumerate(values)})
     return flat
-
-
-def all_finite(metrics: dict[str, Any]) -> Any:
-    """Whether every metric of an update is finite, as one boolean tensor on the device."""
-    import torch
-
-    return torch.isfinite(torch.cat([value.reshape(-1) for value in metrics.values()])).all()
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:
@@ -191,7 +184,10 @@ class Experiment:
                 # on the CPU: generator states must stay CPU tensors; modules copy to their device
                 checkpoint = torch_load(path)
                 restore(checkpoint)
-                self.state = RunState(**checkpoint["run"])
+                run = checkpoint["run"]
+                history = [{renamed_metric(key): value for key, value in row.items()}
+                           for row in run["history"]]
+                self.state = RunState(**{**run, "history": history})
             except Exception as error:  # truncated, corrupt, or from another version
                 reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
                 problems.append(f"{path} is unreadable ({type(error).__name__}: {reason[:120]})")
@@ -225,7 +221,7 @@ class Experiment:
             self.diverged(bad)
 
     def check_update(self, metrics: dict[str, Any], finite: Any) -> None:
-        """After every update: `finite` is `all_finite(metrics)`, one device-side test of all
+        """After every update: `finite` is `utils.all_finite(metrics)`, one device-side test of all
         the metrics (losses included); only if it fails, the host copies that name the
         culprits."""
         if not bool(finite):
@@ -320,21 +316,3 @@ class Experiment:
             f"  Final weights: {paths.final_checkpoint}",
         ]
         print("\n".join(lines))
-
-
-def train_to_end(parse_and_check: Callable[[Any], tuple[Any, RunPaths, Any]], argv: Any,
-                 trainer_class: Any) -> None:
-    """A training script's main: its checks, then nothing for a finished run; else build
-    the script's Trainer(args, paths, built), train with SIGINT handled, and finish.
-
-    During start-up a first SIGINT is held until the start-up is done (then it exits 130
-    like one during training): raised inside a third-party import, a KeyboardInterrupt can
-    surface as a misleading ImportError ("MuJoCo is not installed"). A second one
-    interrupts at once."""
-    with StopRequest() as start_up:
-        args, paths, built = parse_and_check(argv)
-        trainer = None if finished_already(paths) else trainer_class(args, paths, built)
-    start_up.check()
-    if trainer is not None:
-        trainer.experiment.run(trainer.train, trainer.device)
-        trainer.finish()

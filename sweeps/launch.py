@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import utils
-from sweep_script import Run
-from sweep_view import ProgressView, RunStatus
+from sweeps.script import Run
+from sweeps.view import ProgressView, RunStatus
 from utils import CaughtSignals, format_duration
 
 STOP_GRACE_S = 15.0  # after forwarding SIGINT, wait this long before SIGKILL
@@ -53,9 +53,10 @@ def child_env(threads: int, gpu: str | None = None) -> dict[str, str]:
     return extra
 
 
-def shell_line(run: Run, extra_env: dict[str, str]) -> str:
-    """The command as one copy-pasteable shell line."""
-    return shlex.join([f"{k}={v}" for k, v in extra_env.items()] + run.command)
+def shell_line(command: list[str], extra_env: dict[str, str]) -> str:
+    """A run's command as one copy-pasteable shell line, its extra environment variables
+    first: what --dry-run prints and what heads each attempt in the run's log."""
+    return shlex.join([f"{k}={v}" for k, v in extra_env.items()] + command)
 
 
 def open_locked_log(path: Path) -> Any:
@@ -74,8 +75,7 @@ def open_locked_log(path: Path) -> Any:
 def start_child(payload: dict[str, Any], log: Any, new_session: bool) -> subprocess.Popen:
     """Start the run's process, stdout and stderr into its log below the attempt's header."""
     log.write(f"=== run_sac.py {time.strftime('%Y-%m-%d %H:%M:%S')} on {socket.gethostname()}: "
-              f"{shlex.join([f'{k}={v}' for k, v in payload['env'].items()] + payload['command'])}"
-              f"\n")
+              f"{shell_line(payload['command'], payload['env'])}\n")
     child = subprocess.Popen(payload["command"], stdout=log, stderr=subprocess.STDOUT,
                              stdin=subprocess.DEVNULL, cwd=payload["cwd"],
                              env={**os.environ, **payload["env"]},

@@ -73,14 +73,13 @@ from typing import Any
 
 import numpy as np
 
-from offline_figures import curve_figure, weight_figure
-from offline_readers import minari_root
-from plot_results import (band_rows, budget_cell, common_grid, file_safe, mean_and_ci,
-                          range_cell, read_metrics, seeds_cell, weights_label, window_average,
-                          with_ci)
+from offline.readers import minari_root
+from reports.curves import (budget_cell, file_safe, mean_and_ci, range_cell, read_metrics,
+                            seed_bands, seeds_cell, weights_label, window_average, with_ci)
+from reports.figures import curve_figure, weight_figure
 from utils import OneLineErrorParser, UsageError, format_duration, usage_error
 
-PROGRAM = "offline_report.py"
+PROGRAM = "reports.offline"
 WINDOW_FRACTION = 0.2  # the late-training average covers the last fifth of the budget
 BASELINE = "TD3+BC"
 
@@ -332,15 +331,10 @@ def curve_rows(groups: dict[GroupKey, list[tuple[OfflineRun, Any]]],
     for key, seeds in groups.items():
         if key[0] != dataset:
             continue
-        frames = [frame for _, frame in seeds]
-        grid = common_grid(frames)
-        if not len(grid):
-            print(f"{dataset} {method_label(key)}: the seeds' evaluations do not overlap yet; "
-                  f"no curve")
-            continue
-        for actor in range(len(key[2])):
-            rows += band_rows(frames, grid, score_column(actor),
-                              {"method": method_label(key), "num_steps": key[3], "actor": actor})
+        rows += seed_bands([frame for _, frame in seeds], f"{dataset} {method_label(key)}",
+                           [(score_column(actor), {"method": method_label(key),
+                                                   "num_steps": key[3], "actor": actor})
+                            for actor in range(len(key[2]))])
     return rows
 
 

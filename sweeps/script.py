@@ -1,11 +1,14 @@
 """The launched training script as the sweep sees it, and its runs: a black box with the
-contract run_setup.py's docstring gives (run_sac.py's room for the script).
+contract training/run_setup.py's docstring gives (run_sac.py's room for the script).
 
 The script is imported by path, only when a sweep file is validated (neither this module
 nor a script imports torch at import time). The sweep uses `build_parser()` (the valid keys
 and their flags), `validate_args`, `run_paths`, `run_setup.check_resume`, `preflight`
-(builds the environment; the run's peak memory), `parse_weights` (the number form of a w2
-setting) and `SWEEP_AXIS` (the flag a per-task entry sets: env_name for train_sac.py).
+(builds the environment or opens the dataset; the run's peak memory), `ACTOR0_WEIGHT_ZERO`
+(what one number means as a w2 setting: utils.parse_w2_weights), `SWEEP_AXIS` (the flag a
+per-task entry sets: env_name for train_sac.py, dataset for train_pogo.py) and `SWEEP_SECTION` (the sweep file's per-task
+section, whose singular is the task noun in messages, and its list common.enabled_{section}:
+environments for train_sac.py, datasets for train_pogo.py).
 
 Of a run's outputs the sweep reads summary.json (it marks the run finished; the sweep reads
 its `steps`, `wall_time_s` and `final_eval`, checked by Run.read_summary) and the metrics
@@ -26,17 +29,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from experiment import LINE_PATTERNS
-from run_setup import RunPaths, check_resume
+from training.experiment import LINE_PATTERNS
+from training.run_setup import RunPaths, check_resume
 from utils import UsageError, atomic_write_json
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent  # the repository root, where the scripts are
 DEFAULT_SCRIPT = "train_sac.py"
-CONTRACT = ("build_parser", "validate_args", "run_paths", "preflight", "parse_weights",
-            "SWEEP_AXIS")
+CONTRACT = ("build_parser", "validate_args", "run_paths", "preflight", "ACTOR0_WEIGHT_ZERO",
+            "SWEEP_AXIS", "SWEEP_SECTION")
 # the flags the sweep sets or reads, besides SWEEP_AXIS's
 SWEEP_FLAGS = ("seed", "num_actors", "w2_weights", "resume", "num_steps", "cuda", "results_dir")
 SUMMARY_KEYS = ("steps", "wall_time_s", "final_eval")  # what the sweep reads of summary.json
+
+
+def is_number(value: Any) -> bool:
+    """Whether a parsed YAML or JSON value is a number (true and false are not)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,23 @@ class Script:
 
     @property
     def axis(self) -> str:
+        """The flag a per-task entry sets (SWEEP_AXIS), e.g. env_name."""
         return self.module.SWEEP_AXIS
+
+    @property
+    def section(self) -> str:
+        """The sweep file's per-task section (SWEEP_SECTION), e.g. environments."""
+        return self.module.SWEEP_SECTION
+
+    @property
+    def enabled_key(self) -> str:
+        """common's list of the tasks to run, e.g. enabled_environments."""
+        return f"enabled_{self.section}"
+
+    @property
+    def task(self) -> str:
+        """What one task is called in messages: the section's singular, e.g. environment."""
+        return self.section[:-1] if self.section.endswith("s") else self.section
 
 
 def import_by_path(path: Path) -> Any:
@@ -108,7 +132,7 @@ def load_script(name: Any = DEFAULT_SCRIPT) -> Script:
                    if key not in flags]
     if missing:
         raise UsageError(f"{name} lacks {', '.join(missing)}, which the sweep needs (see "
-                         f"run_setup.py's docstring)")
+                         f"training/run_setup.py's docstring)")
     return Script(path=path, module=module, flags=flags)
 
 
@@ -191,10 +215,6 @@ class Run:
 
 class CorruptSummary(Exception):
     """A finished run's summary.json is unreadable or lacks what the sweep reads."""
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def last_evaluation(run: Run) -> dict[str, int | float]:

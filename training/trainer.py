@@ -1,0 +1,192 @@
+"""The skeleton of one training run, shared by train_sac.py and train_pogo.py: the checks
+before any work, evaluation with its video recorder, the checkpoint-due rule, the update
+call with its finite check, the final evaluation and finishing.
+
+A training script holds only what differs: its flags and their checks, what it trains on
+(`open_task`: an environment, or a dataset and the environment it is evaluated on), and a
+Trainer subclass that builds its agent and data and runs its loop. Torch, Gymnasium and
+TensorBoard are imported only when a run is built, so a script's `--help` stays instant.
+"""
+
+from __future__ import annotations
+
+import abc
+import argparse
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+from training import run_setup
+from training.evaluation import Evaluator
+from training.experiment import Experiment, StopRequest
+from training.run_setup import RunPaths, check_cuda, finished_already
+from video.recording import RunVideos, check_capture, prefer_headless
+
+MEMORY_OVERHEAD_BYTES = 600 * 2**20  # torch + MuJoCo + Python per process (resident)
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a run trains on, as its checks built it: the environment it is evaluated on (id,
+    keyword arguments and one built copy) and, for an offline run, the dataset."""
+    env_id: str
+    env: Any
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    data: Any = None
+
+
+def parse_and_check(program: str, parser: argparse.ArgumentParser, argv: list[str] | None,
+                    validate_args: Callable[[argparse.Namespace], None],
+                    open_task: Callable[[argparse.Namespace], Task],
+                    run_paths: Callable[[argparse.Namespace], RunPaths]
+                    ) -> tuple[argparse.Namespace, RunPaths, Task]:
+    """A training script's flags, its run paths and its task, or one line and exit status 2:
+    the flags' own checks, the GPU, the task (environment or dataset), video capture, then
+    the resume rules. Nothing is written before all of them pass."""
+    def checks(args: argparse.Namespace) -> tuple[RunPaths, Task]:
+        validate_args(args)
+        check_cuda(args)
+        prefer_headless(args)  # MUJOCO_GL before MuJoCo renders anything
+        task = open_task(args)
+        check_capture(args, task.env_id, task.env_kwargs)
+        return run_paths(args), task
+
+    return run_setup.parse_and_check(program, parser, argv, checks)
+
+
+class Trainer(abc.ABC):
+    """One run: its experiment (outputs, checkpoints, stop handling), device, evaluator and
+    the latest update's metrics (kept on the device until logged).
+
+    A subclass sets `program` and `modes` (the evaluation modes) and gives:
+      build(task)          its agent (`self.agent`), data and `self.update_step`, a call
+                           without arguments that makes one update on a fresh minibatch and
+                           returns (metrics, whether all are finite as a device tensor);
+      policies()           the evaluation policies, one per actor (training/evaluation.py);
+      checkpoint_parts()   what its resume checkpoint holds besides the run's counters, and
+      restore(checkpoint)  the inverse;
+      train()              its loop, made of update(), log_if_due(), evaluate(),
+                           checkpoint_if_due() and final_evaluation();
+      summary()            the keys it adds to summary.json and the run's length in words.
+    It may override eval_counters() and scores (normalised scores, where they exist)."""
+    program: ClassVar[str]
+    modes: ClassVar[tuple[str, ...]]
+    scores: Callable[[float], float] | None = None
+
+    def __init__(self, args: argparse.Namespace, paths: RunPaths, task: Task):
+        import torch
+
+        self.args, self.task = args, task
+        self.experiment = Experiment(self.program, args, paths, args.num_actors)
+        self.device = torch.device("cuda" if args.cuda else "cpu")
+        self.videos = (RunVideos(args, paths.results, args.num_actors, task.env_id,
+                                 task.env_kwargs) if args.capture_video else None)
+        self.evaluator = Evaluator(task.env_id, args.num_actors, args.eval_episodes, args.seed,
+                                   self.modes, task.env_kwargs,
+                                   make_recorded_env=self.videos.make_env if self.videos else None)
+        self.metrics: dict[str, Any] = {}  # the latest update's metrics, still on the device
+        self.log_clock = time.time()
+        self.agent: Any = None
+        self.update_step: Callable[[], tuple[dict[str, Any], Any]]
+        self.build(task)
+        if self.experiment.resumed:
+            self.experiment.load_checkpoint(self.restore)
+        self.experiment.open_writer()
+
+    # -- what a script gives
+    @abc.abstractmethod
+    def build(self, task: Task) -> None:
+        """Build self.agent, the data it learns from, and self.update_step."""
+
+    @abc.abstractmethod
+    def policies(self) -> list[Any]:
+        """The evaluation policies, one per actor (see training/evaluation.py)."""
+
+    @abc.abstractmethod
+    def checkpoint_parts(self) -> dict[str, Any]:
+        """The resume checkpoint's parts besides the run's counters and history."""
+
+    @abc.abstractmethod
+    def restore(self, checkpoint: dict[str, Any]) -> None:
+        """Load what checkpoint_parts() saved."""
+
+    @abc.abstractmethod
+    def train(self) -> None:
+        """The loop, to --num-steps or until stopped, ending with final_evaluation()."""
+
+    @abc.abstractmethod
+    def summary(self) -> tuple[dict[str, Any], str]:
+        """The keys the script adds to summary.json, and the run's length in words."""
+
+    def eval_counters(self) -> dict[str, float]:
+        """Counters an evaluation row holds besides the step (e.g. training episodes)."""
+        return {}
+
+    # -- the shared parts
+    @property
+    def state(self) -> Any:
+        return self.experiment.state
+
+    def update(self) -> None:
+        """One gradient update; the run stops at the first update with a non-finite metric."""
+        self.metrics, finite = self.update_step()
+        self.experiment.check_update(self.metrics, finite)
+
+    def log_if_due(self, details: Callable[[], str]) -> None:
+        """Every --log-freq steps: the metrics to TensorBoard and a progress line."""
+        if self.state.total_steps % self.args.log_freq == 0:
+            now = time.time()
+            self.experiment.log_training(self.metrics, details(),
+                                         self.args.log_freq / (now - self.log_clock))
+            self.log_clock = now
+
+    def evaluate(self) -> None:
+        """Every actor's fixed-seed evaluation episodes, logged and written out; at every
+        --video-every-th evaluation with --capture-video, the first deterministic episode
+        of every actor is filmed as it is scored."""
+        recorder = (self.videos.start(len(self.state.history), self.state.total_steps)
+                    if self.videos else None)  # None: this evaluation is not recorded
+        returns = self.evaluator.run(self.policies(), self.device, self.experiment.stop.check,
+                                     recorder)
+        self.experiment.record_evaluation(returns, self.modes, self.eval_counters(),
+                                          self.metrics, self.scores)
+        if recorder is not None:  # the recorded episodes: deterministic episode 0
+            recorder.finish(returns[:, self.modes.index("deterministic"), 0],
+                            self.experiment.writer)
+
+    def final_evaluation(self) -> None:
+        """The evaluation at the last step, unless the loop's schedule just made it."""
+        history = self.state.history
+        if not history or history[-1]["step"] != self.state.total_steps:
+            self.evaluate()
+
+    def checkpoint_if_due(self) -> None:
+        if self.state.total_steps - self.state.last_checkpoint_step >= self.args.checkpoint_freq:
+            self.save_checkpoint()
+
+    def save_checkpoint(self) -> None:
+        self.experiment.host_metrics(self.metrics)  # never checkpoint a diverged agent
+        self.experiment.save_checkpoint(self.checkpoint_parts())
+
+    def finish(self) -> None:
+        summary, counts = self.summary()
+        self.experiment.finish({"agent": self.agent.state_dict()}, summary, counts)
+
+
+def train_to_end(parse_and_check: Callable[[Any], tuple[Any, RunPaths, Task]], argv: Any,
+                 trainer_class: type[Trainer]) -> None:
+    """A training script's main: its checks, then nothing for a finished run; else build
+    the script's Trainer, train with SIGINT handled, and finish.
+
+    During start-up a first SIGINT is held until the start-up is done (then it exits 130
+    like one during training): raised inside a third-party import, a KeyboardInterrupt can
+    surface as a misleading ImportError ("MuJoCo is not installed"). A second one
+    interrupts at once."""
+    with StopRequest() as start_up:
+        args, paths, task = parse_and_check(argv)
+        trainer = None if finished_already(paths) else trainer_class(args, paths, task)
+    start_up.check()
+    if trainer is not None:
+        trainer.experiment.run(trainer.train, trainer.device)
+        trainer.finish()
+
