@@ -1,5 +1,6 @@
-"""Write a Minari dataset: a POSAC actor's or uniform random actions' rollouts, or a POSAC
-run's own training data.
+"""Write a Minari dataset: rollouts of an actor of a finished run (train_sac.py's POSAC or
+train_pogo.py's POGO / TD3+BC) or of uniform random actions, or a POSAC run's own training
+data.
 
     # D4RL's "medium": the final actor 0 of a plain-SAC run, stochastic actions
     python make_dataset.py --env-name HalfCheetah-v5 \\
@@ -31,7 +32,6 @@ import math
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -42,12 +42,13 @@ import numpy as np
 from offline.readers import D4RL_REF_SCORES, minari_root
 from offline.sources import (RANDOM, Episode, Plan, checkpoint_plan, random_plan, replay_plan,
                              uniform_actions)
-from utils import OneLineErrorParser, UsageError, non_negative_int, positive_int, usage_error
+from training.run_setup import add_threads_flag, use_threads
+from utils import (OneLineErrorParser, UsageError, code_version, non_negative_int, positive_int,
+                   usage_error)
 
 PROGRAM = "make_dataset.py"
 REF_SEED = 0  # reference random episode k resets with seed REF_SEED + k
 DEFAULT_REF_EPISODES = 100  # as Minari's num_episodes_average_score
-REPO_ROOT = Path(__file__).resolve().parent
 CHECKSUM_DEFINITION = (
     "sha256 over the episodes in order; per episode: its length T as little-endian int64, "
     "then observations [T+1, obs_dim] as float64, actions [T, action_dim] as float32, rewards "
@@ -60,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The flags; parsing them imports nothing heavy."""
     parser = OneLineErrorParser(
         prog=PROGRAM,
-        description="Write a Minari dataset from a POSAC checkpoint's actor, uniform random "
+        description="Write a Minari dataset from a final checkpoint's actor, uniform random "
                     "actions, or a POSAC run's own training data (D4RL's medium, random and "
                     "medium-replay recipes). Prints a summary; the same numbers, the command, "
                     "seeds and a checksum go into the dataset's metadata.")
@@ -74,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--policy", metavar="random|CHECKPOINT.pt",
                         help="roll out uniform random actions, or an actor of a train_sac.py "
-                             "checkpoint ({checkpoint_dir}/{env}/{file_name}_final.pt)")
+                             "or train_pogo.py final checkpoint "
+                             "({checkpoint_dir}/{group}/{file_name}_final.pt)")
     source.add_argument("--from-replay", metavar="REPLAY.pt",
                         help="export every transition a train_sac.py --save-replay run "
                              "collected ({checkpoint_dir}/{env}/{file_name}_replay.pt), in "
@@ -87,8 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_argument("--actor", type=int, default=None,
                          help="index of the checkpoint's actor in the chain (default 0)")
     rollout.add_argument("--deterministic", action="store_true",
-                         help="the actor's mean action tanh(μ)·scale + bias instead of "
-                              "sampling tanh(μ + σ·ε)·scale + bias")
+                         help="the actor's deterministic action (POSAC: tanh(μ)·scale + "
+                              "bias, not tanh(μ + σ·ε)·scale + bias; POGO: z = 0, not "
+                              "z ~ N(0, I))")
     scores = parser.add_argument_group(
         "reference scores",
         "normalised score = 100·(return - ref_min)/(ref_max - ref_min). Not given: D4RL's "
@@ -105,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     scores.add_argument("--ref-episodes", type=positive_int, default=DEFAULT_REF_EPISODES,
                         help="random episodes that measure ref_min when it is needed "
                              f"(default {DEFAULT_REF_EPISODES})")
+    add_threads_flag(rollout, default=1)
     about = parser.add_argument_group("dataset metadata")
     about.add_argument("--author", default=None, help="author recorded in the dataset")
     about.add_argument("--author-email", default=None, help="contact recorded in the dataset")
@@ -267,19 +271,6 @@ def summarize(episodes: list[Episode], refs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def code_version() -> str:
-    """The git commit of this code, marked when the checkout has uncommitted changes."""
-    def git(*command: str) -> str:
-        return subprocess.run(["git", "-C", str(REPO_ROOT), *command], capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip()
-    try:
-        commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (not a git checkout)"
-    return commit + (" (with uncommitted changes)" if dirty else "")
-
-
 def package_versions() -> dict[str, str]:
     """Versions of Python and the packages that shape the arrays (those installed)."""
     from importlib import metadata
@@ -379,13 +370,11 @@ def main(argv: list[str] | None = None) -> None:
     """Parse, check everything, then collect and write; prints the summary."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    use_threads(args.threads, default=1)  # one state at a time: more threads only add overhead
     try:
         plan, folder, refs = check(args)
     except UsageError as error:
         usage_error(PROGRAM, str(error))
-    import torch
-
-    torch.set_num_threads(1)  # one state at a time: threads only add overhead (and variance)
     try:
         record = collect_and_write(args, argv, plan, folder, refs)
     except KeyboardInterrupt:

@@ -273,7 +273,7 @@ def summarize(runs: list[Run], summary_dir: Path) -> None:
             print(f"run_sac.py: warning: {run.summary_json} unreadable ({problem}); the "
                   f"summary uses the run's metrics CSV as usual (see --rebuild-summaries)",
                   file=sys.stderr)
-    records = [plot_results.RunRecord(env=r.env, weights=r.weights, seed=r.seed,
+    records = [plot_results.RunRecord(task=r.task, w2_weights=r.w2_weights, seed=r.seed,
                                       metrics_csv=r.metrics_csv, finished=r.finished)
                for r in runs]
     plot_results.write_summary(records, summary_dir)

@@ -3,11 +3,11 @@
     python train_pogo.py --dataset posac/halfcheetah/medium-v0 --num-actors 3 --w2-weights 10
     python train_pogo.py --dataset hopper_medium-v2.hdf5 --env-name Hopper-v5 --td3-bc
 
-Outputs: run_setup.py's layout, under the file_name POGO_{dataset}_s{seed}_w{weights} (or
-TD3BC_…); the
-metrics CSV also holds each actor's normalised score (actor_{i}_deterministic_score) where
-the dataset has reference scores. One step is one gradient update (critic every step,
-actors every --policy-freq). Torch is imported only after the flags are parsed.
+Outputs: training/run_setup.py's layout, under the file_name POGO_{dataset}_s{seed}_w{weights}
+(or TD3BC_…); the metrics CSV also holds each actor's normalised score
+(actor_{i}_deterministic_score) where the dataset has reference scores. One step is one
+gradient update (critic every step, actors every --policy-freq). Torch is imported only after
+the flags are parsed.
 """
 
 from __future__ import annotations
@@ -19,14 +19,15 @@ from typing import Any
 
 from training import trainer
 from training.run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_network_flags,
-                                add_output_flags, check_ranges, interruptible)
+                                add_output_flags, add_threads_flag, check_ranges,
+                                interruptible)
 from training.trainer import MEMORY_OVERHEAD_BYTES, Task, Trainer, train_to_end
-from utils import (OneLineErrorParser, UsageError, config_from_flags, flag_fields, parse_w2_weights,
-                   positive_int, run_name, stream_seed, with_finite)
+from utils import (OneLineErrorParser, UsageError, config_from_flags, flag_fields,
+                   parse_w2_weights, positive_int, run_name, stream_seed, with_finite)
 
 PROGRAM = "train_pogo.py"
 with interruptible(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
-    from training.evaluation import float64_copy, make_env
+    from training.evaluation import make_env, noise_input_policies
     from video.recording import add_video_flags
 
 SWEEP_AXIS = "dataset"  # a sweep file's per-task entries are datasets
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--batch-size", type=positive_int, default=256, help="minibatch size")
     agent.add_argument("--cuda", action=argparse.BooleanOptionalAction, default=False,
                        help="train on the GPU")
+    add_threads_flag(agent)
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument("--eval-freq", type=positive_int, default=5000,
                             help="evaluate every this many gradient steps (and at the end)")
@@ -185,12 +187,9 @@ def parse_and_check(argv: list[str] | None) -> tuple[argparse.Namespace, RunPath
 
 
 def evaluation_policies(agent: Any, obs_mean: Any, obs_std: Any) -> list[Any]:
-    """Each actor's deterministic action tanh(MLP([(s − μ)/σ, 0]))·max_action, in float64."""
-    mean, std = obs_mean.double(), obs_std.double()
-
-    def policy(actor: Any) -> Any:
-        return lambda obs, noise: actor((obs - mean) / std)
-    return [policy(float64_copy(actor)) for actor in agent.actors]
+    """Every actor's evaluation policy on normalised observations
+    (training/evaluation.noise_input_policies); training evaluates at z = 0."""
+    return noise_input_policies(agent.actors, obs_mean, obs_std)
 
 
 # --------------------------------------------------------------------------- training
@@ -237,6 +236,15 @@ class POGOTrainer(Trainer):
                 self.evaluate()
             self.checkpoint_if_due()
         self.final_evaluation()
+
+    def algorithm(self) -> str:
+        return "TD3BC" if self.args.td3_bc else "POGO"
+
+    def final_extras(self) -> dict[str, Any]:
+        data = self.data
+        return {"obs_mean": self.sampler.obs_mean.cpu(), "obs_std": self.sampler.obs_std.cpu(),
+                "reference_scores": ([data.ref_min_score, data.ref_max_score]
+                                     if data.has_reference_scores else None)}
 
     def summary(self) -> tuple[dict[str, Any], str]:
         return ({"dataset": self.args.dataset, "env_id": self.data.env_id},

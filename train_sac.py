@@ -2,7 +2,7 @@
 
     python train_sac.py --env-name HalfCheetah-v5 --num-actors 2 --w2-weights 0.0,0.1
 
-Outputs: run_setup.py's layout, under the file_name POSAC_{env}_s{seed}_w{weights}.
+Outputs: training/run_setup.py's layout, under the file_name POSAC_{env}_s{seed}_w{weights}.
 Torch, Gymnasium and TensorBoard are imported only after the flags are parsed, so --help is instant.
 """
 
@@ -15,7 +15,8 @@ from typing import Any
 
 from training import trainer
 from training.run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_network_flags,
-                                add_output_flags, check_ranges, interruptible)
+                                add_output_flags, add_threads_flag, check_ranges,
+                                interruptible)
 from training.trainer import MEMORY_OVERHEAD_BYTES, Task, Trainer, train_to_end
 from utils import (OneLineErrorParser, UsageError, atomic_write, config_from_flags,
                    non_negative_int, parse_w2_weights, positive_int, run_name, stream_seed,
@@ -25,7 +26,7 @@ PROGRAM = "train_sac.py"
 with interruptible(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
     import numpy as np
 
-    from training.evaluation import MODES, float64_copy, make_env
+    from training.evaluation import MODES, gaussian_policies, make_env
     from video.recording import add_video_flags
 
 SWEEP_AXIS = "env_name"  # a sweep file's per-task entries are environments
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "{checkpoint_dir}/{env}/{file_name}_replay.pt (for make_dataset.py)")
     agent.add_argument("--cuda", action=argparse.BooleanOptionalAction, default=False,
                        help="train on the GPU")
+    add_threads_flag(agent)
     agent.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=False,
                        help="with --cuda: record the update, the acting step and the replay "
                             "writes as CUDA graphs and replay them (same results, several "
@@ -150,10 +152,8 @@ def parse_and_check(argv: list[str] | None) -> tuple[argparse.Namespace, RunPath
 
 
 def evaluation_policies(agent: Any) -> list[Any]:
-    """tanh(μ + σ·ε)·scale + bias for every actor, in float64 (see evaluation.float64_copy)."""
-    def policy(actor: Any) -> Any:
-        return lambda obs, noise: actor.sample(*actor(obs), noise)[0]
-    return [policy(float64_copy(actor)) for actor in agent.actors]
+    """Every actor's evaluation policy (training/evaluation.gaussian_policies)."""
+    return gaussian_policies(agent.actors)
 
 
 def acting_input(obs_dim: int, device: Any) -> tuple[Any, Any]:
@@ -282,6 +282,14 @@ class SACTrainer(Trainer):
                 self.evaluate()
             self.checkpoint_if_due()
         self.final_evaluation()
+
+    def algorithm(self) -> str:
+        return "POSAC"
+
+    def final_extras(self) -> dict[str, Any]:
+        from offline.readers import d4rl_reference_scores
+
+        return {"reference_scores": d4rl_reference_scores(self.task.env_id)}
 
     def summary(self) -> tuple[dict[str, Any], str]:
         return ({"episodes": self.episodes},

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -212,6 +213,19 @@ def run_name(prefix: str, task: str, seed: int, weights: Sequence[float] | None)
     prefix names the algorithm (POSAC, POGO, TD3BC), the task an environment or dataset."""
     name = f"{prefix}_{task.replace('/', '-')}_s{seed}"
     return name if weights is None else f"{name}_w{format_weights(weights)}"
+
+
+def code_version() -> str:
+    """The git commit of this code, marked when the checkout has uncommitted changes."""
+    def git(*command: str) -> str:
+        return subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), *command], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return commit + (" (with uncommitted changes)" if dirty else "")
 
 
 def format_duration(seconds: float) -> str:

@@ -173,6 +173,13 @@ def _complete_episode_returns(rewards: np.ndarray, episode_end: np.ndarray) -> n
     return np.diff(sums, prepend=0.0)
 
 
+def d4rl_reference_scores(env_id: str) -> list[float] | None:
+    """D4RL's [random, expert] returns for an environment of its locomotion tasks
+    (HalfCheetah-v5 → halfcheetah's), else None."""
+    family = env_id.split("-")[0].lower()
+    return list(D4RL_REF_SCORES[family]) if family in D4RL_REF_SCORES else None
+
+
 def _d4rl_reference_scores(file_name: str) -> tuple[float | None, float | None]:
     """D4RL's (random, expert) returns for the task the file name names, else (None, None)."""
     name = file_name.lower()

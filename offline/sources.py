@@ -139,13 +139,79 @@ def actor_state(path: Path, actor: int) -> tuple[dict[str, Any], int]:
 
 
 def checkpoint_plan(args: argparse.Namespace, env: Any) -> Plan:
-    """Actor `--actor` of a train_sac.py checkpoint, in float64, on this environment."""
+    """Actor `--actor` of a final checkpoint: a self-contained one of either training script,
+    or a train_sac.py one from before them (networks only)."""
+    from training.final_checkpoint import FORMAT
+
+    path = Path(args.policy)
+    hint = "give a final checkpoint ({checkpoint_dir}/{group}/{file_name}_final.pt)"
+    data = load_torch_file(path, "checkpoint", hint)
+    if "run" in data:
+        raise UsageError(f"{path} is a resume checkpoint; {hint}, written when the run "
+                         f"finishes")
+    if data.get("format") == FORMAT:
+        return final_checkpoint_plan(args, env, path)
+    return networks_only_plan(args, env, path)
+
+
+def final_checkpoint_plan(args: argparse.Namespace, env: Any, path: Path) -> Plan:
+    """Actor `--actor` of a self-contained final checkpoint as its run evaluated it, in
+    float64 from the float32 weights: POSAC's a = tanh(μ + σ·ε)·scale + bias, POGO's
+    a = tanh(MLP([(s − μ)/σ, z]))·max_action with the run's observation statistics; ε (or
+    z) ~ N(0, I) per step from the dataset_noise stream, or 0 with --deterministic."""
+    import torch
+
+    from training.final_checkpoint import (evaluation_policies, num_actors,
+                                           read_final_checkpoint, stochastic_actors)
+
+    checkpoint = read_final_checkpoint(path)
+    count = num_actors(checkpoint)
+    if not 0 <= args.actor < count:
+        raise UsageError(f"--actor {args.actor} is out of range: {path} holds {count} "
+                         f"actor(s), 0..{count - 1}")
+    low, high = checkpoint["action_low"].numpy(), checkpoint["action_high"].numpy()
+    if (tuple(env.observation_space.shape) != tuple(checkpoint["observation_shape"])
+            or env.action_space.shape != low.shape
+            or not (np.allclose(env.action_space.low, low)
+                    and np.allclose(env.action_space.high, high))):
+        raise UsageError(f"{path} was trained on {checkpoint['env_id']}, whose spaces differ "
+                         f"from {args.env_name}'s; pass --env-name {checkpoint['env_id']}")
+    (policy,) = evaluation_policies(checkpoint, [args.actor])
+    noise = torch.Generator().manual_seed(stream_seed(args.seed, "dataset_noise"))
+    stochastic = stochastic_actors(checkpoint) and not args.deterministic
+
+    @torch.inference_mode()
+    def act(obs: np.ndarray) -> np.ndarray:
+        epsilon = (torch.randn(low.shape, generator=noise, dtype=torch.float64) if stochastic
+                   else torch.zeros(low.shape, dtype=torch.float64))
+        return policy(torch.as_tensor(obs, dtype=torch.float64), epsilon).float().numpy()
+
+    algorithm = checkpoint["algorithm"]
+    draw = "ε" if algorithm == "POSAC" else "z"
+    mode = (f"stochastic actions, {draw} ~ N(0, I)" if stochastic
+            else f"deterministic actions, {draw} = 0")
+    return Plan(
+        kind="checkpoint", env=env, collect=lambda: rollout(env, act, args.num_steps, args.seed),
+        algorithm=f"{algorithm} actor {args.actor} ({mode})",
+        provenance={
+            "policy": str(path), "policy_sha256": file_sha256(path), "actor": args.actor,
+            "algorithm": algorithm, "num_actors_in_checkpoint": count,
+            "trained_on": checkpoint["env_id"], "code_version": checkpoint["code_version"],
+            "deterministic": not stochastic, "seed": args.seed, "num_steps": args.num_steps,
+            "actions": (f"{mode}: training/final_checkpoint.evaluation_policies in float64 "
+                        f"from the float32 weights, {draw} per step from torch.Generator()"
+                        f".manual_seed(stream_seed(seed, 'dataset_noise')), stored as "
+                        f"float32")})
+
+
+def networks_only_plan(args: argparse.Namespace, env: Any, path: Path) -> Plan:
+    """Actor `--actor` of a train_sac.py final checkpoint from before self-contained ones
+    (networks only: the environment comes from --env-name), in float64."""
     import torch
 
     from model import GaussianPolicy
     from training.evaluation import float64_copy
 
-    path = Path(args.policy)
     state, num_actors = actor_state(path, args.actor)
     check_env_folder(path, args.env_name, "checkpoint")
     hidden_size, obs_dim = state["net.0.weight"].shape

@@ -53,8 +53,8 @@ CONFIDENCE = 0.95
 
 @dataclass(frozen=True)
 class RunRecord:
-    env: str
-    weights: tuple[float, ...]
+    task: str  # the environment id
+    w2_weights: tuple[float, ...]
     seed: int
     metrics_csv: Path
     finished: bool
@@ -95,12 +95,12 @@ def read_metrics(path: Path) -> Any | None:
 
 
 def load_runs(records: list[RunRecord]) -> dict[tuple[str, tuple[float, ...]], list[tuple[RunRecord, Any]]]:
-    """(env, weights) → [(record, metrics DataFrame sorted by step)] for runs with metrics."""
+    """(task, w2_weights) → [(record, metrics DataFrame sorted by step)] for runs with metrics."""
     groups: dict[tuple[str, tuple[float, ...]], list[tuple[RunRecord, Any]]] = {}
     for record in records:
         frame = read_metrics(record.metrics_csv)
         if frame is not None:
-            groups.setdefault((record.env, record.weights), []).append((record, frame))
+            groups.setdefault((record.task, record.w2_weights), []).append((record, frame))
     return groups
 
 

@@ -324,7 +324,7 @@ def task_runs(task: str, common: dict[str, Any], entries: dict, script: Script, 
     seeds = seeds_of(merged["seeds"], origin["seeds"], problems) if "seeds" in merged else []
     if len(problems) > before:
         return []  # the script's checks would only repeat the problem in other words
-    return [Run(env=task, weights=weights, seed=seed,
+    return [Run(task=task, w2_weights=weights, seed=seed,
                 settings={**settings, "num_actors": len(weights)})
             for weights in weights_list for seed in seeds]
 

@@ -140,8 +140,8 @@ def load_script(name: Any = DEFAULT_SCRIPT) -> Script:
 @dataclass
 class Run:
     """One process of the training script."""
-    env: str  # its task: the value of the script's SWEEP_AXIS flag (e.g. an environment id)
-    weights: tuple[float, ...]
+    task: str  # the value of the script's SWEEP_AXIS flag (an environment id, a dataset)
+    w2_weights: tuple[float, ...]
     seed: int
     settings: dict[str, Any]  # the script's settings from the YAML (YAML keys, underscores)
     argv: list[str] = field(default_factory=list)  # the script's arguments
@@ -159,7 +159,7 @@ class Run:
 
     @property
     def num_actors(self) -> int:
-        return len(self.weights)
+        return len(self.w2_weights)
 
     @property
     def finished(self) -> bool:
@@ -277,8 +277,8 @@ def flag_value(value: Any) -> str:
 def script_argv(run: Run, script: Script) -> list[str]:
     """The script's arguments for a run, in the parser's order: `--key=value`, and for
     true/false settings `--flag`/`--no-flag`; always --resume."""
-    values = {script.axis: run.env, "seed": run.seed,
-              "w2_weights": ",".join(repr(w) for w in run.weights), **run.settings}
+    values = {script.axis: run.task, "seed": run.seed,
+              "w2_weights": ",".join(repr(w) for w in run.w2_weights), **run.settings}
     argv = []
     for key, flag in script.flags.items():
         if key not in values:
@@ -361,7 +361,7 @@ def collisions(runs: list[Run], source: str) -> list[str]:
 
 
 def label_of(run: Run) -> str:
-    return f"{run.env} w2 {list(run.weights)} seed {run.seed}"
+    return f"{run.task} w2 {list(run.w2_weights)} seed {run.seed}"
 
 
 def compress(labels: list[str]) -> str:

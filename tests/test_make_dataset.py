@@ -439,10 +439,14 @@ def bad_cases(checkpoint: Path, tmp: Path) -> dict[str, tuple[list[str], list[st
     data = torch.load(replay, weights_only=True)
     data["memory"]["mask"][1] = 0.0  # a termination inside the episode
     torch.save(data, tampered)
+    resume = tmp / "POSAC_test_latest.pt"
+    torch.save({"run": {"total_steps": 5}, **torch.load(checkpoint, weights_only=True)}, resume)
     ip = ["--env-name", IP, "--dataset-id", "test/ip/x-v0"]
     pendulum = ["--env-name", "Pendulum-v1", "--dataset-id", "test/pendulum/x-v0"]
     policy = ["--policy", str(checkpoint), "--num-steps", "10"]
     return {
+        "resume_checkpoint": ([*ip, "--policy", str(resume), "--num-steps", "10"],
+                              ["resume checkpoint", "_final.pt"]),
         "unknown_env": (["--env-name", "HalfCheetah-v9", "--dataset-id", "test/x-v0", *RANDOM],
                         ["unknown environment", "HalfCheetah-v9", "HalfCheetah-v5"]),
         "missing_checkpoint": ([*ip, "--policy", str(tmp / "nope.pt"), "--num-steps", "10"],
@@ -520,3 +524,56 @@ def test_existing_dataset_is_not_overwritten(minari_root: Path, capsys):
     assert "test/pendulum/x-v0 already exists" in line
     assert "minari delete test/pendulum/x-v0" in line
     assert len(load_dataset("test/pendulum/x-v0")) == 10  # untouched
+
+
+@pytest.fixture(scope="module")
+def pogo_checkpoint(tmp_path_factory) -> Path:
+    """A 2-actor POGO agent saved as a self-contained final checkpoint, with observation
+    statistics that matter (μ, σ far from 0, 1)."""
+    from dataclasses import asdict
+
+    from pogo import POGO, POGOConfig
+    from training.final_checkpoint import final_checkpoint
+
+    agent = POGO(4, 1, 3.0, POGOConfig(num_actors=2, w2_weights=(1.0, 1.0), hidden_size=16),
+                 seed=5)
+    header = {"algorithm": "POGO", "program": "train_pogo.py", "code_version": "test",
+              "env_id": IP, "env_kwargs": {}, "observation_shape": [4],
+              "action_low": torch.full((1,), -3.0), "action_high": torch.full((1,), 3.0),
+              "agent_config": asdict(agent.config), "obs_mean": torch.tensor([0.1, -0.2, 0.3, 0.0]),
+              "obs_std": torch.tensor([0.5, 2.0, 1.5, 0.25]), "reference_scores": None,
+              "seed": 5, "steps": 0, "settings": {}}
+    path = tmp_path_factory.mktemp("pogo_ckpt") / "POGO_test_final.pt"
+    torch.save(final_checkpoint(header, agent.state_dict()), path)
+    return path
+
+
+def numpy_pogo_actor(path: Path, actor: int, obs: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """tanh(MLP([(s − μ)/σ, z]))·3 from the checkpoint's weights in numpy."""
+    checkpoint = torch.load(path, weights_only=True)
+    state = {k: v.double().numpy() for k, v in checkpoint["agent"]["actors"][actor].items()}
+    x = np.concatenate([(obs - checkpoint["obs_mean"].double().numpy())
+                        / checkpoint["obs_std"].double().numpy(), z], axis=-1)
+    h = np.maximum(x @ state["net.0.weight"].T + state["net.0.bias"], 0)
+    h = np.maximum(h @ state["net.2.weight"].T + state["net.2.bias"], 0)
+    return np.tanh(h @ state["net.4.weight"].T + state["net.4.bias"]) * 3.0
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_a_pogo_final_checkpoint_rolls_out_its_noise_input_actor(
+        minari_root: Path, pogo_checkpoint: Path, deterministic: bool):
+    dataset = f"test/ip/pogo-{'det' if deterministic else 'stoch'}-v0"
+    make("--env-name", IP, "--policy", str(pogo_checkpoint), "--actor", "1", "--seed", "6",
+         "--num-steps", "150", "--dataset-id", dataset, "--ref-min-score", "0",
+         "--ref-max-score", "1000", *(["--deterministic"] if deterministic else []))
+    episodes, _, record = episodes_of(dataset)
+    obs = np.concatenate([e.observations[:-1] for e in episodes])
+    actions = np.concatenate([e.actions for e in episodes]).astype(np.float64)
+    generator = torch.Generator().manual_seed(stream_seed(6, "dataset_noise"))
+    z = (np.zeros((len(actions), 1)) if deterministic else
+         np.stack([torch.randn(1, generator=generator, dtype=torch.float64).numpy()
+                   for _ in range(len(actions))]))
+    np.testing.assert_allclose(actions, numpy_pogo_actor(pogo_checkpoint, 1, obs, z),
+                               rtol=0, atol=2e-6)
+    assert record["algorithm"] == "POGO" and record["deterministic"] is deterministic
+    assert ("z = 0" if deterministic else "z ~ N(0, I)") in record["actions"]

@@ -112,7 +112,7 @@ def test_grid_is_env_by_w2_setting_by_seed_with_both_w2_forms():
               "environments": {"A-v5": {"w2_weights_list": [[0.0, 0.0], [0.0, 0.3]]},
                                "B-v5": {"w2_weights": [0.0, 0.2]}}}
     runs = sweep_config.expand_grid(config, SCRIPT)
-    assert [(r.env, r.weights, r.seed) for r in runs] == [
+    assert [(r.task, r.w2_weights, r.seed) for r in runs] == [
         ("A-v5", (0.0, 0.0), 7), ("A-v5", (0.0, 0.0), 8),
         ("A-v5", (0.0, 0.3), 7), ("A-v5", (0.0, 0.3), 8),
         ("B-v5", (0.0, 0.2), 7), ("B-v5", (0.0, 0.2), 8)]
@@ -126,11 +126,11 @@ def test_entry_overrides_common_key_by_key_and_its_w2_replaces_commons():
                                "C-v5": {"lr": 0.01, "seeds": [4, 5], "w2_weights": 0.2,
                                         "num_actors": 2}}}
     runs = sweep_config.expand_grid(config, SCRIPT)
-    by_env = {env: [r for r in runs if r.env == env] for env in ("A-v5", "B-v5", "C-v5")}
+    by_env = {env: [r for r in runs if r.task == env] for env in ("A-v5", "B-v5", "C-v5")}
     for env in ("A-v5", "B-v5"):  # {} and an empty value: the common settings
-        assert [r.weights for r in by_env[env]] == [(0.0, 0.1, 0.1), (0.0, 0.5, 0.5)]
+        assert [r.w2_weights for r in by_env[env]] == [(0.0, 0.1, 0.1), (0.0, 0.5, 0.5)]
         assert by_env[env][0].settings == {"num_actors": 3, "lr": 0.001, "batch_size": 64}
-    assert [(r.weights, r.seed) for r in by_env["C-v5"]] == [((0.0, 0.2), 4), ((0.0, 0.2), 5)]
+    assert [(r.w2_weights, r.seed) for r in by_env["C-v5"]] == [((0.0, 0.2), 4), ((0.0, 0.2), 5)]
     assert by_env["C-v5"][0].settings == {"num_actors": 2, "lr": 0.01, "batch_size": 64}
 
 
@@ -138,19 +138,19 @@ def test_without_num_actors_each_w2_setting_sets_its_own_chain_length(tmp_path):
     text = GOOD.replace("  num_actors: 2\n", "").replace(
         "w2_weights: [0.0, 0.1]", "w2_weights_list: [[0.0], [0.0, 0.1], [0.0, 0.1, 0.1]]")
     runs, _ = sweep_config.load_sweep(write(tmp_path, text), thorough=False)
-    assert [(r.weights, r.seed) for r in runs] == [
+    assert [(r.w2_weights, r.seed) for r in runs] == [
         ((0.0,), 1), ((0.0,), 2), ((0.0, 0.1), 1), ((0.0, 0.1), 2),
         ((0.0, 0.1, 0.1), 1), ((0.0, 0.1, 0.1), 2)]
     parser = train_sac.build_parser()
     for run in runs:
         args = parser.parse_args(run.argv)
         train_sac.validate_args(args)
-        assert (args.num_actors, tuple(args.w2_weights)) == (len(run.weights), run.weights)
+        assert (args.num_actors, tuple(args.w2_weights)) == (len(run.w2_weights), run.w2_weights)
     assert len({run.results for run in runs}) == len(runs)
 
 
 def test_settings_map_to_flags_by_one_rule():
-    run = sweep_script.Run(env=ENV, weights=(0.0, 0.1), seed=3,
+    run = sweep_script.Run(task=ENV, w2_weights=(0.0, 0.1), seed=3,
                            settings={"batch_size": 32, "lr": 0.001, "q_normalize": False,
                                      "automatic_entropy_tuning": True,
                                      "critic_target_policy": "target"})
@@ -310,7 +310,7 @@ step 60000/1000000 (6.0%) | episode 97 | last return 900.0 | 70.0 steps/s | ETA 
 
 
 def test_progress_is_parsed_from_the_log_and_drawn_one_line_per_run(tmp_path):
-    run = sweep_script.Run(env="Hopper-v5", weights=(0.0, 0.1), seed=1, settings={},
+    run = sweep_script.Run(task="Hopper-v5", w2_weights=(0.0, 0.1), seed=1, settings={},
                            file_name="POSAC_Hopper-v5_s1_w0.0-0.1", log=tmp_path / "run.log",
                            num_steps=1_000_000)
     run.log.write_text(LOG + "step 65000/1000")  # an incomplete last line is left for later
@@ -417,7 +417,7 @@ def test_the_script_key_launches_another_script_through_its_contract_only(tmp_pa
     assert (script.section, script.enabled_key, script.task) == (
         "datasets", "enabled_datasets", "dataset")
     [run] = runs
-    assert run.weights == (0.5, 0.5)  # the script's meaning of a single number
+    assert run.w2_weights == (0.5, 0.5)  # the script's meaning of a single number
     assert run.argv == ["--dataset=a/b", "--seed=1", "--num-actors=2", "--w2-weights=0.5,0.5",
                         "--resume"]
     assert run.command[2] == str(tmp_path / "train_fake.py")
@@ -439,7 +439,7 @@ def test_another_scripts_task_flag_is_grid_owned_and_its_preflight_is_reported(t
     assert excinfo.value.problems == [
         f"{path}: common.enabled_datasets: no dataset named missing"]
     runs, _ = sweep_config.load_sweep(path, thorough=False)  # --summarize: no preflight
-    assert [run.env for run in runs] == ["a", "missing"]
+    assert [run.task for run in runs] == ["a", "missing"]
 
 
 def test_a_section_named_for_another_scripts_tasks_is_one_line_naming_the_right_key(
@@ -482,7 +482,7 @@ def test_a_script_that_is_missing_or_lacks_the_contract_is_one_line(tmp_path, mo
 
 
 def test_error_lines_of_any_script_are_recognised():
-    state = sweep_view.RunStatus(run=sweep_script.Run(env="a", weights=(0.0,), seed=1,
+    state = sweep_view.RunStatus(run=sweep_script.Run(task="a", w2_weights=(0.0,), seed=1,
                                                       settings={}))
     for line in ("train_fake.py: error: no dataset", "=== run_sac.py: exit status 2",
                  "not an error: train_sac.py: error: x"):
@@ -690,7 +690,7 @@ CORRUPT_SUMMARIES = {
 
 @pytest.mark.parametrize("case", list(CORRUPT_SUMMARIES))
 def test_an_unreadable_summary_json_is_named_with_what_is_wrong(case, tmp_path):
-    run = sweep_script.Run(env=ENV, weights=(0.0, 0.1), seed=1, settings={},
+    run = sweep_script.Run(task=ENV, w2_weights=(0.0, 0.1), seed=1, settings={},
                            summary_json=tmp_path / "summary.json")
     text, fragment = CORRUPT_SUMMARIES[case]
     run.summary_json.write_bytes(text)

@@ -86,6 +86,7 @@ def test_end_to_end_outputs(finished_run):
         assert returns.tolist() == [float(r[f"actor_{i}_deterministic"]) for r in rows]
     config = json.loads((results / "config.json").read_text())
     assert config["w2_weights"] == [0.0, 0.2] and config["num_steps"] == 700
+    assert config["thread_environment"]["OMP_NUM_THREADS"] == "1"  # conftest's: it wins
     summary = json.loads((results / "summary.json").read_text())
     assert summary["steps"] == 700
     final = root / "checkpoints" / "InvertedPendulum-v5" / f"{FILE_NAME}_final.pt"

@@ -65,6 +65,47 @@ def make_env(name: str, **kwargs: Any) -> Any:
     return env
 
 
+def evaluation_table(returns: np.ndarray, modes: tuple[str, ...], step: int,
+                     actor_ids: list[int] | None = None,
+                     scores: Callable[[float], float] | None = None
+                     ) -> tuple[dict[str, float], list[str]]:
+    """One evaluation as columns and printed lines: per actor and mode the mean return, its
+    standard deviation over the episodes and, with `scores` (mean return → normalised
+    score), the score. `returns` is [actor, mode, episode], its actors `actor_ids`."""
+    columns: dict[str, float] = {}
+    lines = [f"Evaluation over {returns.shape[-1]} episodes at step {step}:"]
+    for position, i in enumerate(actor_ids or range(len(returns))):
+        for mode_index, mode in enumerate(modes):
+            mean_return = float(returns[position, mode_index].mean())
+            columns[f"actor_{i}_{mode}"] = mean_return
+            columns[f"actor_{i}_{mode}_std"] = float(returns[position, mode_index].std())
+            line = f"  Actor {i} - {mode.capitalize()}: {mean_return:.2f}"
+            if scores is not None:
+                columns[f"actor_{i}_{mode}_score"] = score = scores(mean_return)
+                line += f" (normalised score {score:.1f})"
+            lines.append(line)
+    return columns, lines
+
+
+def gaussian_policies(actors: list[Any]) -> list[Policy]:
+    """tanh(μ + σ·ε)·scale + bias for every tanh-Gaussian actor (POSAC's), in float64; ε = 0
+    gives the deterministic action tanh(μ)·scale + bias."""
+    def policy(actor: Any) -> Policy:
+        return lambda obs, noise: actor.sample(*actor(obs), noise)[0]
+    return [policy(float64_copy(actor)) for actor in actors]
+
+
+def noise_input_policies(actors: list[Any], obs_mean: Any, obs_std: Any) -> list[Policy]:
+    """tanh(MLP([(s − μ)/σ, z]))·max_action for every noise-input actor (POGO's), in
+    float64, with z = ε: ε = 0 gives the deterministic action (a deterministic actor has no
+    z). μ, σ are the observation statistics the actors were trained with."""
+    mean, std = obs_mean.double(), obs_std.double()
+
+    def policy(actor: Any) -> Policy:
+        return lambda obs, noise: actor((obs - mean) / std, noise)
+    return [policy(float64_copy(actor)) for actor in actors]
+
+
 def float64_copy(module: Any) -> Any:
     """A float64 copy of a network for evaluation. float32 matrix products can differ in the
     last bit with the number of rows, and MuJoCo amplifies such a difference into a different
@@ -88,10 +129,14 @@ class Evaluator:
 
     def __init__(self, env_name: str, num_actors: int, episodes: int, seed: int,
                  modes: tuple[str, ...] = MODES, env_kwargs: dict[str, Any] | None = None,
-                 make_recorded_env: Callable[[], Any] | None = None):
+                 make_recorded_env: Callable[[], Any] | None = None,
+                 actor_ids: list[int] | None = None):
         import gymnasium as gym
 
         self.num_actors, self.episodes, self.modes = num_actors, episodes, modes
+        # each actor's stochastic noise follows its index in the chain, so a subset of the
+        # actors (evaluate.py --actors) sees the noise it saw in training
+        self.actor_ids = actor_ids or list(range(num_actors))
         self.seed = stream_seed(seed, "evaluation")
         # flat index of (actor i, deterministic, episode 0), the episodes a recorder sees
         per_actor = len(modes) * episodes
@@ -113,9 +158,9 @@ class Evaluator:
         if "stochastic" not in self.modes:
             return noise
         stochastic = self.modes.index("stochastic")
-        for actor in range(self.num_actors):
+        for actor, actor_id in enumerate(self.actor_ids):
             for episode in range(self.episodes):
-                stream = torch.Generator().manual_seed(self.seed + 7919 * actor + episode)
+                stream = torch.Generator().manual_seed(self.seed + 7919 * actor_id + episode)
                 noise[actor, stochastic, episode] = torch.randn(
                     self.max_steps, action_dim, generator=stream, dtype=torch.float64)
         return noise

@@ -23,6 +23,7 @@ from typing import Any, Callable, NoReturn
 
 import numpy as np
 
+from training.evaluation import evaluation_table
 from training.run_setup import RunPaths, settings_of
 from utils import (CaughtSignals, atomic_write, atomic_write_json, atomic_write_text,
                    format_duration, renamed_metric, usage_error)
@@ -246,21 +247,13 @@ class Experiment:
         outputs. `returns` is [actor, mode, episode]; `scores` maps a mean return to a
         normalised score, logged beside it where given."""
         step = self.state.total_steps
-        row: dict[str, float] = {"step": step, **counters, "wall_time_s": round(self.elapsed(), 3)}
-        print(f"Evaluation over {returns.shape[-1]} episodes at step {step}:")
-        for i in range(self.num_actors):
-            for mode_index, mode in enumerate(modes):
-                mean_return = float(returns[i, mode_index].mean())
-                row[f"actor_{i}_{mode}"] = mean_return
-                row[f"actor_{i}_{mode}_std"] = float(returns[i, mode_index].std())
-                self.writer.add_scalar(f"eval/actor_{i}_{mode}", mean_return, step)
-                line = f"  Actor {i} - {mode.capitalize()}: {mean_return:.2f}"
-                if scores is not None:
-                    row[f"actor_{i}_{mode}_score"] = score = scores(mean_return)
-                    self.writer.add_scalar(f"eval/actor_{i}_{mode}_score", score, step)
-                    line += f" (normalised score {score:.1f})"
-                print(line, flush=True)
-        row.update(self.host_metrics(metrics))
+        columns, lines = evaluation_table(returns, modes, step, scores=scores)
+        print("\n".join(lines), flush=True)
+        for name, value in columns.items():
+            if not name.endswith("_std"):
+                self.writer.add_scalar(f"eval/{name}", value, step)
+        row = {"step": step, **counters, "wall_time_s": round(self.elapsed(), 3), **columns,
+               **self.host_metrics(metrics)}
         self.state.history.append(row)
         write_outputs(self.paths, self.state.history, self.num_actors)
         self.writer.flush()

@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,10 @@ from typing import Any, Callable
 
 from utils import UsageError, positive_int, usage_error
 
-# settings that change no number: a resumed run may differ in them
+# settings that change no number: a resumed run may differ in them (threads: the same
+# numbers at 1 and 2 threads were measured for a 2-actor HalfCheetah run, docs/speed.md)
 SETTINGS_ALLOWED_TO_CHANGE_ON_RESUME = {"resume", "capture_video", "video_every", "video_size",
-                                        "cuda_graphs"}
+                                        "cuda_graphs", "threads", "thread_environment"}
 POSITIVE = (lambda value: value > 0, "a positive number")
 OPTIMIZER_RANGES = {"lr": POSITIVE, "tau": (lambda value: 0 < value <= 1, "in (0, 1]"),
                     "gamma": (lambda value: 0 <= value <= 1, "in [0, 1]")}
@@ -52,6 +54,45 @@ def add_network_flags(agent: argparse._ArgumentGroup) -> None:
     agent.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate")
     agent.add_argument("--gamma", type=float, default=0.99, help="discount factor")
     agent.add_argument("--tau", type=float, default=0.005, help="target smoothing coefficient")
+
+
+# CPU threads. PyTorch's OpenMP threads spin while they wait for work, and an update of small
+# networks is many short parallel regions: a spinning thread burns its share of a core that
+# another process wants, and the scheduler then makes it wait. The default keeps
+# DEFAULT_THREADS threads but lets them spin only briefly before they sleep (DEFAULT_OPENMP_WAIT,
+# libgomp's settings; benchmarks/bench_threads.py measures the choice, docs/speed.md).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+OPENMP_WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+DEFAULT_THREADS = 2
+# 1,000 spins: about 0.9x the idle speed of libgomp's 300,000, and 2 threads keep up with 1
+# thread beside 2 busy processes on 2 cores, where 300,000 fall far behind.
+DEFAULT_OPENMP_WAIT = {"GOMP_SPINCOUNT": "1000"}
+
+
+def add_threads_flag(group: argparse._ArgumentGroup, default: int = DEFAULT_THREADS) -> None:
+    group.add_argument("--threads", type=positive_int, default=None,
+                       help=f"CPU threads for PyTorch; None: $OMP_NUM_THREADS if set, else "
+                            f"min({default}, cores), spinning only briefly while they wait "
+                            f"unless $OMP_WAIT_POLICY or $GOMP_SPINCOUNT says otherwise")
+
+
+def use_threads(threads: int | None, default: int = DEFAULT_THREADS) -> dict[str, str]:
+    """Set PyTorch's CPU threads before torch is imported: `threads` (the --threads flag)
+    wins, then the user's $OMP_NUM_THREADS, then min(default, cores). OpenMP's wait is
+    DEFAULT_OPENMP_WAIT unless the user set either of its variables. Returns the variables
+    in effect (config.json records them). If torch is already imported (a test, a notebook),
+    its thread count is set directly; the wait settings then are what it started with."""
+    chosen = threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or min(
+        default, os.cpu_count() or 1)
+    for name in THREAD_VARIABLES:
+        if threads is not None or name not in os.environ:
+            os.environ[name] = str(chosen)
+    if not any(name in os.environ for name in OPENMP_WAIT_VARIABLES):
+        os.environ.update(DEFAULT_OPENMP_WAIT)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(chosen)
+    return {name: os.environ[name] for name in (*THREAD_VARIABLES, *OPENMP_WAIT_VARIABLES)
+            if name in os.environ}
 
 
 def add_output_flags(parser: argparse.ArgumentParser, step_unit: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import argparse
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
@@ -19,7 +20,10 @@ from typing import Any, Callable, ClassVar
 from training import run_setup
 from training.evaluation import Evaluator
 from training.experiment import Experiment, StopRequest
-from training.run_setup import RunPaths, check_cuda, finished_already
+from training.final_checkpoint import final_checkpoint
+from training.run_setup import (RunPaths, check_cuda, finished_already, settings_of,
+                                use_threads)
+from utils import code_version
 from video.recording import RunVideos, check_capture, prefer_headless
 
 MEMORY_OVERHEAD_BYTES = 600 * 2**20  # torch + MuJoCo + Python per process (resident)
@@ -44,6 +48,7 @@ def parse_and_check(program: str, parser: argparse.ArgumentParser, argv: list[st
     the flags' own checks, the GPU, the task (environment or dataset), video capture, then
     the resume rules. Nothing is written before all of them pass."""
     def checks(args: argparse.Namespace) -> tuple[RunPaths, Task]:
+        args.thread_environment = use_threads(args.threads)  # before torch loads
         validate_args(args)
         check_cuda(args)
         prefer_headless(args)  # MUJOCO_GL before MuJoCo renders anything
@@ -67,7 +72,8 @@ class Trainer(abc.ABC):
       restore(checkpoint)  the inverse;
       train()              its loop, made of update(), log_if_due(), evaluate(),
                            checkpoint_if_due() and final_evaluation();
-      summary()            the keys it adds to summary.json and the run's length in words.
+      summary()            the keys it adds to summary.json and the run's length in words;
+      algorithm()          its name in the self-contained final checkpoint.
     It may override eval_counters() and scores (normalised scores, where they exist)."""
     program: ClassVar[str]
     modes: ClassVar[tuple[str, ...]]
@@ -113,6 +119,10 @@ class Trainer(abc.ABC):
     @abc.abstractmethod
     def train(self) -> None:
         """The loop, to --num-steps or until stopped, ending with final_evaluation()."""
+
+    @abc.abstractmethod
+    def algorithm(self) -> str:
+        """The algorithm's name in the final checkpoint (final_checkpoint.ALGORITHMS)."""
 
     @abc.abstractmethod
     def summary(self) -> tuple[dict[str, Any], str]:
@@ -168,9 +178,32 @@ class Trainer(abc.ABC):
         self.experiment.host_metrics(self.metrics)  # never checkpoint a diverged agent
         self.experiment.save_checkpoint(self.checkpoint_parts())
 
+    def final_header(self) -> dict[str, Any]:
+        """What the self-contained final checkpoint holds besides the agent's state
+        (training/final_checkpoint.py); a script adds its own with `final_extras`."""
+        import torch
+
+        space = self.task.env.action_space
+        return {"algorithm": self.algorithm(), "program": self.program,
+                "code_version": code_version(), "env_id": self.task.env_id,
+                "env_kwargs": dict(self.task.env_kwargs),
+                "observation_shape": list(self.task.env.observation_space.shape),
+                "action_low": torch.as_tensor(space.low, dtype=torch.float32),
+                "action_high": torch.as_tensor(space.high, dtype=torch.float32),
+                "agent_config": dataclasses.asdict(self.agent.config), "obs_mean": None,
+                "obs_std": None, "reference_scores": None, "seed": self.args.seed,
+                "steps": self.state.total_steps, "settings": settings_of(self.args),
+                **self.final_extras()}
+
+    def final_extras(self) -> dict[str, Any]:
+        """A script's own final-checkpoint keys (observation statistics, reference scores)."""
+        return {}
+
     def finish(self) -> None:
         summary, counts = self.summary()
-        self.experiment.finish({"agent": self.agent.state_dict()}, summary, counts)
+        path = self.experiment.paths.final_checkpoint
+        self.experiment.finish(final_checkpoint(self.final_header(), self.agent.state_dict()),
+                               {**summary, "final_checkpoint": str(path.resolve())}, counts)
 
 
 def train_to_end(parse_and_check: Callable[[Any], tuple[Any, RunPaths, Task]], argv: Any,
