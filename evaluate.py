@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.run_setup import add_threads_flag, interruptible, use_threads
+from training.run_setup import add_threads_flag, check_cuda, interruptible, use_threads
 from utils import (OneLineErrorParser, UsageError, atomic_write_json, atomic_write_text,
                    non_negative_int, positive_int, usage_error)
 
@@ -39,8 +39,8 @@ PROGRAM = "evaluate.py"
 with interruptible(PROGRAM):
     import numpy as np
 
-    from training.final_checkpoint import (evaluation_policies, normalized_score, num_actors,
-                                           read_final_checkpoint, stochastic_actors)
+    from training.final_checkpoint import (check_spaces, evaluation_policies, normalized_score,
+                                           num_actors, read_final_checkpoint, stochastic_actors)
     from video.recording import add_video_flags, check_capture, prefer_headless
 
 
@@ -100,24 +100,17 @@ def actor_indices(text: str | None, num_actors: int) -> list[int]:
     return indices
 
 
-def environment(checkpoint: dict[str, Any], env_name: str | None) -> tuple[str, dict, Any]:
-    """The environment to play in, checked against the spaces the actors were trained on."""
+def environment(checkpoint: dict[str, Any], env_name: str | None) -> tuple[str, dict]:
+    """The environment to play in (id, keyword arguments), checked against the spaces the
+    actors were trained on."""
     from training.evaluation import make_env
 
     env_id = env_name or checkpoint["env_id"]
     kwargs = checkpoint["env_kwargs"] if env_id == checkpoint["env_id"] else {}
     env = make_env(env_id, **kwargs)
-    obs_shape = tuple(env.observation_space.shape)
-    low, high = env.action_space.low, env.action_space.high
-    trained = (tuple(checkpoint["observation_shape"]), checkpoint["action_low"].numpy(),
-               checkpoint["action_high"].numpy())
-    if (obs_shape != trained[0] or low.shape != trained[1].shape
-            or not (np.allclose(low, trained[1]) and np.allclose(high, trained[2]))):
-        raise UsageError(f"{env_id}'s spaces (observations {obs_shape}, actions in [{low}, "
-                         f"{high}]) differ from the {checkpoint['env_id']} ones the actors were "
-                         f"trained on (observations {trained[0]}, actions in [{trained[1]}, "
-                         f"{trained[2]}]); choose an environment with the same spaces")
-    return env_id, kwargs, env
+    check_spaces(checkpoint, env, env_id)
+    env.close()
+    return env_id, kwargs
 
 
 def out_directory(args: argparse.Namespace, results: Path | None, checkpoint_file: Path,
@@ -162,15 +155,12 @@ class Plan:
 
 def check(args: argparse.Namespace) -> Plan:
     """Every check that can reject the input, before any work; raises UsageError."""
-    if args.cuda:
-        import torch
-        if not torch.cuda.is_available():
-            raise UsageError("--cuda was given but no CUDA GPU is available; drop --cuda")
+    check_cuda(args)
     path, results = checkpoint_path(args.run)
     checkpoint = read_final_checkpoint(path)
     actors = actor_indices(args.actors, num_actors(checkpoint))
     prefer_headless(args)  # MUJOCO_GL before MuJoCo renders anything
-    env_id, env_kwargs, _ = environment(checkpoint, args.env_name)
+    env_id, env_kwargs = environment(checkpoint, args.env_name)
     check_capture(args, env_id, env_kwargs)
     seed = checkpoint["seed"] if args.seed is None else args.seed
     return Plan(checkpoint, path, actors, env_id, env_kwargs, seed,

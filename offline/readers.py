@@ -176,8 +176,8 @@ def _complete_episode_returns(rewards: np.ndarray, episode_end: np.ndarray) -> n
 def d4rl_reference_scores(env_id: str) -> list[float] | None:
     """D4RL's [random, expert] returns for an environment of its locomotion tasks
     (HalfCheetah-v5 → halfcheetah's), else None."""
-    family = env_id.split("-")[0].lower()
-    return list(D4RL_REF_SCORES[family]) if family in D4RL_REF_SCORES else None
+    low, high = _d4rl_reference_scores(env_id)
+    return None if low is None else [low, high]
 
 
 def _d4rl_reference_scores(file_name: str) -> tuple[float | None, float | None]:

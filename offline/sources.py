@@ -116,10 +116,10 @@ def random_plan(args: argparse.Namespace, env: Any) -> Plan:
                                        "stream_seed(seed, 'dataset_actions'))"})
 
 
-def actor_state(path: Path, actor: int) -> tuple[dict[str, Any], int]:
-    """Actor `actor`'s state_dict from a train_sac.py checkpoint, and the chain's length."""
+def actor_state(path: Path, data: dict[str, Any], actor: int) -> tuple[dict[str, Any], int]:
+    """Actor `actor`'s state_dict from a train_sac.py checkpoint's contents `data` (read from
+    `path`), and the chain's length."""
     hint = "give a train_sac.py checkpoint ({checkpoint_dir}/{env}/{file_name}_final.pt)"
-    data = load_torch_file(path, "checkpoint", hint)
     agent = data.get("agent")
     actors = agent.get("actors") if isinstance(agent, dict) else None
     if not isinstance(actors, list) or not actors:
@@ -141,49 +141,41 @@ def actor_state(path: Path, actor: int) -> tuple[dict[str, Any], int]:
 def checkpoint_plan(args: argparse.Namespace, env: Any) -> Plan:
     """Actor `--actor` of a final checkpoint: a self-contained one of either training script,
     or a train_sac.py one from before them (networks only)."""
-    from training.final_checkpoint import FORMAT
+    from training.final_checkpoint import FORMAT, check_final_checkpoint
 
     path = Path(args.policy)
     hint = "give a final checkpoint ({checkpoint_dir}/{group}/{file_name}_final.pt)"
     data = load_torch_file(path, "checkpoint", hint)
-    if "run" in data:
-        raise UsageError(f"{path} is a resume checkpoint; {hint}, written when the run "
-                         f"finishes")
-    if data.get("format") == FORMAT:
-        return final_checkpoint_plan(args, env, path)
-    return networks_only_plan(args, env, path)
+    if "run" in data or data.get("format") == FORMAT:  # (a resume checkpoint is refused)
+        return final_checkpoint_plan(args, env, path, check_final_checkpoint(path, data))
+    return networks_only_plan(args, env, path, data)
 
 
-def final_checkpoint_plan(args: argparse.Namespace, env: Any, path: Path) -> Plan:
+def final_checkpoint_plan(args: argparse.Namespace, env: Any, path: Path,
+                          checkpoint: dict[str, Any]) -> Plan:
     """Actor `--actor` of a self-contained final checkpoint as its run evaluated it, in
     float64 from the float32 weights: POSAC's a = tanh(μ + σ·ε)·scale + bias, POGO's
     a = tanh(MLP([(s − μ)/σ, z]))·max_action with the run's observation statistics; ε (or
     z) ~ N(0, I) per step from the dataset_noise stream, or 0 with --deterministic."""
     import torch
 
-    from training.final_checkpoint import (evaluation_policies, num_actors,
-                                           read_final_checkpoint, stochastic_actors)
+    from training.final_checkpoint import (check_spaces, evaluation_policies, num_actors,
+                                           stochastic_actors)
 
-    checkpoint = read_final_checkpoint(path)
     count = num_actors(checkpoint)
     if not 0 <= args.actor < count:
         raise UsageError(f"--actor {args.actor} is out of range: {path} holds {count} "
                          f"actor(s), 0..{count - 1}")
-    low, high = checkpoint["action_low"].numpy(), checkpoint["action_high"].numpy()
-    if (tuple(env.observation_space.shape) != tuple(checkpoint["observation_shape"])
-            or env.action_space.shape != low.shape
-            or not (np.allclose(env.action_space.low, low)
-                    and np.allclose(env.action_space.high, high))):
-        raise UsageError(f"{path} was trained on {checkpoint['env_id']}, whose spaces differ "
-                         f"from {args.env_name}'s; pass --env-name {checkpoint['env_id']}")
+    check_spaces(checkpoint, env, args.env_name)
+    action_shape = env.action_space.shape
     (policy,) = evaluation_policies(checkpoint, [args.actor])
     noise = torch.Generator().manual_seed(stream_seed(args.seed, "dataset_noise"))
     stochastic = stochastic_actors(checkpoint) and not args.deterministic
 
     @torch.inference_mode()
     def act(obs: np.ndarray) -> np.ndarray:
-        epsilon = (torch.randn(low.shape, generator=noise, dtype=torch.float64) if stochastic
-                   else torch.zeros(low.shape, dtype=torch.float64))
+        epsilon = (torch.randn(action_shape, generator=noise, dtype=torch.float64)
+                   if stochastic else torch.zeros(action_shape, dtype=torch.float64))
         return policy(torch.as_tensor(obs, dtype=torch.float64), epsilon).float().numpy()
 
     algorithm = checkpoint["algorithm"]
@@ -204,7 +196,8 @@ def final_checkpoint_plan(args: argparse.Namespace, env: Any, path: Path) -> Pla
                         f"float32")})
 
 
-def networks_only_plan(args: argparse.Namespace, env: Any, path: Path) -> Plan:
+def networks_only_plan(args: argparse.Namespace, env: Any, path: Path,
+                       data: dict[str, Any]) -> Plan:
     """Actor `--actor` of a train_sac.py final checkpoint from before self-contained ones
     (networks only: the environment comes from --env-name), in float64."""
     import torch
@@ -212,7 +205,7 @@ def networks_only_plan(args: argparse.Namespace, env: Any, path: Path) -> Plan:
     from model import GaussianPolicy
     from training.evaluation import float64_copy
 
-    state, num_actors = actor_state(path, args.actor)
+    state, num_actors = actor_state(path, data, args.actor)
     check_env_folder(path, args.env_name, "checkpoint")
     hidden_size, obs_dim = state["net.0.weight"].shape
     action_dim = state["net.4.weight"].shape[0] // 2

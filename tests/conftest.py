@@ -1,7 +1,8 @@
 """Make the repository root importable (replay_memory, utils, train_sac) from the tests, run
 the tests' PyTorch (in process and in the training subprocesses) on one thread, skip the
 tests marked `cuda` where no CUDA GPU is present (CI has none), and write the small offline
-dataset several test files train on (random_pendulum_hdf5)."""
+dataset several test files train on (random_pendulum_hdf5), and the output flags they
+pass (output_flags)."""
 
 import os
 import sys
@@ -31,6 +32,12 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("cuda"):
             item.add_marker(skip)
+
+
+def output_flags(root: Path) -> list[str]:
+    """A training script's output flags, every folder under `root`."""
+    return ["--results-dir", str(root / "results"), "--log-dir", str(root / "runs"),
+            "--checkpoint-dir", str(root / "checkpoints")]
 
 
 def random_pendulum_hdf5(path: Path, steps: int) -> Path:

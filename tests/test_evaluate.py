@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import random_pendulum_hdf5
+from conftest import output_flags, random_pendulum_hdf5
 
 import evaluate
 import train_pogo
@@ -18,10 +18,6 @@ SAC_RUN = "POSAC_Pendulum-v1_s2_w0.0-0.1"
 POGO_RUN = "POGO_invertedpendulum_random_s3_w1.0-0.5"
 
 
-def outputs(root: Path) -> list[str]:
-    return ["--results-dir", str(root / "results"), "--log-dir", str(root / "runs"),
-            "--checkpoint-dir", str(root / "checkpoints")]
-
 
 @pytest.fixture(scope="module")
 def sac_run(tmp_path_factory) -> Path:
@@ -29,7 +25,7 @@ def sac_run(tmp_path_factory) -> Path:
     train_sac.main(["--env-name", "Pendulum-v1", "--seed", "2", "--num-actors", "2",
                     "--w2-weights", "0.0,0.1", "--num-steps", "400", "--start-steps", "200",
                     "--eval-freq", "100", "--eval-episodes", "2", "--batch-size", "32",
-                    "--hidden-size", "16", "--log-freq", "200", *outputs(root)])
+                    "--hidden-size", "16", "--log-freq", "200", *output_flags(root)])
     return root
 
 
@@ -41,7 +37,7 @@ def pogo_run(tmp_path_factory) -> Path:
                      "--seed", "3", "--num-actors", "2", "--w2-weights", "1.0,0.5",
                      "--num-samples", "3", "--num-steps", "60", "--eval-freq", "60",
                      "--eval-episodes", "2", "--batch-size", "32", "--hidden-size", "16",
-                     "--log-freq", "60", *outputs(root)])
+                     "--log-freq", "60", *output_flags(root)])
     return root
 
 

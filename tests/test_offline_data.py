@@ -504,3 +504,11 @@ def test_generator_state_round_trip(tmp_path: Path):
 def test_sample_size_must_be_positive():
     with pytest.raises(ValueError):
         OfflineSampler(make_dataset(), seed=0).sample(0)
+
+
+def test_d4rl_reference_scores_follow_the_environment_family():
+    """A POSAC run's final checkpoint carries D4RL's references for the locomotion tasks."""
+    references = offline_readers.d4rl_reference_scores
+    assert references("HalfCheetah-v5") == list(D4RL_REF_SCORES["halfcheetah"])
+    assert references("Walker2d-v4") == list(D4RL_REF_SCORES["walker2d"])
+    assert references("Pendulum-v1") is None

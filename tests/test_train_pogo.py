@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO_ROOT as REPO_ROOT_TEXT
-from conftest import random_pendulum_hdf5
+from conftest import output_flags, random_pendulum_hdf5
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train_pogo
@@ -33,14 +33,10 @@ def hdf5_dataset(tmp_path_factory) -> Path:
                                 2000)
 
 
-def outputs(root: Path) -> list[str]:
-    return ["--results-dir", str(root / "results"), "--log-dir", str(root / "runs"),
-            "--checkpoint-dir", str(root / "checkpoints")]
-
 
 def command(dataset: Path, root: Path, *extra: str) -> list[str]:
     return [sys.executable, str(REPO_ROOT / "train_pogo.py"), "--dataset", str(dataset),
-            *TINY, *outputs(root), *extra]
+            *TINY, *output_flags(root), *extra]
 
 
 def rows_of(root: Path, run: str = RUN) -> list[dict[str, str]]:
@@ -118,7 +114,7 @@ def test_minari_dataset_and_normalised_scores(tmp_path, monkeypatch):
                        "--ref-max-score", "1000"])
     flags = [flag for flag in TINY if flag not in ("--env-name", "InvertedPendulum-v5")]
     train_pogo.main(["--dataset", "test/invertedpendulum/random-v0", *flags,
-                     "--num-steps", "100", *outputs(tmp_path)])
+                     "--num-steps", "100", *output_flags(tmp_path)])
     run = "POGO_test-invertedpendulum-random-v0_s3_w1.0-0.5"
     row = rows_of(tmp_path, run)[-1]
     for i in range(2):
@@ -131,7 +127,7 @@ def test_td3_bc_is_a_configuration(hdf5_dataset, tmp_path):
     flags = ["--env-name", "InvertedPendulum-v5", "--num-steps", "50", "--eval-freq", "50",
              "--eval-episodes", "1", "--batch-size", "16", "--hidden-size", "16"]
     args, paths, task = train_pogo.parse_and_check(
-        ["--dataset", str(hdf5_dataset), "--td3-bc", *flags, *outputs(tmp_path)])
+        ["--dataset", str(hdf5_dataset), "--td3-bc", *flags, *output_flags(tmp_path)])
     config = train_pogo.agent_config(args, task.data.action_dim)
     assert paths.file_name == "TD3BC_invertedpendulum_random_s0_w1.0"
     assert (config.num_actors, config.deterministic_actors, config.q_normalize) == (1, True, 2.5)
@@ -159,7 +155,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(hdf5_dataset, tmp_path
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     argv = [str(hdf5_dataset) if word == "DATA" else word for word in extra]
     with pytest.raises(SystemExit) as exit_info:
-        train_pogo.main([*argv, *outputs(tmp_path)])
+        train_pogo.main([*argv, *output_flags(tmp_path)])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("train_pogo.py: error:") and message in err[0]

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO_ROOT as REPO_ROOT_TEXT
+from conftest import output_flags
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train_sac
@@ -28,10 +29,6 @@ SMALL_RUN = ["--env-name", "InvertedPendulum-v5", "--seed", "7", "--num-steps", 
              "--num-actors", "2", "--w2-weights", "0.2", "--eval-freq", "10",
              "--eval-episodes", "2", "--log-freq", "100", "--checkpoint-freq", "150"]
 
-
-def output_flags(root: Path) -> list[str]:
-    return ["--results-dir", str(root / "results"), "--log-dir", str(root / "runs"),
-            "--checkpoint-dir", str(root / "checkpoints")]
 
 
 def train_command(root: Path, *extra: str) -> list[str]:

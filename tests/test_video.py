@@ -18,7 +18,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 from conftest import REPO_ROOT as REPO_ROOT_TEXT
-from conftest import random_pendulum_hdf5
+from conftest import output_flags, random_pendulum_hdf5
 
 from video import frames as video_frames
 from video import recording as video
@@ -35,10 +35,6 @@ POGO_TINY = ["--env-name", "InvertedPendulum-v5", "--seed", "1", "--num-actors",
              "--eval-freq", "30", "--eval-episodes", "1", "--batch-size", "32",
              "--hidden-size", "16", "--log-freq", "30"]
 
-
-def outputs(root: Path) -> list[str]:
-    return ["--results-dir", str(root / "results"), "--log-dir", str(root / "runs"),
-            "--checkpoint-dir", str(root / "checkpoints")]
 
 
 def frames_of(path: Path) -> np.ndarray:
@@ -61,11 +57,11 @@ def runs(tmp_path_factory):
         env.pop(name, None)
     commands = {
         "plain": [sys.executable, str(REPO_ROOT / "train_sac.py"), *SAC_TINY,
-                  *outputs(root / "plain")],
+                  *output_flags(root / "plain")],
         "capture": [sys.executable, str(REPO_ROOT / "train_sac.py"), *SAC_TINY,
-                    *outputs(root / "capture"), "--capture-video", "--video-every", "2"],
+                    *output_flags(root / "capture"), "--capture-video", "--video-every", "2"],
         "pogo": [sys.executable, str(REPO_ROOT / "train_pogo.py"), "--dataset", str(dataset),
-                 *POGO_TINY, *outputs(root / "pogo"), "--capture-video"],
+                 *POGO_TINY, *output_flags(root / "pogo"), "--capture-video"],
     }
     processes = {name: subprocess.Popen(command, cwd=root, env=env, text=True,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -286,7 +282,7 @@ def test_flag_off_trainer_renders_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(video, "make_recorded_env", forbidden)
     monkeypatch.setattr(video, "EvaluationVideos", forbidden)
-    args, paths, env = train_sac.parse_and_check([*SAC_TINY, *outputs(tmp_path)])
+    args, paths, env = train_sac.parse_and_check([*SAC_TINY, *output_flags(tmp_path)])
     trainer = train_sac.SACTrainer(args, paths, env)
     assert trainer.videos is None and trainer.evaluator.recorded == []
     trainer.evaluate()
@@ -301,7 +297,7 @@ def test_no_backend_is_one_line(tmp_path):
     env = {**os.environ, "MUJOCO_GL": "osmesa", "OMP_NUM_THREADS": "1"}
     env.pop("PYOPENGL_PLATFORM", None)
     result = subprocess.run([sys.executable, str(REPO_ROOT / "train_sac.py"), *SAC_TINY,
-                             *outputs(tmp_path), "--capture-video"], cwd=tmp_path, env=env,
+                             *output_flags(tmp_path), "--capture-video"], cwd=tmp_path, env=env,
                             check=False, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.startswith("train_sac.py: error: --capture-video: no OpenGL backend "
@@ -311,7 +307,7 @@ def test_no_backend_is_one_line(tmp_path):
     assert result.stdout == "" and not (tmp_path / "results").exists()
     env["MUJOCO_GL"] = "nonsense"
     result = subprocess.run([sys.executable, str(REPO_ROOT / "train_sac.py"), *SAC_TINY,
-                             *outputs(tmp_path), "--capture-video"], cwd=tmp_path, env=env,
+                             *output_flags(tmp_path), "--capture-video"], cwd=tmp_path, env=env,
                             check=False, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "MUJOCO_GL=nonsense is not one of egl, osmesa, glfw" in result.stderr

@@ -54,6 +54,12 @@ def read_final_checkpoint(path: Path) -> dict[str, Any]:
         reason = " ".join(str(error).split())[:120]
         raise UsageError(f"{path} is not a readable checkpoint ({type(error).__name__}: "
                          f"{reason}); give a final checkpoint ({{file_name}}_final.pt)") from None
+    return check_final_checkpoint(path, checkpoint)
+
+
+def check_final_checkpoint(path: Path, checkpoint: Any) -> dict[str, Any]:
+    """`checkpoint`, loaded from `path`, if it is a final checkpoint this code reads, else
+    UsageError naming what it is instead."""
     if not isinstance(checkpoint, dict):
         raise UsageError(f"{path} holds a {type(checkpoint).__name__}, not a final checkpoint")
     if "run" in checkpoint:
@@ -72,6 +78,23 @@ def read_final_checkpoint(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path} has format version {checkpoint['format_version']}, newer "
                          f"than this code reads ({FORMAT_VERSION}); update the code")
     return checkpoint
+
+
+def check_spaces(checkpoint: dict[str, Any], env: Any, env_id: str) -> None:
+    """UsageError unless `env` (id `env_id`) has the observation shape and action bounds
+    the checkpoint's actors were trained on."""
+    import numpy as np
+
+    obs_shape = tuple(env.observation_space.shape)
+    low, high = env.action_space.low, env.action_space.high
+    trained = (tuple(checkpoint["observation_shape"]), checkpoint["action_low"].numpy(),
+               checkpoint["action_high"].numpy())
+    if (obs_shape != trained[0] or low.shape != trained[1].shape
+            or not (np.allclose(low, trained[1]) and np.allclose(high, trained[2]))):
+        raise UsageError(f"{env_id}'s spaces (observations {obs_shape}, actions in [{low}, "
+                         f"{high}]) differ from the {checkpoint['env_id']} ones the actors were "
+                         f"trained on (observations {trained[0]}, actions in [{trained[1]}, "
+                         f"{trained[2]}]); choose an environment with the same spaces")
 
 
 def num_actors(checkpoint: dict[str, Any]) -> int:

@@ -91,13 +91,13 @@ class Trainer(abc.ABC):
                                    self.modes, task.env_kwargs,
                                    make_recorded_env=self.videos.make_env if self.videos else None)
         self.metrics: dict[str, Any] = {}  # the latest update's metrics, still on the device
-        self.log_clock = time.time()
         self.agent: Any = None
         self.update_step: Callable[[], tuple[dict[str, Any], Any]]
         self.build(task)
         if self.experiment.resumed:
             self.experiment.load_checkpoint(self.restore)
         self.experiment.open_writer()
+        self.log_clock = time.time()  # the first rate leaves out building and loading
 
     # -- what a script gives
     @abc.abstractmethod
