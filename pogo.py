@@ -9,7 +9,9 @@ One update (`POGO.update`) on a minibatch (s, a, r, s', m), m = 1 − terminal:
          L_0 = −λ_0·E_s[Q1(s, π0(s))] + w_0·E_s[W2²(π0(·|s), δ_a)],
          L_i = −λ_i·E_s[Q1(s, πi(s))] + w_i·E_s[W2²(πi(·|s), sg[πi−1(·|s)])],   i ≥ 1,
      where πi−1 is the previous actor after its own update in this step, and
-     W2²(π0(·|s), δ_a) = E_z‖π0(s, z) − a‖² is the squared distance to the data action;
+     W2²(π0(·|s), δ_a) = E_z‖π0(s, z) − a‖² is the squared distance to the data action
+     (the seed's point-wise data term; `data_term='energy'` replaces it with the energy
+     score E‖π0(s, z) − a‖ − ½·E‖π0(s, z) − π0(s, z′)‖, see below);
      λ_i = 1, or λ_i = q_normalize / E_s|Q1(s, πi(s))| (detached) as in TD3+BC;
   3. after the actors, Polyak-average the critic target and every actor target (τ).
 
@@ -17,19 +19,29 @@ All distances use the cost ‖x − y‖² summed over action dimensions (`trans
 
 Estimators. A stochastic chain actor i ≥ 1 draws K samples per state, πi(s, z_k) with
 z_k ~ N(0, I): all K enter its distance (against K fresh samples of the updated πi−1), the
-first one its Q term (one critic row per state, as the seed's single sample). Actor 0's
-reference is a Dirac, against which one sample per state already gives an unbiased
-E_z‖π0(s, z) − a‖² (as in the seed), so it draws one. A deterministic actor has K = 1: its
-distances are ‖πi(s) − πi−1(s)‖² and ‖π0(s) − a‖².
+first one its Q term (one critic row per state, as the seed's single sample). With
+`distance='unbiased'` it draws 2K, two independent sets, against 2K of πi−1
+(transport.unbiased_w2_squared): the plain K-sample W2² (exact or Sinkhorn) is smallest, in
+expectation, for an actor narrower than its reference (0.31× its spread in 6-D at K = 4),
+so a chain of them shrinks link by link; the unbiased form's expectation is zero at the
+reference. Actor 0's point-wise reference is a Dirac, against which one sample per state
+already gives an unbiased E_z‖π0(s, z) − a‖² (as in the seed), so it draws one; that term
+is minimised by a Dirac at the data's conditional mean, so actor 0 loses the behaviour
+policy's spread. `data_term='energy'` draws K and scores them with the energy score
+(transport.energy_score), a strictly proper scoring rule: in expectation over the data it is
+minimised only by the data's conditional distribution, spread included, from one data action
+per state. A deterministic actor has K = 1: its distances are ‖πi(s) − πi−1(s)‖² and
+‖π0(s) − a‖².
 
 Randomness: the agent owns one torch.Generator per stream, each seeded by
 utils.stream_seed (init, then td: 'agent', actor, chain, act), so no two share a stream:
   - init: network initialisation (critic, then actors 0 … N−1; on the CPU);
   - td: the TD target, per critic update z [B, A] (stochastic actor only), then ε [B, A];
-  - actor: actor 0's samples [B, 1, A] per actor update (stochastic actors only);
+  - actor: actor 0's samples [B, 1, A] per actor update ([B, K, A] with the energy data
+    term; stochastic actors only);
   - chain: per actor update (stochastic actors only), actors 1 … N−1's samples [B, K, A]
-    in order, then the references: the updated actor i−1's samples [B, K, A] for
-    i = 1 … N−1 in order;
+    ([B, 2K, A] with the unbiased distance) in order, then the references: the updated
+    actor i−1's samples, as many, for i = 1 … N−1 in order;
   - act: stochastic actions from `act` (evaluation never moves the training streams).
 The critic and actor 0 see neither the chain's parameters nor its randomness, so they
 train exactly as in a 1-actor run with the same seed, whatever N is.
@@ -47,18 +59,21 @@ import torch.nn.functional as F
 
 from model import NoiseInputActor, QNetwork
 from replay_memory import Batch
-from transport import MAX_EXACT_SAMPLES, METHODS, sample_w2_squared
+from transport import MAX_EXACT_SAMPLES, METHODS, energy_score, sample_w2_squared
 from utils import (adam, check_agent_settings, descend_, frozen, renamed_metric, soft_update_,
                    stream_seed)
 
 GENERATORS = {"td": "agent", "actor": "actor", "chain": "chain", "act": "act"}  # → stream
+DATA_TERMS = ("pointwise", "energy")
 
 
 @dataclass(frozen=True)
 class POGOConfig:
     """Agent hyper-parameters, named as train_pogo.py's flags (train_pogo.py builds it from
-    them by field name). `w2_weights` holds w_0 (actor 0's distance to the data action)
-    … w_{N−1}; `num_samples` (K) is ignored by deterministic actors (K = 1);
+    them by field name). `w2_weights` holds w_0 (actor 0's data term) … w_{N−1}, in the
+    summed ‖x − y‖² convention (train_pogo.py converts `--weight-units seed`);
+    `num_samples` (K) is ignored by deterministic actors (K = 1); `distance` is the chain's
+    (exact, sinkhorn or unbiased), `data_term` actor 0's (pointwise or energy);
     `q_normalize` is TD3+BC's α (None: λ_i = 1). Validated on creation.
 
     `distance` defaults to 'exact': at K = 4 it is ~13x faster than geomloss's Sinkhorn
@@ -68,6 +83,7 @@ class POGOConfig:
     num_actors: int = 1
     w2_weights: tuple[float, ...] = (1.0,)
     distance: str = "exact"
+    data_term: str = "pointwise"
     num_samples: int = 4
     deterministic_actors: bool = False
     hidden_size: int = 256
@@ -86,9 +102,18 @@ class POGOConfig:
             raise ValueError(f"distance must be one of {METHODS}, got {self.distance!r}")
         if self.num_samples < 1:
             raise ValueError(f"num_samples must be at least 1, got {self.num_samples}")
-        if (not self.deterministic_actors and self.distance == "exact"
+        if self.data_term not in DATA_TERMS:
+            raise ValueError(f"data_term must be one of {DATA_TERMS}, got {self.data_term!r}")
+        if self.data_term == "energy" and (self.deterministic_actors or self.num_samples < 2):
+            raise ValueError("data_term 'energy' scores a distribution: it needs stochastic "
+                             "actors and num_samples ≥ 2")
+        if (self.distance == "unbiased" and not self.deterministic_actors
+                and self.num_samples < 2):
+            raise ValueError("distance 'unbiased' with num_samples 1 compares only the means; "
+                             "use num_samples ≥ 2")
+        if (not self.deterministic_actors and self.distance in ("exact", "unbiased")
                 and self.num_samples > MAX_EXACT_SAMPLES):
-            raise ValueError(f"the exact distance is limited to num_samples ≤ "
+            raise ValueError(f"the {self.distance} distance is limited to num_samples ≤ "
                              f"{MAX_EXACT_SAMPLES} (got {self.num_samples}); use 'sinkhorn'")
         if self.policy_freq < 1:
             raise ValueError(f"policy_freq must be at least 1, got {self.policy_freq}")
@@ -120,6 +145,9 @@ class POGO:
         # K samples per state for a stochastic actor; a deterministic one has one action
         self.stochastic = not config.deterministic_actors
         self.num_samples = config.num_samples if self.stochastic else 1
+        # samples per state: actor 0 against the data, the chain against its reference
+        self.data_samples = self.num_samples if config.data_term == "energy" else 1
+        self.chain_samples = self.num_samples * (2 if config.distance == "unbiased" else 1)
         init_generator = torch.Generator().manual_seed(stream_seed(seed, "init"))
         self.generators = {name: torch.Generator(self.device).manual_seed(
                                stream_seed(seed, stream))
@@ -212,9 +240,11 @@ class POGO:
                       ) -> dict[str, torch.Tensor]:
         """One JKO step for every actor, in order 0, 1, …, N−1:
 
-            L_i = −λ_i·E_s[Q1(s, πi(s))] + w_i·E_s[W2²(πi(·|s), ref_i(s))],
+            L_0 = −λ_0·E_s[Q1(s, π0(s))] + w_0·E_s[data_term(π0(·|s), a)],
+        L_i = −λ_i·E_s[Q1(s, πi(s))] + w_i·E_s[W2²(πi(·|s), sg[πi−1(·|s)])],   i ≥ 1,
 
-        ref_0 = δ_a (the data action) and ref_i = sg[πi−1] after its update in this step.
+        with πi−1 after its update in this step; data_term is W2²(π0, δ_a) = E‖π0 − a‖²
+        (point-wise) or the energy score, W2² the configured sample distance.
 
         The Q terms depend only on each actor's own parameters and the frozen critic, and an
         actor's parameters do not change before its own turn, so every actor's Q-term
@@ -223,8 +253,9 @@ class POGO:
         ⟨actions, ∂(−λ_i·E Q1)/∂actions⟩ has the Q term's gradient), backpropagates through
         its own network, steps, and is sampled again as the next actor's reference."""
         cfg = self.config
-        actions = [self.sample_actions(self.actors[0], obs, "actor", num_samples=1)]
-        actions += [self.sample_actions(actor, obs, "chain") for actor in self.actors[1:]]
+        actions = [self.sample_actions(self.actors[0], obs, "actor", self.data_samples)]
+        actions += [self.sample_actions(actor, obs, "chain", self.chain_samples)
+                    for actor in self.actors[1:]]
         with frozen(self.critic):
             first = torch.stack([action[:, 0] for action in actions])  # [N, B, A]
             q = self.critic.q1(torch.cat([obs.expand(len(first), *obs.shape), first], -1))
@@ -235,18 +266,26 @@ class POGO:
         w2 = []
         reference = data_action.unsqueeze(-2)  # actor 0's: the Dirac at the data action
         for i, (actor, optimizer) in enumerate(zip(self.actors, self.actor_optimizers)):
-            distance = sample_w2_squared(actions[i], reference, cfg.distance,
-                                         cfg.sinkhorn_blur).mean()
+            distance = self.transport_term(i, actions[i], reference).mean()
             surrogate = (actions[i][:, 0] * q_grad[i]).sum() + cfg.w2_weights[i] * distance
             descend_(optimizer, surrogate)
             w2.append(distance.detach())
             if i + 1 < self.num_actors:
                 with torch.no_grad():
-                    reference = self.sample_actions(actor, obs, "chain")
+                    reference = self.sample_actions(actor, obs, "chain", self.chain_samples)
         w2 = torch.stack(w2)
         q_terms = q_terms.detach()
         return {"actor_loss": -scales * q_terms + self.w2_weights * w2, "actor_q": q_terms,
                 "w2": w2, "q_scale": scales}
+
+    def transport_term(self, i: int, actions: torch.Tensor, reference: torch.Tensor
+                       ) -> torch.Tensor:
+        """Actor i's term per state: actor 0's data term against the data action
+        (reference [B, 1, A]), or the chain distance to actor i−1's samples."""
+        if i == 0 and self.config.data_term == "energy":
+            return energy_score(actions, reference)
+        return sample_w2_squared(actions, reference, self.config.distance,
+                                 self.config.sinkhorn_blur)
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One POGO update; returns detached metrics (read them on the host only to log).

@@ -3,11 +3,14 @@
     python train_pogo.py --dataset posac/halfcheetah/medium-v0 --num-actors 3 --w2-weights 10
     python train_pogo.py --dataset hopper_medium-v2.hdf5 --env-name Hopper-v5 --td3-bc
 
-Outputs: training/run_setup.py's layout, under the file_name POGO_{dataset}_s{seed}_w{weights}
-(or TD3BC_…); the metrics CSV also holds each actor's normalised score
-(actor_{i}_deterministic_score) where the dataset has reference scores. One step is one
-gradient update (critic every step, actors every --policy-freq). Torch is imported only after
-the flags are parsed.
+Outputs: training/run_setup.py's layout, under the file_name
+POGO_{dataset}_s{seed}_w{weights}[_{distance}][_energy][_seed-units] (or TD3BC_…; the
+default exact distance, point-wise data term and summed units add nothing); the metrics CSV
+also holds each actor's normalised score (actor_{i}_deterministic_score) where the dataset has
+reference scores, and each actor's spread (spread_{i}, training/evaluation.action_spread at
+SPREAD_STATES fixed dataset states, SPREAD_DRAWS draws each). One step is one gradient update
+(critic every step, actors every --policy-freq). Torch is imported only after the flags are
+parsed.
 """
 
 from __future__ import annotations
@@ -22,18 +25,20 @@ from training.run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_networ
                                 add_output_flags, add_threads_flag, check_ranges,
                                 interruptible)
 from training.trainer import MEMORY_OVERHEAD_BYTES, Task, Trainer, train_to_end
-from utils import (OneLineErrorParser, UsageError, config_from_flags, flag_fields,
+from utils import (OneLineErrorParser, UsageError, flag_fields,
                    parse_w2_weights, positive_int, run_name, stream_seed, with_finite)
 
 PROGRAM = "train_pogo.py"
 with interruptible(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
-    from training.evaluation import make_env, noise_input_policies
+    from training.evaluation import action_spread, make_env, noise_input_policies
     from video.recording import add_video_flags
 
 SWEEP_AXIS = "dataset"  # a sweep file's per-task entries are datasets
 SWEEP_SECTION = "datasets"  # a sweep file's per-task section, and enabled_datasets
 ACTOR0_WEIGHT_ZERO = False  # actor 0 is pulled to the data: one number w means w,w,…
 EVALUATION_MODES = ("deterministic",)
+SPREAD_STATES, SPREAD_DRAWS = 512, 64  # each actor's spread: at these states, these draws
+WEIGHT_UNITS = ("sum", "seed")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,15 +64,30 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--num-actors", type=positive_int, default=1, help="actors in the chain")
     agent.add_argument("--w2-weights", default=None,
                        help="w_0 (actor 0's pull to the data) … w_{N-1}, e.g. 10,10,10, or one "
-                            "w for every actor (default 1.0)")
+                            "w for every actor (default 1.0), in --weight-units")
+    agent.add_argument("--weight-units", choices=WEIGHT_UNITS, default="sum",
+                       help="sum: each w multiplies its term with ‖x − y‖² summed over action "
+                            "dimensions; seed: the design seed's units, where w_0 multiplies "
+                            "the mean over action dimensions (w_0/dim(A) in sum units) and "
+                            "w_i≥1 geomloss's ½‖x − y‖² (w_i/2), so the seed's 10,10,10 "
+                            "gives the seed's balance")
     agent.add_argument("--td3-bc", action=argparse.BooleanOptionalAction, default=False,
                        help="TD3+BC: one deterministic actor, Q term normalised with 2.5/E|Q|, "
                             "and --w2-weights w weighs a behaviour-cloning term averaged over "
                             "action dimensions (w_0 = w/dim(A); TD3+BC's is w = 1)")
     agent.add_argument("--deterministic-actors", action=argparse.BooleanOptionalAction,
                        default=False, help="π(s) instead of the noise-input π(s, z)")
-    agent.add_argument("--distance", choices=("exact", "sinkhorn"), default="exact",
-                       help="W2² between the K samples of consecutive actors")
+    agent.add_argument("--distance", choices=("exact", "sinkhorn", "unbiased"),
+                       default="exact",
+                       help="the chain's W2² between the samples of consecutive actors: exact "
+                            "or sinkhorn (the seed's) on K samples, both biased towards a "
+                            "narrower actor; unbiased: exact on two independent K-sample sets "
+                            "per side, W2²(a, b) − ½W2²(a, a′) − ½W2²(b, b′)")
+    agent.add_argument("--data-term", choices=("pointwise", "energy"), default="pointwise",
+                       help="actor 0's pull to the data action a: pointwise E‖π0 − a‖² (the "
+                            "seed's; collapses actor 0 to the data's conditional mean) or "
+                            "energy, the energy score E‖π0 − a‖ − ½E‖π0 − π0′‖ on K samples, "
+                            "which keeps the behaviour policy's spread")
     agent.add_argument("--num-samples", type=positive_int, default=4,
                        help="K samples per state for the distance (stochastic actors)")
     agent.add_argument("--sinkhorn-blur", type=float, default=0.05, help="geomloss blur")
@@ -104,6 +124,9 @@ def validate_args(args: argparse.Namespace) -> None:
         if args.num_actors != 1 or args.q_normalize is not None or args.deterministic_actors:
             raise UsageError("--td3-bc sets one deterministic actor and the Q normalisation "
                              "itself; drop --num-actors, --q-normalize, --deterministic-actors")
+        if args.weight_units != "sum" or args.data_term != "pointwise":
+            raise UsageError("--td3-bc's weight is TD3+BC's own (its BC term is averaged over "
+                             "action dimensions); drop --weight-units and --data-term")
     try:
         args.w2_weights = parse_w2_weights(args.w2_weights or "1.0", args.num_actors,
                                            ACTOR0_WEIGHT_ZERO)
@@ -123,11 +146,24 @@ def task_name(args: argparse.Namespace) -> str:
 
 
 def run_paths(args: argparse.Namespace) -> RunPaths:
-    """POGO_{dataset}_s{seed}_w{weights} (TD3BC_… with --td3-bc); checkpoints are grouped by
-    dataset."""
+    """POGO_{dataset}_s{seed}_w{weights}, then one suffix per setting off its default
+    (_sinkhorn or _unbiased, _energy, _seed-units), so runs that differ only there never share
+    a folder (TD3BC_… with --td3-bc); checkpoints are grouped by dataset."""
     task = task_name(args)
     name = run_name("TD3BC" if args.td3_bc else "POGO", task, args.seed, args.w2_weights)
+    suffixes = [args.distance if args.distance != "exact" else "",
+                "energy" if args.data_term == "energy" else "",
+                "seed-units" if args.weight_units == "seed" else ""]
+    name += "".join(f"_{suffix}" for suffix in suffixes if suffix)
     return RunPaths.of(args, name, group=task.replace("/", "-"))
+
+
+def summed_weights(args: argparse.Namespace, action_dim: int) -> tuple[float, ...]:
+    """--w2-weights in the agent's summed ‖x − y‖² units: the seed's w_0 (per action
+    dimension) over dim(A), its chain weights (geomloss's ½‖x − y‖²) over 2."""
+    if args.weight_units == "sum":
+        return tuple(args.w2_weights)
+    return (args.w2_weights[0] / action_dim, *(w / 2 for w in args.w2_weights[1:]))
 
 
 @functools.lru_cache(maxsize=None)
@@ -157,7 +193,8 @@ def agent_config(args: argparse.Namespace, action_dim: int) -> Any:
         if args.td3_bc:
             return POGOConfig.td3_bc(action_dim, args.w2_weights[0],
                                      **flag_fields(POGOConfig, args))
-        return config_from_flags(POGOConfig, args)
+        return POGOConfig(**{**flag_fields(POGOConfig, args),
+                             "w2_weights": summed_weights(args, action_dim)})
     except ValueError as error:
         raise UsageError(f"{error}") from None
 
@@ -200,6 +237,9 @@ class POGOTrainer(Trainer):
     modes = EVALUATION_MODES
 
     def build(self, task: Task) -> None:
+        import numpy as np
+        import torch
+
         from offline.data import OfflineSampler
         from pogo import POGO
 
@@ -214,6 +254,21 @@ class POGOTrainer(Trainer):
             self.agent.update(self.sampler.sample(args.batch_size)))
         if self.data.has_reference_scores:
             self.scores = self.data.normalized_score
+        rows = np.random.default_rng(stream_seed(args.seed, "spread")).choice(
+            len(self.data), min(SPREAD_STATES, len(self.data)), replace=False)
+        self.spread_states = torch.as_tensor(self.data.obs[np.sort(rows)], device=self.device)
+
+    def eval_measures(self) -> dict[str, float]:
+        """spread_i: each actor's spread (training/evaluation.action_spread) at the run's
+        fixed dataset states, with the same noise at every evaluation (a fresh generator
+        from the run's seed: nothing to checkpoint, and the training streams never move)."""
+        import torch
+
+        generator = torch.Generator(self.device).manual_seed(
+            stream_seed(self.args.seed, "spread"))
+        return {f"spread_{i}": action_spread(policy, self.spread_states, SPREAD_DRAWS,
+                                             generator)
+                for i, policy in enumerate(self.policies())}
 
     def policies(self) -> list[Any]:
         return evaluation_policies(self.agent, self.sampler.obs_mean, self.sampler.obs_std)

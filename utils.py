@@ -38,6 +38,7 @@ DERIVED_STREAMS = (
     "dataset_resets",  # make_dataset.py: episode reset seeds
     "dataset_actions",  # make_dataset.py: uniform random actions
     "dataset_noise",  # make_dataset.py: the actor's ε
+    "spread",  # train_pogo.py: the states and noise of the actors' spread measurement
 )
 
 

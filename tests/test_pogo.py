@@ -2,7 +2,9 @@
 
 The reference evaluates actors as tanh(net([s, z]))·max_action from their raw MLPs, the
 exact W2² by brute force over itertools.permutations, the Sinkhorn term by calling geomloss
-directly (×2), the distance to the data action as (1/K) Σ_k ‖x_k − a‖², and steps fresh
+directly (×2), the unbiased form from brute-force W2² of the two halves of each sample set,
+the distance to the data action as (1/K) Σ_k ‖x_k − a‖² and the energy score by pairwise
+loops over torch.linalg.vector_norm, and steps fresh
 torch.optim.Adam (non-fused) on copies of the networks. It replays the documented draw
 order from copies of the agent's generators. Gradients are compared, not only parameters
 after a step (one Adam step is blind to constant factors in a loss)."""
@@ -61,6 +63,16 @@ def brute_force_w2(x, y):
     return torch.stack(plans).min(0).values
 
 
+def energy_score_loops(x, action):
+    """Per state: (1/K) Σ_k ‖x_k − a‖ − 1/(2K(K−1)) Σ_{k≠l} ‖x_k − x_l‖."""
+    k = x.shape[1]
+    norm = torch.linalg.vector_norm
+    to_data = sum(norm(x[:, i] - action, dim=-1) for i in range(k)) / k
+    between = sum(norm(x[:, i] - x[:, j], dim=-1)
+                  for i in range(k) for j in range(k) if i != j)
+    return to_data - between / (2 * k * (k - 1))
+
+
 def params(module):
     return [p.detach().clone() for p in module.parameters()]
 
@@ -107,8 +119,12 @@ def reference_actor_steps(agent, snapshot, batch, critic):
     def draw(gen, samples=k):
         return torch.randn(BATCH, samples, ACTION_DIM, generator=gen) if not cfg.deterministic_actors else None
 
-    # actor 0 against the data action: one sample per state; the chain: K
-    noise = [draw(snapshot["actor"], 1)] + [draw(snapshot["chain"]) for _ in agent.actors[1:]]
+    # actor 0 against the data action: one sample per state (K for the energy score);
+    # the chain: K (2K, two independent sets, for the unbiased distance)
+    data_k = k if cfg.data_term == "energy" else 1
+    chain_k = 2 * k if cfg.distance == "unbiased" else k
+    noise = [draw(snapshot["actor"], data_k)]
+    noise += [draw(snapshot["chain"], chain_k) for _ in agent.actors[1:]]
     actors = snapshot["actors"]
     stale_actors = copy.deepcopy(actors)
     reference = stale_reference = None
@@ -119,10 +135,17 @@ def reference_actor_steps(agent, snapshot, batch, critic):
         scale = 1.0 if cfg.q_normalize is None else cfg.q_normalize / q.detach().abs().mean()
 
         def distance(ref):
+            if i == 0 and cfg.data_term == "energy":
+                return energy_score_loops(x, batch.action).mean()
             if i == 0:
                 return (x - batch.action.unsqueeze(1)).pow(2).sum(-1).mean()
             if cfg.distance == "exact":
                 return brute_force_w2(x, ref).mean()
+            if cfg.distance == "unbiased":
+                a, a_copy, b, b_copy = x[:, :k], x[:, k:], ref[:, :k], ref[:, k:]
+                cross = sum(brute_force_w2(u, v) for u in (a, a_copy) for v in (b, b_copy))
+                return (cross / 4 - brute_force_w2(a, a_copy) / 2
+                        - brute_force_w2(b, b_copy) / 2).mean()
             sinkhorn = SamplesLoss("sinkhorn", p=2, blur=cfg.sinkhorn_blur)
             return 2 * sinkhorn(x, ref).mean()
 
@@ -138,7 +161,7 @@ def reference_actor_steps(agent, snapshot, batch, critic):
                         "stale_grads": stale_grads, "params": params(actor)})
         if i + 1 < len(actors):
             with torch.no_grad():
-                z = draw(snapshot["chain"])
+                z = draw(snapshot["chain"], chain_k)
                 reference = actor_output(actor, batch.obs, z)
                 stale_reference = actor_output(stale_actors[i], batch.obs, z)
     return results
@@ -148,6 +171,7 @@ CHAIN_CASES = {
     "stochastic-exact": dict(),
     "stochastic-sinkhorn-qnorm": dict(distance="sinkhorn", q_normalize=2.5),
     "deterministic-qnorm": dict(deterministic_actors=True, q_normalize=1.5),
+    "stochastic-unbiased-energy": dict(distance="unbiased", data_term="energy"),
 }
 
 
@@ -361,6 +385,11 @@ def test_act_deterministic_is_zero_noise_and_stochastic_leaves_training_streams(
     (dict(w2_weights=(-1.0,)), "non-negative"),
     (dict(distance="emd"), "distance must be one of"),
     (dict(num_samples=9), "num_samples ≤ 8"),
+    (dict(distance="unbiased", num_samples=9), "num_samples ≤ 8"),
+    (dict(distance="unbiased", num_samples=1), "only the means"),
+    (dict(data_term="quantile"), "data_term must be one of"),
+    (dict(data_term="energy", num_samples=1), "num_samples ≥ 2"),
+    (dict(data_term="energy", deterministic_actors=True), "stochastic actors"),
     (dict(policy_freq=0), "policy_freq"),
     (dict(q_normalize=0.0), "q_normalize"),
 ])

@@ -59,7 +59,8 @@ def test_end_to_end_outputs(finished):
     rows = rows_of(root)
     assert [int(row["step"]) for row in rows] == [100, 200, 300]
     for column in ("actor_0_deterministic", "actor_1_deterministic", "critic_loss", "q_data",
-                   "actor_loss_0", "actor_loss_1", "w2_0", "w2_1", "actor_q_1"):
+                   "actor_loss_0", "actor_loss_1", "w2_0", "w2_1", "actor_q_1", "spread_0",
+                   "spread_1"):
         assert column in rows[-1], column
     assert "actor_0_stochastic" not in rows[-1]  # POGO evaluates deterministic episodes
     # D4RL has no reference scores for InvertedPendulum: raw returns only
@@ -78,9 +79,40 @@ def test_end_to_end_outputs(finished):
     events = EventAccumulator(str(root / "runs" / RUN))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    for tag in ("train/critic_loss", "train/w2_1", "eval/actor_1_deterministic"):
+    for tag in ("train/critic_loss", "train/w2_1", "eval/actor_1_deterministic",
+                "eval/spread_0", "eval/spread_1"):
         assert tag in tags, tag
     assert [e.step for e in events.Scalars("eval/actor_0_deterministic")] == [100, 200, 300]
+    assert [e.value for e in events.Scalars("eval/spread_1")] == \
+           pytest.approx([float(row["spread_1"]) for row in rows])
+
+
+def test_spread_is_the_final_actors_spread_at_the_documented_states(finished, hdf5_dataset):
+    """spread_i of the last row, recomputed from the final checkpoint's actors: the
+    standard deviation over SPREAD_DRAWS noise draws at SPREAD_STATES dataset states drawn
+    from the run's 'spread' stream, averaged over states and action dimensions."""
+    from offline.data import load_dataset
+    from training.final_checkpoint import build_actors, read_final_checkpoint
+    from utils import stream_seed
+
+    root, _ = finished
+    checkpoint = read_final_checkpoint(
+        root / "checkpoints" / "invertedpendulum_random" / f"{RUN}_final.pt")
+    data = load_dataset(str(hdf5_dataset), "InvertedPendulum-v5")
+    rows = np.random.default_rng(stream_seed(3, "spread")).choice(
+        len(data), train_pogo.SPREAD_STATES, replace=False)
+    obs = torch.as_tensor(data.obs[np.sort(rows)], dtype=torch.float64)
+    obs = (obs - checkpoint["obs_mean"].double()) / checkpoint["obs_std"].double()
+    generator = torch.Generator().manual_seed(stream_seed(3, "spread"))
+    last = rows_of(root)[-1]
+    for i, actor in enumerate(build_actors(checkpoint, [0, 1])):
+        noise = torch.randn(len(obs), train_pogo.SPREAD_DRAWS, 1, generator=generator,
+                            dtype=torch.float64)
+        with torch.no_grad():
+            actions = actor.double()(obs.unsqueeze(1).expand(-1, noise.shape[1], -1), noise)
+        expected = np.std(actions.numpy(), axis=1, ddof=1).mean()
+        assert float(last[f"spread_{i}"]) == pytest.approx(expected, rel=1e-9), i
+        assert expected > 0.0
 
 
 def test_kill_9_and_resume_equals_the_uninterrupted_run(finished, hdf5_dataset, tmp_path):
@@ -134,6 +166,21 @@ def test_td3_bc_is_a_configuration(hdf5_dataset, tmp_path):
     assert config.w2_weights == (1.0,)  # 1/dim(A) with one action dimension
 
 
+def test_new_terms_and_seed_units_name_their_runs_and_reach_the_agent(hdf5_dataset, tmp_path):
+    argv = ["--dataset", str(hdf5_dataset), *TINY, *output_flags(tmp_path)]
+    args, paths, task = train_pogo.parse_and_check(argv)
+    assert paths.file_name == RUN  # the defaults add nothing: earlier runs keep their names
+    args, paths, task = train_pogo.parse_and_check(
+        [*argv, "--distance", "unbiased", "--data-term", "energy", "--weight-units", "seed"])
+    assert paths.file_name == f"{RUN}_unbiased_energy_seed-units"
+    config = train_pogo.agent_config(args, task.data.action_dim)
+    assert (config.distance, config.data_term) == ("unbiased", "energy")
+    assert config.w2_weights == (1.0, 0.25)  # 1.0 per dimension of 1; 0.5 on ½‖x − y‖²
+    args.w2_weights = [10.0, 10.0, 10.0]
+    # HalfCheetah's 6 action dimensions: the seed's [10, 10, 10] is [10/6, 5, 5] summed
+    assert train_pogo.summed_weights(args, 6) == pytest.approx((10 / 6, 5.0, 5.0))
+
+
 @pytest.mark.parametrize("extra, message", [
     ([], "--dataset is required"),
     (["--dataset", "missing.hdf5", "--env-name", "Hopper-v5"], "missing.hdf5"),
@@ -149,6 +196,12 @@ def test_td3_bc_is_a_configuration(hdf5_dataset, tmp_path):
      "non-negative"),
     (["--dataset", "DATA", "--env-name", "InvertedPendulum-v5", "--td3-bc",
       "--num-actors", "2"], "--td3-bc"),
+    (["--dataset", "DATA", "--env-name", "InvertedPendulum-v5", "--td3-bc",
+      "--weight-units", "seed"], "drop --weight-units"),
+    (["--dataset", "DATA", "--env-name", "InvertedPendulum-v5", "--data-term", "energy",
+      "--num-samples", "1"], "num_samples ≥ 2"),
+    (["--dataset", "DATA", "--env-name", "InvertedPendulum-v5", "--data-term", "energy",
+      "--deterministic-actors"], "stochastic actors"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(hdf5_dataset, tmp_path, capsys,
                                                           monkeypatch, extra, message):

@@ -1,16 +1,23 @@
 """transport.py's W2² functions against independent computations: brute force over
 itertools.permutations, 1-D sorted matching, translation invariance, Monte-Carlo sorted
-samples, geomloss called directly, and finite differences."""
+samples, geomloss called directly, finite differences, SciPy's assignment solver for the
+estimators' bias, Gaussian closed forms for the energy score, and trained actors."""
 
 import itertools
 import math
 
+import copy
+
+import numpy as np
 import pytest
 import torch
 from geomloss import SamplesLoss
+from scipy.optimize import linear_sum_assignment
 
-from transport import (MAX_EXACT_SAMPLES, exact_w2_squared, gaussian_w2_squared,
-                       gaussian_w2_squared_log_std, sample_w2_squared, sinkhorn_w2_squared)
+from model import NoiseInputActor
+from transport import (MAX_EXACT_SAMPLES, energy_score, exact_w2_squared,
+                       gaussian_w2_squared, gaussian_w2_squared_log_std, sample_w2_squared,
+                       sinkhorn_w2_squared, unbiased_w2_squared)
 
 
 def brute_force_w2_squared(x, y):
@@ -170,3 +177,207 @@ def test_gaussian_closed_form_gradient_equals_autograd():
     torch.testing.assert_close(mean_leaf.grad, expected[0])
     torch.testing.assert_close(log_std_leaf.grad, expected[1])
     assert ref_std.grad is None
+
+
+# ------------------------------------------------- bias of the sample estimators
+# Candidate s·X against reference Y, X and Y independent K-sample sets of N(0, I_d). For each
+# draw W2²(s·x, y) = s²·mean‖x_i‖² + mean‖y_j‖² − 2s·max_σ (1/K) Σ⟨x_i, y_σ(i)⟩, so in
+# expectation d·s² + d − 2s·M with M the expected best matching's inner product, which SciPy's
+# assignment solver gives here independently of transport.py.
+BIASED_MINIMISERS = {1: 0.575, 6: 0.311}  # M/d at K = 4 (the issue's Monte Carlo values)
+
+
+def unit_gaussian_sets(d, k, draws, seed):
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.randn(draws, k, d, generator=gen, dtype=torch.float64),
+            torch.randn(draws, k, d, generator=gen, dtype=torch.float64))
+
+
+def expected_matching(x, y):
+    """M = E[max_σ (1/K) Σ_i ⟨x_i, y_σ(i)⟩] over the draws, by linear_sum_assignment."""
+    values = []
+    for a, b in zip(x.numpy(), y.numpy()):
+        inner = a @ b.T
+        rows, cols = linear_sum_assignment(inner, maximize=True)
+        values.append(inner[rows, cols].mean())
+    return float(np.mean(values))
+
+
+def minimiser(spreads, values):
+    """The minimiser of the parabola fitted to (spread, mean distance)."""
+    c2, c1, _ = np.polyfit(np.asarray(spreads), np.asarray(values), 2)
+    return -c1 / (2 * c2)
+
+
+SPREADS = torch.linspace(0.1, 1.5, 15, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("d", [1, 6])
+def test_k_sample_exact_distance_is_biased_towards_a_narrower_actor(d):
+    x, y = unit_gaussian_sets(d, 4, 6000, seed=d)
+    m = expected_matching(x, y)
+    assert m / d == pytest.approx(BIASED_MINIMISERS[d], abs=0.01)
+    means = torch.stack([exact_w2_squared(s * x, y).mean() for s in SPREADS])
+    closed = d * SPREADS**2 + d - 2 * SPREADS * m
+    torch.testing.assert_close(means, closed, rtol=0.02, atol=0.02)
+    assert minimiser(SPREADS, means) == pytest.approx(BIASED_MINIMISERS[d], abs=0.02)
+
+
+@pytest.mark.parametrize("d", [1, 6])
+def test_unbiased_distance_is_minimised_at_the_reference_spread(d):
+    """E[D] = M·(s − 1)²: zero and minimal at s = 1, with M from the assignment solver."""
+    x, y = unit_gaussian_sets(d, 8, 6000, seed=10 + d)  # two independent 4-sample sets each
+    m = expected_matching(x[:, :4], y[:, :4])
+    means = torch.stack([unbiased_w2_squared(s * x, y).mean() for s in SPREADS])
+    torch.testing.assert_close(means, m * (SPREADS - 1) ** 2, rtol=0.0, atol=0.03 * d)
+    assert minimiser(SPREADS, means) == pytest.approx(1.0, abs=0.03)
+
+
+def test_unbiased_distance_is_exact_in_the_mean():
+    """A shift μ adds ‖μ‖² in expectation, as in the closed-form W2² (the same draws with
+    and without the shift, so only the shift's own noise 2⟨μ, x̄ − ȳ⟩ remains)."""
+    x, y = unit_gaussian_sets(6, 8, 6000, seed=20)
+    shift = torch.tensor([0.3, -0.2, 0.0, 0.5, 0.1, -0.4], dtype=torch.float64)
+    added = unbiased_w2_squared(x + shift, y) - unbiased_w2_squared(x, y)
+    assert added.mean().item() == pytest.approx(shift.pow(2).sum().item(), abs=0.01)
+
+
+def test_sinkhorn_distance_has_the_exact_distances_bias():
+    """The seed's Sinkhorn (blur 0.05, geomloss's debiasing on the same samples) is
+    minimised near 0.32 in 6-D at K = 4, as the exact distance's M/d."""
+    x, y = unit_gaussian_sets(6, 4, 3000, seed=21)
+    spreads = torch.linspace(0.1, 0.7, 13)
+    means = [sinkhorn_w2_squared(s * x.float(), y.float()).mean().item() for s in spreads]
+    assert minimiser(spreads, means) == pytest.approx(0.316, abs=0.03)
+
+
+def test_unbiased_distance_refuses_odd_or_unequal_sample_sets():
+    with pytest.raises(ValueError, match="even, equal number"):
+        unbiased_w2_squared(torch.zeros(2, 3, 1), torch.zeros(2, 3, 1))
+    with pytest.raises(ValueError, match="even, equal number"):
+        unbiased_w2_squared(torch.zeros(2, 4, 1), torch.zeros(2, 6, 1))
+
+
+def test_dispatcher_routes_unbiased():
+    x, y = random_sets((6, 8, 3), seed=22)
+    torch.testing.assert_close(sample_w2_squared(x, y, "unbiased"), unbiased_w2_squared(x, y))
+
+
+# ------------------------------------------- a bimodal reference and a trained actor
+def mixture(shape, gen):
+    """½·N(−0.5, 0.1²) + ½·N(0.5, 0.1²) per sample."""
+    sign = torch.randint(0, 2, (*shape[:-1], 1), generator=gen) * 2.0 - 1.0
+    return 0.5 * sign + 0.1 * torch.randn(shape, generator=gen)
+
+
+def mixture_quantile(z):
+    """The mixture's quantile at Φ(z): z's sign picks the mode, its quantile within the half
+    the place in the mode (so z ~ N(0, 1) maps to a draw of the mixture)."""
+    u = torch.special.ndtr(z)
+    within = torch.where(u < 0.5, 2 * u, 2 * u - 1).clamp(1e-6, 1 - 1e-6)
+    return torch.where(u < 0.5, -0.5, 0.5) + 0.1 * torch.special.ndtri(within)
+
+
+def near_a_mode(actions):
+    return (((actions - 0.5).abs() < 0.2) | ((actions + 0.5).abs() < 0.2)).float().mean().item()
+
+
+def actor_samples(actor, gen, states=32, draws=256):
+    with torch.no_grad():
+        obs = torch.randn(states, 1, 2, generator=gen).expand(states, draws, 2)
+        return actor(obs, torch.randn(states, draws, 1, generator=gen))
+
+
+def test_a_trained_noise_input_actor_keeps_both_modes_under_the_unbiased_distance():
+    """An actor fitted to the mixture (by regression on its quantile map), then trained
+    as a chain link against fresh mixture samples: the unbiased distance keeps the two
+    modes and their spread; the K-sample exact distance pulls them together."""
+    gen = torch.Generator().manual_seed(0)
+    fitted = NoiseInputActor(2, 1, 64, 1.0, True, torch.Generator().manual_seed(0))
+    optimizer = torch.optim.Adam(fitted.parameters(), lr=5e-3)
+    for _ in range(600):
+        obs, z = torch.randn(16, 8, 2, generator=gen), torch.randn(16, 8, 1, generator=gen)
+        loss = (fitted(obs, z) - mixture_quantile(z)).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    reference = mixture((32, 256, 1), gen)
+    assert near_a_mode(actor_samples(fitted, gen)) > 0.9 * near_a_mode(reference)
+    kept = {}
+    for method, samples in (("unbiased", 8), ("exact", 4)):
+        actor = copy.deepcopy(fitted)
+        optimizer = torch.optim.Adam(actor.parameters(), lr=1e-3)
+        for _ in range(300):
+            obs = torch.randn(32, 1, 2, generator=gen).expand(32, samples, 2)
+            x = actor(obs, torch.randn(32, samples, 1, generator=gen))
+            loss = sample_w2_squared(x, mixture((32, samples, 1), gen), method).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        kept[method] = actor_samples(actor, gen)
+    unbiased, exact = kept["unbiased"], kept["exact"]
+    assert near_a_mode(unbiased) > 0.85 * near_a_mode(reference)
+    assert 0.4 < (unbiased > 0).float().mean().item() < 0.6
+    assert unbiased.std().item() == pytest.approx(reference.std().item(), rel=0.1)
+    assert near_a_mode(exact) < 0.6 and exact.std().item() < 0.7 * reference.std().item()
+
+
+# -------------------------------------------------------------------- energy score
+def test_energy_score_matches_the_gaussian_closed_form():
+    """For X ~ N(μ, σ²) in 1-D: E|X − a| = σ·(2φ(z) + z·(2Φ(z) − 1)), z = (a − μ)/σ, and
+    E|X − X′| = 2σ/√π; the K-sample estimate is unbiased for E|X − a| − ½E|X − X′|."""
+    gen = torch.Generator().manual_seed(30)
+    mu, sigma, a = 0.3, 0.7, 1.1
+    x = mu + sigma * torch.randn(200_000, 4, 1, generator=gen, dtype=torch.float64)
+    z = (a - mu) / sigma
+    normal = torch.distributions.Normal(0.0, 1.0)
+    pdf, cdf = normal.log_prob(torch.tensor(z)).exp().item(), normal.cdf(torch.tensor(z)).item()
+    closed = sigma * (2 * pdf + z * (2 * cdf - 1)) - sigma / math.sqrt(math.pi)
+    point = torch.full((200_000, 1, 1), a, dtype=torch.float64)
+    assert energy_score(x, point).mean().item() == pytest.approx(closed, abs=2e-3)
+
+
+def test_energy_score_is_minimised_by_the_data_spread_and_the_squared_distance_by_none():
+    """Data a ~ N(0, 1), candidate N(0, s²): E ES = √(2/π)·√(1 + s²) − s/√π, minimal at
+    s = 1; E‖X − a‖² = 1 + s², minimal at s = 0 (a Dirac at the mean)."""
+    gen = torch.Generator().manual_seed(31)
+    x = torch.randn(40_000, 4, 1, generator=gen, dtype=torch.float64)
+    a = torch.randn(40_000, 1, 1, generator=gen, dtype=torch.float64)
+    spreads = torch.linspace(0.7, 1.3, 13, dtype=torch.float64)
+    scores = torch.stack([energy_score(s * x, a).mean() for s in spreads])
+    closed = math.sqrt(2 / math.pi) * (1 + spreads**2).sqrt() - spreads / math.sqrt(math.pi)
+    torch.testing.assert_close(scores, closed, rtol=0.0, atol=0.01)
+    assert minimiser(spreads, scores) == pytest.approx(1.0, abs=0.05)
+    squared = torch.stack([sample_w2_squared(s * x, a).mean() for s in spreads])
+    torch.testing.assert_close(squared, 1 + spreads**2, rtol=0.03, atol=0.0)
+
+
+def test_an_actor_fitted_with_the_energy_score_keeps_the_datas_conditional_spread():
+    """One data action per state, a = 0.5·s + 0.2·ε: the energy score recovers the spread
+    0.2 at each state; the squared distance to the data action collapses it."""
+    spreads = {}
+    for term in ("energy", "pointwise"):
+        gen = torch.Generator().manual_seed(0)
+        actor = NoiseInputActor(1, 2, 32, 1.0, True, torch.Generator().manual_seed(0))
+        optimizer = torch.optim.Adam(actor.parameters(), lr=3e-3)
+        for _ in range(500):
+            s = torch.rand(64, 1, generator=gen) * 2 - 1
+            a = (0.5 * s + 0.2 * torch.randn(64, 2, generator=gen)).unsqueeze(1)
+            x = actor(s.unsqueeze(1).expand(64, 4, 1), torch.randn(64, 4, 2, generator=gen))
+            loss = (energy_score(x, a) if term == "energy" else sample_w2_squared(x, a)).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            s = torch.linspace(-0.9, 0.9, 16).reshape(16, 1, 1).expand(16, 512, 1)
+            spreads[term] = actor(s, torch.randn(16, 512, 2, generator=gen)).std(1).mean().item()
+    assert spreads["energy"] == pytest.approx(0.2, rel=0.15)
+    assert spreads["pointwise"] < 0.05
+
+
+def test_energy_score_needs_two_samples_and_has_finite_gradients_at_ties():
+    with pytest.raises(ValueError, match="K ≥ 2"):
+        energy_score(torch.zeros(3, 1, 2), torch.zeros(3, 1, 2))
+    x = torch.zeros(3, 4, 2, requires_grad=True)
+    energy_score(x, torch.zeros(3, 1, 2)).sum().backward()
+    assert torch.isfinite(x.grad).all()

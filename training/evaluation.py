@@ -106,6 +106,22 @@ def noise_input_policies(actors: list[Any], obs_mean: Any, obs_std: Any) -> list
     return [policy(float64_copy(actor)) for actor in actors]
 
 
+def action_spread(policy: Policy, obs: Any, draws: int, generator: Any) -> float:
+    """The policy's spread at the states obs [S, obs_dim]: the standard deviation of its
+    actions over `draws` noise draws ε ~ N(0, I) at each state, averaged over the states and
+    the action dimensions, mean_{s,d} std_k π(s, ε_k)_d (float64; 0 for a deterministic
+    actor). A collapse of a stochastic actor to its mean shows as a spread near 0, which a
+    spread of the actions over states (the data's, say) would hide."""
+    import torch
+
+    obs = obs.double().unsqueeze(1).expand(-1, draws, -1)
+    action_dim = policy(obs[:1, :1], None).shape[-1]
+    noise = torch.randn(*obs.shape[:2], action_dim, generator=generator, dtype=torch.float64,
+                        device=obs.device)
+    with torch.no_grad():
+        return policy(obs, noise).std(1).mean().item()
+
+
 def float64_copy(module: Any) -> Any:
     """A float64 copy of a network for evaluation. float32 matrix products can differ in the
     last bit with the number of rows, and MuJoCo amplifies such a difference into a different

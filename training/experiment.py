@@ -242,12 +242,15 @@ class Experiment:
 
     def record_evaluation(self, returns: np.ndarray, modes: tuple[str, ...],
                           counters: dict[str, float], metrics: dict[str, Any],
-                          scores: Callable[[float], float] | None = None) -> None:
+                          scores: Callable[[float], float] | None = None,
+                          measures: dict[str, float] | None = None) -> None:
         """One evaluation: print it, add it to TensorBoard and to the history, and rewrite the
         outputs. `returns` is [actor, mode, episode]; `scores` maps a mean return to a
-        normalised score, logged beside it where given."""
+        normalised score, logged beside it where given; `measures` are further per-evaluation
+        figures (e.g. POGO's spread_i), logged like the returns."""
         step = self.state.total_steps
         columns, lines = evaluation_table(returns, modes, step, scores=scores)
+        columns.update(measures or {})
         print("\n".join(lines), flush=True)
         for name, value in columns.items():
             if not name.endswith("_std"):

@@ -74,7 +74,8 @@ class Trainer(abc.ABC):
                            checkpoint_if_due() and final_evaluation();
       summary()            the keys it adds to summary.json and the run's length in words;
       algorithm()          its name in the self-contained final checkpoint.
-    It may override eval_counters() and scores (normalised scores, where they exist)."""
+    It may override eval_counters(), eval_measures() and scores (normalised scores, where
+    they exist)."""
     program: ClassVar[str]
     modes: ClassVar[tuple[str, ...]]
     scores: Callable[[float], float] | None = None
@@ -132,6 +133,11 @@ class Trainer(abc.ABC):
         """Counters an evaluation row holds besides the step (e.g. training episodes)."""
         return {}
 
+    def eval_measures(self) -> dict[str, float]:
+        """Figures measured at each evaluation besides the returns (TensorBoard eval/ and
+        the metrics CSV), e.g. each actor's spread."""
+        return {}
+
     # -- the shared parts
     @property
     def state(self) -> Any:
@@ -159,7 +165,7 @@ class Trainer(abc.ABC):
         returns = self.evaluator.run(self.policies(), self.device, self.experiment.stop.check,
                                      recorder)
         self.experiment.record_evaluation(returns, self.modes, self.eval_counters(),
-                                          self.metrics, self.scores)
+                                          self.metrics, self.scores, self.eval_measures())
         if recorder is not None:  # the recorded episodes: deterministic episode 0
             recorder.finish(returns[:, self.modes.index("deterministic"), 0],
                             self.experiment.writer)
