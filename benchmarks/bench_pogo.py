@@ -1,11 +1,13 @@
-"""Speed benchmark of the POGO agent and of its two sample W2² distances.
+"""Speed benchmark of the POGO agent, its sample W2² distances and its data terms.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_pogo.py          # CPU, N = 1, 2, 3
     python benchmarks/bench_pogo.py --cuda                     # GPU
 
 1. POGO.update on HalfCheetah-like shapes (obs 17, action 6, batch 256, hidden 256, K = 4,
    policy_freq 2: a timed block of an even number of calls holds as many actor updates as
-   critic-only ones) for every N and distance, and TD3+BC as a configuration for scale.
+   critic-only ones) for every N and chain distance (exact, sinkhorn, unbiased; and unbiased
+   with the energy data term), and TD3+BC as a configuration for scale; "× exact" is each
+   row's time per update over the exact distance's at the same N.
    The agents are timed round-robin in short blocks, so a slow spell of a shared machine
    hits every row alike; each rate is the median of --repeats blocks after a warm-up round.
    "marginal" is the extra time of each actor beyond the first, as a fraction of the
@@ -14,7 +16,9 @@
    timed the same way, and how far they disagree per state (relative value error, and
    relative error of the gradient with respect to the moving samples) on the samples the
    agent really compares: actor 1 against the updated actor 0, at initialisation and after
-   --train-updates updates on synthetic data.
+   --train-updates updates on synthetic data. Then the cost of the other estimators on the
+   same samples: the unbiased distance (2K samples per side) and actor 0's data terms
+   (point-wise squared distance and energy score against one data action per state).
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ import torch  # noqa: E402
 
 from pogo import POGO, POGOConfig  # noqa: E402
 from replay_memory import Batch  # noqa: E402
-from transport import exact_w2_squared, sinkhorn_w2_squared  # noqa: E402
+from transport import (dirac_w2_squared, energy_score, exact_w2_squared,  # noqa: E402
+                       sinkhorn_w2_squared, unbiased_w2_squared)
 
 OBS_DIM, ACTION_DIM = 17, 6
 
@@ -65,11 +70,14 @@ def round_robin(work: dict[str, Callable[[], None]], count: int, repeats: int,
 
 def agent_configs(chain_lengths: list[int], hidden: int, k: int) -> dict[str, POGOConfig]:
     configs = {"TD3+BC (1 deterministic actor)": POGOConfig.td3_bc(ACTION_DIM, hidden_size=hidden)}
-    for distance in ("exact", "sinkhorn"):
+    settings = {"exact": {}, "sinkhorn": {"distance": "sinkhorn"},
+                "unbiased": {"distance": "unbiased"},
+                "unbiased+energy": {"distance": "unbiased", "data_term": "energy"}}
+    for name, setting in settings.items():
         for n in chain_lengths:
-            configs[f"{distance} N={n}"] = POGOConfig(
-                num_actors=n, w2_weights=(1.0,) * n, distance=distance, num_samples=k,
-                hidden_size=hidden)
+            configs[f"{name} N={n}"] = POGOConfig(
+                num_actors=n, w2_weights=(1.0,) * n, num_samples=k, hidden_size=hidden,
+                **setting)
     return configs
 
 
@@ -91,25 +99,28 @@ def bench_updates(args: argparse.Namespace, device: torch.device,
                         args.updates, args.repeats, synchronize)
     print(f"\nPOGO.update, batch {args.batch_size}, hidden {args.hidden_size}, K = "
           f"{args.num_samples}, policy_freq 2 (rates count every call; half update actors)")
-    print("| configuration | updates/s | ms/update | per extra actor: ms/update "
+    print("| configuration | updates/s | ms/update | × exact | per extra actor: ms/update "
           "| per extra actor: fraction of N=1 |")
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for name, rate in rates.items():
         distance, _, n = name.partition(" N=")
         base = rates.get(f"{distance} N=1")
+        exact = rates.get(f"exact N={n}")
         extra_ms = marginal = "–"
         if n and base and int(n) > 1:
             extra_ms = f"{1e3 * (1 / rate - 1 / base) / (int(n) - 1):.2f}"
             marginal = f"{(base / rate - 1.0) / (int(n) - 1):.2f}"
-        print(f"| {name} | {rate:.1f} | {1e3 / rate:.2f} | {extra_ms} | {marginal} |")
-    print("(the two N=1 rows run the same code: actor 0's distance is to a Dirac, exact for "
-          "either method; their gap is the timing noise)")
+        ratio = f"{exact / rate:.2f}" if exact else "–"
+        print(f"| {name} | {rate:.1f} | {1e3 / rate:.2f} | {ratio} | {extra_ms} | {marginal} |")
+    print("(the exact, sinkhorn and unbiased N=1 rows run the same code: actor 0's distance is "
+          "to a Dirac, exact for every method; their gap is the timing noise)")
 
 
-def chain_samples(args: argparse.Namespace, device: torch.device, train_updates: int
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+def chain_samples(args: argparse.Namespace, device: torch.device, train_updates: int,
+                  samples: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Actor 1's samples [B, K, A] and the updated actor 0's (its reference), as in an actor
-    update, after `train_updates` updates of a 2-actor agent on synthetic data."""
+    update, after `train_updates` updates of a 2-actor agent on synthetic data (K =
+    `samples`, default --num-samples)."""
     config = POGOConfig(num_actors=2, w2_weights=(1.0, 1.0), num_samples=args.num_samples,
                         hidden_size=args.hidden_size)
     agent = POGO(OBS_DIM, ACTION_DIM, 1.0, config, seed=1, device=device)
@@ -118,8 +129,8 @@ def chain_samples(args: argparse.Namespace, device: torch.device, train_updates:
         agent.update(batches[step % len(batches)])
     obs = batches[0].obs
     with torch.no_grad():
-        return (agent.sample_actions(agent.actors[1], obs, "chain"),
-                agent.sample_actions(agent.actors[0], obs, "chain"))
+        return (agent.sample_actions(agent.actors[1], obs, "chain", samples),
+                agent.sample_actions(agent.actors[0], obs, "chain", samples))
 
 
 def bench_distances(args: argparse.Namespace, device: torch.device,
@@ -163,6 +174,41 @@ def bench_distances(args: argparse.Namespace, device: torch.device,
             print(f"| {name} | {1e3 / rates[name]:.2f} | {label} | {exact.mean().item():.4f} "
                   f"| {quantiles[0].item():.4f} / {quantiles[1].item():.4f} / "
                   f"{error.max().item():.4f} | {grad_error:.4f} |")
+    bench_other_estimators(args, x.detach(), y, synchronize)
+
+
+def bench_other_estimators(args: argparse.Namespace, x: torch.Tensor, y: torch.Tensor,
+                           synchronize: Callable[[], None]) -> None:
+    """Forward + backward of the unbiased distance (2K samples per side) and of actor 0's
+    data terms (K samples against one point), beside the exact K-sample distance."""
+    doubled = chain_samples(args, x.device, args.train_updates, 2 * args.num_samples)
+    point = y[:, :1]
+    estimators = {
+        "exact W2², K per side": (exact_w2_squared, x, y),
+        "unbiased W2², 2K per side": (unbiased_w2_squared, *doubled),
+        "point-wise E‖x − a‖², K samples": (dirac_w2_squared, x, point),
+        "energy score, K samples": (energy_score, x, point),
+    }
+
+    def block(function: Callable, moving: torch.Tensor, reference: torch.Tensor
+              ) -> Callable[[], None]:
+        moving = moving.clone().requires_grad_(True)
+
+        def run() -> None:
+            for _ in range(args.distance_calls):
+                moving.grad = None
+                function(moving, reference).mean().backward()
+        return run
+
+    rates = round_robin({name: block(*entry) for name, entry in estimators.items()},
+                        args.distance_calls, args.repeats, synchronize)
+    exact_ms = 1e3 / rates["exact W2², K per side"]
+    print(f"\nThe other estimators, forward + backward, {args.batch_size} states, "
+          f"K = {args.num_samples}")
+    print("| estimator | ms | × exact |")
+    print("|---|---|---|")
+    for name, rate in rates.items():
+        print(f"| {name} | {1e3 / rate:.3f} | {1e3 / rate / exact_ms:.2f} |")
 
 
 def main() -> None:

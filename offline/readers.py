@@ -26,11 +26,14 @@ HDF5_SUFFIXES = (".hdf5", ".h5")
 HDF5_REQUIRED = ("observations", "actions", "rewards", "terminals")
 
 # D4RL's reference returns (random policy, expert policy) for the locomotion tasks, as in
-# d4rl/infos.py; the normalised score is 100·(R − min)/(max − min).
+# d4rl/infos.py; the normalised score is 100·(R − min)/(max − min). They were measured on
+# D4RL's mujoco-py (-v2) environments: on the -v5 environments of datasets made here a score
+# against them is "D4RL-referenced", comparable to published D4RL scores only approximately.
 D4RL_REF_SCORES: dict[str, tuple[float, float]] = {
     "halfcheetah": (-280.178953, 12135.0),
     "hopper": (-20.272305, 3234.3),
     "walker2d": (1.629008, 4592.3),
+    "ant": (-325.6, 3879.7),
 }
 
 _warned_v2_on_new_env = False  # the D4RL-vs-new-environment warning is shown once per process
@@ -184,7 +187,8 @@ def _d4rl_reference_scores(file_name: str) -> tuple[float | None, float | None]:
     """D4RL's (random, expert) returns for the task the file name names, else (None, None)."""
     name = file_name.lower()
     for task, (low, high) in D4RL_REF_SCORES.items():
-        if task in name:
+        # the task as a whole word: "ant" names Ant-v5 and ant-medium, not antmaze or "plant"
+        if re.search(rf"(?<![a-z]){task}(?![a-z])", name):
             return low, high
     return None, None
 
