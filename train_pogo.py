@@ -24,6 +24,7 @@ from training import trainer
 from training.run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_network_flags,
                                 add_output_flags, add_threads_flag, check_ranges,
                                 interruptible)
+from training.tracking import add_tracking_flags, check_tracking
 from training.trainer import MEMORY_OVERHEAD_BYTES, Task, Trainer, train_to_end
 from utils import (OneLineErrorParser, UsageError, flag_fields,
                    parse_w2_weights, positive_int, run_name, stream_seed, with_finite)
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="deterministic episodes per actor")
     add_video_flags(parser)
     add_output_flags(parser, "gradient steps")
+    add_tracking_flags(parser)
     return parser
 
 
@@ -118,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def validate_args(args: argparse.Namespace) -> None:
     """Checks that need no dataset; raises UsageError naming the problem and the fix."""
+    check_tracking(args)
     if args.dataset is None:
         raise UsageError("--dataset is required: a local Minari dataset id or a .hdf5 file")
     if args.td3_bc:

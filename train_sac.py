@@ -17,6 +17,7 @@ from training import trainer
 from training.run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_network_flags,
                                 add_output_flags, add_threads_flag, check_ranges,
                                 interruptible)
+from training.tracking import add_tracking_flags, check_tracking
 from training.trainer import MEMORY_OVERHEAD_BYTES, Task, Trainer, train_to_end
 from utils import (OneLineErrorParser, UsageError, atomic_write, config_from_flags,
                    non_negative_int, parse_w2_weights, positive_int, run_name, stream_seed,
@@ -95,11 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
                             help="episodes per actor and mode (deterministic, stochastic)")
     add_video_flags(parser)
     add_output_flags(parser, "environment steps")
+    add_tracking_flags(parser)
     return parser
 
 
 def validate_args(args: argparse.Namespace) -> None:
     """Checks that need no environment; raises UsageError naming the problem and the fix."""
+    check_tracking(args)
     if args.num_actors < 1:
         raise UsageError(f"--num-actors must be at least 1 (got {args.num_actors})")
     try:
@@ -276,8 +279,8 @@ class SACTrainer(Trainer):
                 break
             self.episodes += 1
             last_return = episode_return
-            self.experiment.writer.add_scalar("train/episode_return", episode_return,
-                                              self.state.total_steps)
+            self.experiment.add_scalar("train/episode_return", episode_return,
+                                       self.state.total_steps)
             if self.episodes % self.args.eval_freq == 0:
                 self.evaluate()
             self.checkpoint_if_due()

@@ -1,14 +1,19 @@
-"""POGO's offline results: train_pogo.py runs → one table and a learning-curve figure per dataset.
+"""POGO's offline results: train_pogo.py runs → two tables and learning curves per dataset.
 
-    python offline_report.py --results-dir results [--out-dir results/offline_report] \\
-        [--behaviour-score posac/hopper/medium-v0=71.1 ...]
+    python -m reports.offline --results-dir results [--out-dir results/offline_report] \\
+        [--behaviour-score posac/hopper/medium-v0=71.1 ...] [--bootstrap-reps 50000]
 
 Finds every train_pogo.py run in --results-dir (a folder whose config.json names a `dataset`;
 other runs there, such as train_sac.py's POSAC_*, are skipped), reads its metrics CSV (one
-row per evaluation) and writes, into --out-dir (the figures drawn by offline_figures.py):
+row per evaluation) and writes, into --out-dir (the figures drawn by reports/figures.py):
 
     offline_results.md, offline_results.csv   one row per dataset × method (TD3+BC, or POGO
                                               with one chain-weight setting) × actor
+    aggregate_results.md, aggregate_results.csv
+                                              one row per method × actor: the interquartile
+                                              mean of the last-fifth scores over datasets,
+                                              with a 95% stratified-bootstrap interval
+                                              (rliable)
     curves_{dataset}.png                      one figure per dataset (its id, / as _), one
                                               line per (method, actor): mean over seeds
                                               with a shaded 95% bootstrap band, x =
@@ -24,24 +29,35 @@ row per evaluation) and writes, into --out-dir (the figures drawn by offline_fig
 Unfinished runs count with the evaluations they have, so the report can be made while the
 runs go on; a run with no evaluation yet is left out (said so), and so is one whose metrics
 have no normalised score (its dataset has no reference scores; a warning). The statistics
-are plot_results.py's, reused from there.
+of the first table are reports/curves.py's, reused from there.
 
 Definitions
-- score: the D4RL-normalised score of an actor's deterministic evaluation,
-  100·(return − ref_min)/(ref_max − ref_min) (`actor_{i}_deterministic_score`).
-- group: the runs (one per seed) with the same dataset, method, chain weights (w2_weights)
-  and budget (num_steps, the gradient steps a run trains for). TD3+BC is a run with
-  `td3_bc` set (one actor), POGO any other.
+- score: the normalised score of an actor's deterministic evaluation,
+  100·(return − ref_min)/(ref_max − ref_min) with D4RL's reference returns
+  (`actor_{i}_deterministic_score`). D4RL measured them on its -v2 environments: on a
+  dataset whose runs were evaluated on a -v4/-v5 environment (summary.json's env_id, else
+  config.json's env_name) the tables call the scores D4RL-referenced (v2 reference returns
+  on v5 environments), elsewhere D4RL-normalised.
+- group: the runs (one per seed) with the same dataset, method, chain weights (w2_weights),
+  settings (distance, data_term, weight_units; absent data_term and weight_units, from runs
+  made before those options, are their defaults pointwise and sum) and budget (num_steps,
+  the gradient steps a run trains for). TD3+BC is a run with `td3_bc` set (one actor), POGO
+  any other. A method's label names the settings off their defaults, e.g.
+  `POGO [10.0, 10.0, 10.0] unbiased, energy` or `POGO [10.0, 10.0, 10.0] seed units`.
 - steps: the last evaluation step reached (min–max over the seeds) / the budget.
 - end: each seed's last evaluation, at the steps it reached.
 - last fifth: the time average of a seed's learning curve (its evaluations, linearly
   interpolated) over the last fifth of the budget, (1/(0.2·B))·∫ curve(s) ds from 0.8·B to
-  B (plot_results.window_average), over the seeds that reached B (n = how many when not
+  B (reports.curves.window_average), over the seeds that reached B (n = how many when not
   all; – when none has yet).
 - − actor 0: for actor i ≥ 1, each seed's last-fifth average minus actor 0's in the same
   run, averaged over those seeds: the actors of a run share its critic and data, so the
   paired difference leaves out the spread between seeds they have in common.
-- mean and 95% CI: mean over seeds and plot_results.bootstrap_ci's percentile bootstrap
+- spread (end): the mean over seeds of `spread_{i}` at each seed's last evaluation: the
+  actor's mean per-dimension standard deviation of its actions over 64 noise draws at 512
+  fixed dataset states (train_pogo.py's; 0 for a deterministic actor), over the seeds whose
+  metrics have it (n when not all; – for runs made before it was measured).
+- mean and 95% CI: mean over seeds and reports.curves.bootstrap_ci's percentile bootstrap
   (10,000 resamples of the seeds, numpy.random.default_rng(0) for every cell); no interval
   with one seed.
 - behaviour: the normalised score of the policy that collected the dataset:
@@ -50,13 +66,24 @@ Definitions
   $MINARI_DATASETS_PATH (else ~/.minari/datasets); unknown (–) otherwise.
 - wall time: mean over seeds of the last evaluation's wall_time_s, the run's training time
   so far (time before a resume included).
-- curves: plot_results' rule: each seed's curve interpolated onto the union of the seeds'
+- aggregate: for each method (a group without its dataset) and actor, rliable's
+  interquartile mean (metrics.aggregate_iqm: the mean of the middle half) of the
+  [seeds, datasets] matrix of last-fifth scores, with the 95% percentile interval of
+  rliable's stratified bootstrap (rly.get_interval_estimates: the seeds resampled within
+  each dataset, --bootstrap-reps resamples, seeded with 0 for every row: random_state
+  numpy.random.RandomState(0) and, as rliable 1.2 draws the resamples from numpy's global
+  generator, np.random.seed(0), its state restored after; no interval with one seed). The
+  matrix needs the same number of seeds on each dataset, so a method enters over the
+  datasets on which the same number of its seeds reached the budget, the number the most
+  of its datasets share (the larger on a tie); its other datasets are listed as left out.
+- curves: reports.curves' rule: each seed's curve interpolated onto the union of the seeds'
   evaluation steps between the latest first and the earliest last evaluation, so nothing
   is extrapolated and a seed that is still running cuts its group's line short. One
   colour per (method, weights), one line style per actor; the behaviour line is dashed.
 
-Bad input (no run found, none evaluated yet, an unreadable config.json, a malformed
---behaviour-score) is one `offline_report.py: error:` line and exit status 2; a
+Bad input (no run found, none evaluated yet, an unreadable config.json or summary.json, a
+config.json setting train_pogo.py does not know, a malformed --behaviour-score or
+--bootstrap-reps) is one `reports.offline: error:` line and exit status 2; a
 --behaviour-score for a dataset no evaluated run uses is a warning (its runs may not have
 evaluated yet, or the name is misspelt).
 """
@@ -66,25 +93,57 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
+import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from offline.readers import minari_root
-from reports.curves import (budget_cell, file_safe, mean_and_ci, range_cell, read_metrics,
-                            seed_bands, seeds_cell, weights_label, window_average, with_ci)
+from reports.curves import (BOOTSTRAP_SEED, CONFIDENCE, budget_cell, file_safe, mean_and_ci,
+                            range_cell, read_metrics, seed_bands, seeds_cell, weights_label,
+                            window_average, with_ci)
 from reports.figures import curve_figure, weight_figure
-from utils import OneLineErrorParser, UsageError, format_duration, usage_error
+from utils import (OneLineErrorParser, UsageError, format_duration, positive_int,
+                   usage_error)
 
 PROGRAM = "reports.offline"
 WINDOW_FRACTION = 0.2  # the late-training average covers the last fifth of the budget
 BASELINE = "TD3+BC"
+# train_pogo.py's choices of --distance, --data-term and --weight-units, its default first
+DISTANCES = ("exact", "sinkhorn", "unbiased")
+DATA_TERMS = ("pointwise", "energy")
+WEIGHT_UNITS = ("sum", "seed")
+# gymnasium's MuJoCo versions: D4RL's reference returns were measured on -v2, not on these
+NEW_ENVIRONMENT = re.compile(r"-(v[45])$")
 
-# dataset, method, chain weights, budget
-GroupKey = tuple[str, str, tuple[float, ...], int]
+
+class Settings(NamedTuple):
+    """What a run optimises besides its chain weights: train_pogo.py's --distance,
+    --data-term and --weight-units."""
+    distance: str = DISTANCES[0]
+    data_term: str = DATA_TERMS[0]
+    weight_units: str = WEIGHT_UNITS[0]
+
+    def label(self) -> str:
+        """The settings off their defaults, e.g. "unbiased, energy" or "seed units"; "" for
+        the defaults."""
+        parts = [self.distance if self.distance != DISTANCES[0] else "",
+                 self.data_term if self.data_term != DATA_TERMS[0] else "",
+                 f"{self.weight_units} units" if self.weight_units != WEIGHT_UNITS[0] else ""]
+        return ", ".join(part for part in parts if part)
+
+
+class GroupKey(NamedTuple):
+    dataset: str
+    method: str  # BASELINE or "POGO"
+    weights: tuple[float, ...]
+    settings: Settings
+    num_steps: int
 
 
 @dataclass(frozen=True)
@@ -93,14 +152,26 @@ class OfflineRun:
     dataset: str
     method: str  # BASELINE or "POGO"
     weights: tuple[float, ...]
+    settings: Settings
     seed: int
     num_steps: int
+    env_id: str | None  # the environment it is evaluated on, where its files say
     metrics_csv: Path
     finished: bool
+
+    def key(self) -> GroupKey:
+        return GroupKey(self.dataset, self.method, self.weights, self.settings, self.num_steps)
+
+
+Groups = dict[GroupKey, list[tuple[OfflineRun, Any]]]
 
 
 def score_column(actor: int) -> str:
     return f"actor_{actor}_deterministic_score"
+
+
+def spread_column(actor: int) -> str:
+    return f"spread_{actor}"
 
 
 # --------------------------------------------------------------------------- input
@@ -121,46 +192,70 @@ def behaviour_override(text: str) -> tuple[str, float]:
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
         prog=PROGRAM,
-        description="Table and learning curves of the train_pogo.py runs (TD3+BC and POGO) "
+        description="Tables and learning curves of the train_pogo.py runs (TD3+BC and POGO) "
                     "in a results folder, with the behaviour policy's score of each dataset.")
     parser.add_argument("--results-dir", type=Path, default=Path("results"),
                         help="folder of the runs' results folders (train_pogo.py's "
                              "--results-dir; default: results)")
     parser.add_argument("--out-dir", type=Path, default=None,
-                        help="where the table and the figures go (default: "
+                        help="where the tables and the figures go (default: "
                              "RESULTS_DIR/offline_report)")
     parser.add_argument("--behaviour-score", type=behaviour_override, action="append",
                         default=[], metavar="DATASET=SCORE",
                         help="the behaviour policy's normalised score of a dataset (repeatable); "
                              "overrides the dataset's metadata, needed when it is not stored "
                              "locally")
+    parser.add_argument("--bootstrap-reps", type=positive_int, default=50_000,
+                        help="resamples of the aggregate's stratified bootstrap (default: "
+                             "50000)")
     return parser
 
 
-def read_config(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
     try:
-        config = json.loads(path.read_bytes())
+        content = json.loads(path.read_bytes())
     except (OSError, ValueError) as error:
         raise UsageError(f"{path} unreadable ({error}); restore it or move its run folder "
                          f"out of the results folder") from None
-    if not isinstance(config, dict):
+    if not isinstance(content, dict):
         raise UsageError(f"{path} is not a JSON object; restore it or move its run folder out "
                          f"of the results folder")
-    return config
+    return content
+
+
+def settings_from(config: dict[str, Any], path: Path) -> Settings:
+    """The run's settings; runs made before --data-term and --weight-units existed trained
+    with what are now their defaults."""
+    settings = Settings(distance=config["distance"],
+                      data_term=config.get("data_term", DATA_TERMS[0]),
+                      weight_units=config.get("weight_units", WEIGHT_UNITS[0]))
+    for field, choices in zip(Settings._fields, (DISTANCES, DATA_TERMS, WEIGHT_UNITS)):
+        if getattr(settings, field) not in choices:
+            raise UsageError(f"{path} has {field} {getattr(settings, field)!r}, which "
+                             f"train_pogo.py does not know (one of {', '.join(choices)})")
+    return settings
 
 
 def run_of(folder: Path, config: dict[str, Any]) -> OfflineRun:
     """The run train_pogo.py wrote into `folder` (its folder name is the run's file_name)."""
+    summary = folder / "summary.json"
+    finished = summary.exists()
+    # a finished run's summary names the environment it was evaluated on; before that only
+    # an explicit --env-name does (a Minari dataset's own environment is not in config.json)
+    env_id = read_json_object(summary).get("env_id") if finished else None
     try:
         return OfflineRun(name=folder.name, dataset=str(config["dataset"]),
                           method=BASELINE if config["td3_bc"] else "POGO",
                           weights=tuple(float(w) for w in config["w2_weights"]),
+                          settings=settings_from(config, folder / "config.json"),
                           seed=int(config["seed"]), num_steps=int(config["num_steps"]),
+                          env_id=env_id or config.get("env_name"),
                           metrics_csv=folder / "training" / f"{folder.name}_metrics.csv",
-                          finished=(folder / "summary.json").exists())
+                          finished=finished)
     except (KeyError, TypeError, ValueError) as error:
         raise UsageError(f"{folder / 'config.json'} needs a valid dataset, td3_bc, w2_weights, "
-                         f"seed and num_steps ({type(error).__name__}: {error})") from None
+                         f"distance, seed and num_steps ({type(error).__name__}: {error})"
+                         ) from None
 
 
 def find_runs(results_dir: Path) -> list[OfflineRun]:
@@ -171,7 +266,7 @@ def find_runs(results_dir: Path) -> list[OfflineRun]:
     for folder in sorted(results_dir.iterdir()):
         if not (folder / "config.json").is_file():
             continue
-        config = read_config(folder / "config.json")
+        config = read_json_object(folder / "config.json")
         if "dataset" in config and "td3_bc" in config:  # train_sac.py's runs have neither
             runs.append(run_of(folder, config))
     if not runs:
@@ -180,15 +275,16 @@ def find_runs(results_dir: Path) -> list[OfflineRun]:
     return runs
 
 
-def group_order(key: GroupKey) -> tuple[Any, ...]:
-    dataset, method, weights, num_steps = key
-    return dataset, method != BASELINE, method, weights, num_steps
+def method_order(key: GroupKey) -> tuple[Any, ...]:
+    """The baseline first, then by method, weights, settings (the defaults first), budget."""
+    return (key.method != BASELINE, key.method, key.weights,
+            (key.settings != Settings(), key.settings), key.num_steps)
 
 
-def load_groups(runs: list[OfflineRun]) -> dict[GroupKey, list[tuple[OfflineRun, Any]]]:
+def load_groups(runs: list[OfflineRun]) -> Groups:
     """Group → [(run, metrics DataFrame sorted by step)], the baseline first in each dataset.
     Runs without an evaluation yet, or without normalised scores, are left out (said so)."""
-    groups: dict[GroupKey, list[tuple[OfflineRun, Any]]] = {}
+    groups: Groups = {}
     unevaluated = 0
     for run in runs:
         frame = read_metrics(run.metrics_csv)
@@ -199,14 +295,14 @@ def load_groups(runs: list[OfflineRun]) -> dict[GroupKey, list[tuple[OfflineRun,
             print(f"{PROGRAM}: warning: {run.metrics_csv} has no {score_column(0)} (its "
                   f"dataset has no reference scores); {run.name} is left out", file=sys.stderr)
             continue
-        key = (run.dataset, run.method, run.weights, run.num_steps)
-        groups.setdefault(key, []).append((run, frame))
+        groups.setdefault(run.key(), []).append((run, frame))
     if not groups:
         raise UsageError(f"none of the {len(runs)} train_pogo.py runs has a normalised-score "
                          f"evaluation yet; nothing to report")
     if unevaluated:
         print(f"({unevaluated} of {len(runs)} runs have no evaluation yet and are not included)")
-    return dict(sorted(groups.items(), key=lambda item: group_order(item[0])))
+    return dict(sorted(groups.items(), key=lambda item: (item[0].dataset,
+                                                         *method_order(item[0]))))
 
 
 def metadata_score(dataset: str) -> float | None:
@@ -239,10 +335,46 @@ def behaviour_scores(datasets: list[str], overrides: dict[str, float]
     return scores
 
 
+def referenced_datasets(groups: Groups) -> dict[str, list[str]]:
+    """dataset → the -v4/-v5 environments its runs were evaluated on, for the datasets that
+    have any: a score there is D4RL-referenced, not D4RL-normalised."""
+    referenced: dict[str, set[str]] = {}
+    for key, seeds in groups.items():
+        for run, _ in seeds:
+            if run.env_id and NEW_ENVIRONMENT.search(run.env_id):
+                referenced.setdefault(key.dataset, set()).add(run.env_id)
+    return {dataset: sorted(envs) for dataset, envs in referenced.items()}
+
+
+# --------------------------------------------------------------------------- the score's name
+def score_name(referenced: dict[str, list[str]], datasets: list[str]) -> str:
+    """The tables' opening noun phrase for the scores of `datasets`."""
+    covered = [dataset for dataset in datasets if dataset in referenced]
+    kind = ("D4RL-normalised score" if not covered else
+            "D4RL-referenced score" if len(covered) == len(datasets) else "Normalised score")
+    return f"{kind} (0 = random, 100 = expert)"
+
+
+def reference_note(referenced: dict[str, list[str]], datasets: list[str]) -> str:
+    """The sentence that says which of `datasets` have D4RL-referenced scores and why ("" when
+    none has)."""
+    covered = [dataset for dataset in datasets if dataset in referenced]
+    if not covered:
+        return ""
+    envs = sorted({env for dataset in covered for env in referenced[dataset]})
+    versions = sorted({NEW_ENVIRONMENT.search(env).group(1) for env in envs})
+    which = "every dataset here" if len(covered) == len(datasets) else ", ".join(covered)
+    note = (f" D4RL-referenced (v2 reference returns on {'/'.join(versions)} environments): the "
+            f"runs on {which} were evaluated on {', '.join(envs)}, while D4RL measured its "
+            f"reference returns on its -v2 environments, so these scores compare with "
+            f"published D4RL-normalised ones only approximately.")
+    return note if len(covered) == len(datasets) else note + " The others are D4RL-normalised."
+
+
 # --------------------------------------------------------------------------- the table
 def method_label(key: GroupKey) -> str:
-    _, method, weights, _ = key
-    return f"{method} {weights_label(weights)}"
+    settings = key.settings.label()
+    return f"{key.method} {weights_label(key.weights)}" + (f" {settings}" if settings else "")
 
 
 def last_fifth(frame: Any, column: str, num_steps: int) -> float:
@@ -250,26 +382,42 @@ def last_fifth(frame: Any, column: str, num_steps: int) -> float:
                           (1 - WINDOW_FRACTION) * num_steps, num_steps)
 
 
+def last_fifths(key: GroupKey, frames: list[Any]) -> list[np.ndarray]:
+    """Per actor, the last-fifth score of each seed that reached the budget (same seed order
+    for every actor)."""
+    reached = [frame for frame in frames if frame["step"].iloc[-1] >= key.num_steps]
+    return [np.array([last_fifth(frame, score_column(actor), key.num_steps) for frame in reached])
+            for actor in range(len(key.weights))]
+
+
+def end_spreads(frames: list[Any], actor: int) -> np.ndarray:
+    """spread_{actor} at each seed's last evaluation, for the seeds whose metrics have it
+    (runs made before train_pogo.py measured spreads have no such column)."""
+    column = spread_column(actor)
+    return np.array([frame[column].iloc[-1] for frame in frames if column in frame], np.float64)
+
+
 def group_rows(key: GroupKey, seeds: list[tuple[OfflineRun, Any]],
                behaviour: tuple[float | None, str]) -> list[dict[str, Any]]:
     """One row per actor of the group (see the module docstring)."""
-    dataset, _, weights, num_steps = key
     frames = [frame for _, frame in seeds]
-    reached = [frame for frame in frames if frame["step"].iloc[-1] >= num_steps]
-    windows = [np.array([last_fifth(frame, score_column(actor), num_steps) for frame in reached])
-               for actor in range(len(weights))]
+    windows = last_fifths(key, frames)
     steps = [int(frame["step"].iloc[-1]) for frame in frames]
     rows = []
-    for actor in range(len(weights)):
+    for actor in range(len(key.weights)):
         end = np.array([frame[score_column(actor)].iloc[-1] for frame in frames], np.float64)
         versus_actor0 = windows[actor] - windows[0] if actor else np.array([])  # paired by seed
+        spreads = end_spreads(frames, actor)
         rows.append({
-            "dataset": dataset, "method": method_label(key), "actor": actor,
-            "seeds": len(frames), "finished_seeds": sum(run.finished for run, _ in seeds),
-            "steps_min": min(steps), "steps_max": max(steps), "num_steps": num_steps,
-            **mean_and_ci("end", end), "window_seeds": len(reached),
+            "dataset": key.dataset, "method": method_label(key), **key.settings._asdict(),
+            "actor": actor, "seeds": len(frames),
+            "finished_seeds": sum(run.finished for run, _ in seeds),
+            "steps_min": min(steps), "steps_max": max(steps), "num_steps": key.num_steps,
+            **mean_and_ci("end", end), "window_seeds": len(windows[actor]),
             **mean_and_ci("window", windows[actor]),
             **mean_and_ci("window_vs_actor0", versus_actor0),
+            "spread_end_mean": spreads.mean() if len(spreads) else math.nan,
+            "spread_seeds": len(spreads),
             "behaviour_score": math.nan if behaviour[0] is None else behaviour[0],
             "behaviour_source": behaviour[1],
             "wall_time_s_mean": float(np.mean([f["wall_time_s"].iloc[-1] for f in frames])),
@@ -278,10 +426,18 @@ def group_rows(key: GroupKey, seeds: list[tuple[OfflineRun, Any]],
     return rows
 
 
-def report_rows(groups: dict[GroupKey, list[tuple[OfflineRun, Any]]],
-                behaviour: dict[str, tuple[float | None, str]]) -> list[dict[str, Any]]:
+def report_rows(groups: Groups, behaviour: dict[str, tuple[float | None, str]]
+                ) -> list[dict[str, Any]]:
     return [row for key, seeds in groups.items()
-            for row in group_rows(key, seeds, behaviour[key[0]])]
+            for row in group_rows(key, seeds, behaviour[key.dataset])]
+
+
+def spread_cell(row: dict[str, Any]) -> str:
+    """The mean end spread (3 decimals), with n when not every seed measured it."""
+    if not row["spread_seeds"]:
+        return "–"
+    cell = f"{row['spread_end_mean']:.3f}"
+    return cell if row["spread_seeds"] == row["seeds"] else f"{cell} (n={row['spread_seeds']})"
 
 
 def markdown_row(row: dict[str, Any]) -> str:
@@ -290,8 +446,8 @@ def markdown_row(row: dict[str, Any]) -> str:
     return (f"| {row['dataset']} | {row['method']} | {row['actor']} | {seeds_cell(row)} "
             f"| {range_cell(row['steps_min'], row['steps_max'])}/{row['num_steps']} | {end} "
             f"| {budget_cell(row, 'window', 'window_seeds')} "
-            f"| {budget_cell(row, 'window_vs_actor0', 'window_seeds')} | {behaviour} "
-            f"| {format_duration(row['wall_time_s_mean'])} |")
+            f"| {budget_cell(row, 'window_vs_actor0', 'window_seeds')} | {spread_cell(row)} "
+            f"| {behaviour} | {format_duration(row['wall_time_s_mean'])} |")
 
 
 def behaviour_line(dataset: str, behaviour: tuple[float | None, str]) -> str:
@@ -302,45 +458,148 @@ def behaviour_line(dataset: str, behaviour: tuple[float | None, str]) -> str:
     return f"- {dataset}: {score:.1f} ({source})"
 
 
-def markdown(rows: list[dict[str, Any]], behaviour: dict[str, tuple[float | None, str]]) -> str:
+def markdown(rows: list[dict[str, Any]], behaviour: dict[str, tuple[float | None, str]],
+             referenced: dict[str, list[str]]) -> str:
+    datasets = list(behaviour)
     lines = ["# POGO offline results", "",
-             "D4RL-normalised score (0 = random, 100 = expert) of each actor's deterministic "
-             "evaluation: mean over seeds [95% percentile-bootstrap CI over seeds, 10,000 "
-             "resamples; none with one seed]. *steps*: the last evaluation step reached "
-             "(min–max over seeds) / the budget B; a run short of B is still going or was "
-             "stopped. *end*: each seed's last evaluation; *last fifth*: the time average "
-             "of each seed's learning curve over 0.8·B–B, over the seeds that reached B (n = "
-             "how many when not all, – when none yet); *− actor 0*: that average minus actor "
-             "0's in the same run, paired by seed; *behaviour*: the score of the policy that "
-             "collected the dataset; *wall time*: mean over seeds of the training time up to "
-             "the last evaluation (H:MM:SS).", "",
+             f"{score_name(referenced, datasets)} of each actor's deterministic evaluation: "
+             "mean over seeds [95% percentile-bootstrap CI over seeds, 10,000 resamples; none "
+             "with one seed]. *steps*: the last evaluation step reached (min–max over seeds) / "
+             "the budget B; a run short of B is still going or was stopped. *end*: each "
+             "seed's last evaluation; *last fifth*: the time average of each seed's learning "
+             "curve over 0.8·B–B, over the seeds that reached B (n = how many when not all, – "
+             "when none yet); *− actor 0*: that average minus actor 0's in the same run, "
+             "paired by seed; *spread (end)*: the actor's spread at each seed's last "
+             "evaluation, the mean per-dimension standard deviation of its actions over 64 "
+             "noise draws at 512 fixed dataset states (0 for a deterministic actor), mean over "
+             "seeds (n = how many measured it when not all, – for runs made before it was "
+             "measured); *behaviour*: the score of the policy that collected the dataset; "
+             "*wall time*: mean over seeds of the training time up to the last evaluation "
+             f"(H:MM:SS).{reference_note(referenced, datasets)}", "",
              "| dataset | method [weights] | actor | seeds | steps | end | last fifth "
-             "| − actor 0 | behaviour | wall time |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| − actor 0 | spread (end) | behaviour | wall time |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [markdown_row(row) for row in rows]
     lines += ["", "Behaviour policies' normalised scores:"]
     lines += [behaviour_line(dataset, score) for dataset, score in behaviour.items()]
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- the aggregate
+def covered_datasets(counts: dict[str, int]) -> list[str]:
+    """The datasets a method is aggregated over: those on which the same number of its seeds
+    reached the budget (a [seeds, datasets] matrix needs it), the number the most datasets
+    share, the larger on a tie; none when no seed reached it anywhere."""
+    shared = Counter(count for count in counts.values() if count)
+    if not shared:
+        return []
+    seeds = max(shared, key=lambda count: (shared[count], count))
+    return [dataset for dataset, count in counts.items() if count == seeds]
+
+
+def iqm_with_ci(scores: np.ndarray, reps: int) -> tuple[float, float, float]:
+    """rliable's interquartile mean of the [seeds, datasets] scores and the 95% percentile
+    interval of its stratified bootstrap (seeds resampled within each dataset, `reps` times,
+    seeded with BOOTSTRAP_SEED for every call, so that a row does not depend on the others);
+    NaN bounds with one seed, whose every resample is the scores themselves."""
+    from rliable import library as rly, metrics
+
+    def iqm(matrix: np.ndarray) -> np.ndarray:
+        return np.array([metrics.aggregate_iqm(matrix)])
+
+    if len(scores) < 2:
+        return float(iqm(scores)[0]), math.nan, math.nan
+    # rliable 1.2's StratifiedBootstrap draws its resamples from numpy's global generator
+    # (np.random.choice), not from random_state, so that one is seeded too, and restored after
+    global_state = np.random.get_state()
+    np.random.seed(BOOTSTRAP_SEED)
+    try:
+        with warnings.catch_warnings():
+            # rliable hands random_state to arch's bootstrap, which deprecates it in favour
+            # of an argument rliable does not pass
+            warnings.filterwarnings("ignore", message="random_state is deprecated",
+                                    category=FutureWarning)
+            points, intervals = rly.get_interval_estimates(
+                {"scores": scores}, iqm, reps=reps, confidence_interval_size=CONFIDENCE,
+                random_state=np.random.RandomState(BOOTSTRAP_SEED))
+    finally:
+        np.random.set_state(global_state)
+    return (float(points["scores"][0]), float(intervals["scores"][0, 0]),
+            float(intervals["scores"][1, 0]))
+
+
+def aggregate_rows(groups: Groups, reps: int) -> list[dict[str, Any]]:
+    """One row per method (a group without its dataset) and actor: the IQM over the datasets
+    the method covers (see the module docstring)."""
+    methods: dict[tuple[Any, ...], dict[GroupKey, list[np.ndarray]]] = {}
+    for key, seeds in sorted(groups.items(), key=lambda item: method_order(item[0])):
+        windows = last_fifths(key, [frame for _, frame in seeds])
+        methods.setdefault(key[1:], {})[key] = windows  # key[1:]: all but the dataset
+    rows = []
+    for per_dataset in methods.values():
+        counts = {key.dataset: len(windows[0]) for key, windows in per_dataset.items()}
+        covered = covered_datasets(counts)
+        if not covered:
+            continue
+        key = next(iter(per_dataset))
+        left_out = [f"{dataset} (n={count})" for dataset, count in counts.items()
+                    if dataset not in covered]
+        for actor in range(len(key.weights)):
+            scores = np.stack([windows[actor] for group, windows in per_dataset.items()
+                               if group.dataset in covered], axis=1)  # [seeds, datasets]
+            iqm, low, high = iqm_with_ci(scores, reps)
+            rows.append({"method": method_label(key), **key.settings._asdict(), "actor": actor,
+                         "num_steps": key.num_steps, "seeds": len(scores),
+                         "datasets": "; ".join(covered), "iqm": iqm, "iqm_ci_low": low,
+                         "iqm_ci_high": high, "bootstrap_reps": reps,
+                         "left_out": "; ".join(left_out)})
+    return rows
+
+
+def aggregate_markdown(rows: list[dict[str, Any]], referenced: dict[str, list[str]],
+                       reps: int) -> str:
+    datasets = list(dict.fromkeys(dataset for row in rows
+                                  for dataset in row["datasets"].split("; ")))
+    lines = ["# POGO offline results: aggregate over datasets", "",
+             f"{score_name(referenced, datasets)}, last fifth (as in offline_results.md): "
+             "interquartile mean (IQM, the mean of the middle half; rliable's "
+             "metrics.aggregate_iqm) of the [seeds × datasets] matrix of each seed's last-fifth "
+             "score on the datasets a row covers [95% CI: percentile interval of rliable's "
+             f"stratified bootstrap, the seeds resampled within each dataset, {reps:,} "
+             "resamples, seeded with 0 for every row; none with one seed]. A method "
+             "enters over the datasets on which the same number of its seeds reached the "
+             "budget, the number the most of its datasets share (the larger on a tie): "
+             "*seeds* is that number, *left out* its other datasets with their seeds."
+             f"{reference_note(referenced, datasets)}", "",
+             "| method [weights] | actor | budget | seeds | IQM | datasets | left out |",
+             "|---|---|---|---|---|---|---|"]
+    if not rows:
+        lines.append("| (none yet: no method has a seed that reached its budget) "
+                     "| | | | | | |")
+    lines += [f"| {row['method']} | {row['actor']} | {row['num_steps']} | {row['seeds']} "
+              f"| {with_ci(row['iqm'], row['iqm_ci_low'], row['iqm_ci_high'])} "
+              f"| {row['datasets'].replace('; ', ', ')} "
+              f"| {row['left_out'].replace('; ', ', ') or '–'} |" for row in rows]
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- the curves
-def curve_rows(groups: dict[GroupKey, list[tuple[OfflineRun, Any]]],
-               dataset: str) -> list[dict[str, Any]]:
+def curve_rows(groups: Groups, dataset: str) -> list[dict[str, Any]]:
     """Mean and bootstrap band of every (group, actor) of the dataset on its common grid."""
     rows = []
     for key, seeds in groups.items():
-        if key[0] != dataset:
+        if key.dataset != dataset:
             continue
         rows += seed_bands([frame for _, frame in seeds], f"{dataset} {method_label(key)}",
                            [(score_column(actor), {"method": method_label(key),
-                                                   "num_steps": key[3], "actor": actor})
-                            for actor in range(len(key[2]))])
+                                                   "num_steps": key.num_steps, "actor": actor})
+                            for actor in range(len(key.weights))])
     return rows
 
 
 # --------------------------------------------------------------------------- output
-def write_curves(groups: dict[GroupKey, list[tuple[OfflineRun, Any]]], dataset: str,
-                 behaviour: float | None, out_dir: Path) -> list[Path]:
+def write_curves(groups: Groups, dataset: str, behaviour: float | None,
+                 out_dir: Path) -> list[Path]:
     import pandas as pd
 
     curves = pd.DataFrame(curve_rows(groups, dataset))
@@ -352,24 +611,30 @@ def write_curves(groups: dict[GroupKey, list[tuple[OfflineRun, Any]]], dataset: 
     return [stem.with_suffix(".png"), stem.with_suffix(".csv")]
 
 
-def write_report(groups: dict[GroupKey, list[tuple[OfflineRun, Any]]],
-                 behaviour: dict[str, tuple[float | None, str]], out_dir: Path) -> list[Path]:
-    """Write the table and the figures; prints the markdown and the files written."""
+def write_report(groups: Groups, behaviour: dict[str, tuple[float | None, str]], out_dir: Path,
+                 reps: int) -> list[Path]:
+    """Write the tables and the figures; prints the markdown and the files written."""
     import pandas as pd
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    referenced = referenced_datasets(groups)
     rows = report_rows(groups, behaviour)
-    written = [out_dir / "offline_results.csv", out_dir / "offline_results.md"]
+    aggregate = aggregate_rows(groups, reps)
+    written = [out_dir / "offline_results.csv", out_dir / "offline_results.md",
+               out_dir / "aggregate_results.csv", out_dir / "aggregate_results.md"]
     pd.DataFrame(rows).to_csv(written[0], index=False)
-    text = markdown(rows, behaviour)
+    text = markdown(rows, behaviour, referenced)
     written[1].write_text(text + "\n")
+    pd.DataFrame(aggregate).to_csv(written[2], index=False)
+    aggregate_text = aggregate_markdown(aggregate, referenced, reps)
+    written[3].write_text(aggregate_text + "\n")
     for dataset, (score, _) in behaviour.items():
         written += write_curves(groups, dataset, score, out_dir)
         figure = weight_figure(dataset, rows, score, BASELINE)
         if figure is not None:
             written.append(out_dir / f"weights_{file_safe(dataset)}.png")
             figure.savefig(written[-1])
-    print(text)
+    print(text, aggregate_text, sep="\n\n")
     print("wrote " + ", ".join(str(path) for path in written))
     return written
 
@@ -378,11 +643,12 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         groups = load_groups(find_runs(args.results_dir))
-        datasets = list(dict.fromkeys(key[0] for key in groups))
+        datasets = list(dict.fromkeys(key.dataset for key in groups))
         behaviour = behaviour_scores(datasets, dict(args.behaviour_score))
     except UsageError as error:
         usage_error(PROGRAM, str(error))
-    write_report(groups, behaviour, args.out_dir or args.results_dir / "offline_report")
+    write_report(groups, behaviour, args.out_dir or args.results_dir / "offline_report",
+                 args.bootstrap_reps)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ script's SWEEP_AXIS flag. Every problem found becomes one line of a ConfigError.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from pathlib import Path
 from typing import Any
@@ -367,6 +368,14 @@ def read_yaml(path: Path) -> tuple[Any, list[str]]:
         raise ConfigError([f"{at}: malformed YAML: {problem}"]) from None
 
 
+def with_tracking_group(runs: list[Run], sweep_name: str) -> list[Run]:
+    """A tracked run's W&B group defaults to the sweep's name (the file's stem), so that a
+    sweep's runs sit together in W&B; a `wandb_group` in the file wins."""
+    return [dataclasses.replace(run, settings={**run.settings, "wandb_group": sweep_name})
+            if run.settings.get("track") and not run.settings.get("wandb_group") else run
+            for run in runs]
+
+
 def load_sweep(path: Path, thorough: bool = True) -> tuple[list[Run], Script]:
     """Parse, expand and validate a sweep file: its runs and its training script. Raises
     ConfigError with every problem."""
@@ -378,6 +387,7 @@ def load_sweep(path: Path, thorough: bool = True) -> tuple[list[Run], Script]:
     except UsageError as error:
         raise ConfigError(doubled + [f"{source}: script: {error}"]) from None
     runs, problems = grid_and_problems(config, script, source)
+    runs = with_tracking_group(runs, path.stem)
     problems = doubled + problems + resolve_runs(runs, script, source,
                                                  f"common.{script.enabled_key}", thorough)
     if problems:

@@ -1,8 +1,10 @@
-"""offline_report.py against hand computations: small run folders (config.json + metrics CSV
+"""reports.offline against hand computations: small run folders (config.json + metrics CSV
 of known piecewise-linear curves) are written in a temporary folder, and the table and the
 curves are checked against numbers worked out here by hand, the behaviour policy's score
-against a real make_dataset.py dataset's episodes and the flag, the figure's lines, and
-every bad input against its one error line (exit status 2, nothing written)."""
+against a real make_dataset.py dataset's episodes and the flag, the figure's lines, the
+settings' groups, the spread column and the score's name against the runs written, the
+aggregate against SciPy's trimmed mean, and every bad input against its one error line
+(exit status 2, nothing written)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,12 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 
 import make_dataset
 from reports import figures as offline_figures
@@ -23,6 +28,8 @@ PREFIX = "reports.offline: error:"
 CHEETAH = "local/cheetah/medium-v0"
 HOPPER = "local/hopper/medium-v0"
 BUDGET = 100  # num_steps of every run here: the last fifth is steps 80-100
+REPS = "500"  # the aggregate's bootstrap resamples: enough to check, quick to run
+REFERENCED = "D4RL-referenced (v2 reference returns on v5 environments)"
 
 # seed → (evaluation steps, actor 0's scores, actor 1's scores, wall_time_s at the last one)
 POGO_EVALS = {0: ([40, 70, 100], [10.0, 40.0, 70.0], [12.0, 44.0, 80.0], 300.0),
@@ -36,19 +43,27 @@ TD3BC_EVALS = {0: ([50, 100], [30.0, 40.0], 100.0),
 
 def write_run(results: Path, dataset: str, td3_bc: bool, weights: list[float], seed: int,
               steps: list[int], scores: list[list[float]], wall_time: float,
-              finished: bool) -> Path:
-    """A train_pogo.py run folder: config.json, the metrics CSV, summary.json when finished."""
+              finished: bool, settings: dict[str, Any] | None = None,
+              spreads: list[list[float]] | None = None, env_id: str | None = None) -> Path:
+    """A train_pogo.py run folder: config.json, the metrics CSV, summary.json when finished.
+    Without `settings` the config is an old run's (no data_term, no weight_units); `settings`
+    adds config keys and names the folder after their values, as train_pogo.py's suffixes
+    do; `spreads` (per actor, per evaluation) adds the spread_i columns; `env_id` goes into
+    summary.json."""
     prefix = "TD3BC" if td3_bc else "POGO"
     name = f"{prefix}_{dataset.replace('/', '-')}_s{seed}_w{'-'.join(map(str, weights))}"
+    name += "".join(f"_{value}" for value in (settings or {}).values())
     folder = results / name
     (folder / "training").mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps({
         "dataset": dataset, "td3_bc": td3_bc, "num_actors": len(weights),
-        "w2_weights": weights, "seed": seed, "num_steps": BUDGET, "eval_freq": 10}))
+        "w2_weights": weights, "seed": seed, "num_steps": BUDGET, "eval_freq": 10,
+        "distance": "exact", "env_name": None, **(settings or {})}))
     header = ["step", "wall_time_s"]
     for actor in range(len(weights)):
         header += [f"actor_{actor}_deterministic", f"actor_{actor}_deterministic_std",
                    f"actor_{actor}_deterministic_score"]
+    header += [f"spread_{actor}" for actor in range(len(spreads or []))]
     with open(folder / "training" / f"{name}_metrics.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header + ["critic_loss"])
@@ -57,9 +72,10 @@ def write_run(results: Path, dataset: str, td3_bc: bool, weights: list[float], s
             row = [step, wall]
             for actor_scores in scores:
                 row += [actor_scores[k] * 100, 1.0, actor_scores[k]]  # return, std, score
+            row += [actor_spreads[k] for actor_spreads in spreads or []]
             writer.writerow(row + [0.5])
     if finished:
-        (folder / "summary.json").write_text("{}")
+        (folder / "summary.json").write_text(json.dumps({"env_id": env_id} if env_id else {}))
     return folder
 
 
@@ -85,7 +101,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def report(results: Path, out: Path, *extra: str) -> dict[tuple[str, str, int], dict[str, str]]:
     """Run the CLI in process; the CSV's rows by (dataset, method, actor)."""
-    offline_report.main(["--results-dir", str(results), "--out-dir", str(out), *extra])
+    offline_report.main(["--results-dir", str(results), "--out-dir", str(out),
+                         "--bootstrap-reps", REPS, *extra])
     with open(out / "offline_results.csv") as handle:
         return {(row["dataset"], row["method"], int(row["actor"])): row
                 for row in csv.DictReader(handle)}
@@ -166,12 +183,12 @@ def test_table_numbers_against_hand_computation(reported):
             f"| {cell(sum(ends) / 3, min(ends), max(ends))} "
             f"| {cell(sum(actor1) / 3, min(actor1), max(actor1))} "
             f"| {cell(sum(differences) / 3, min(differences), max(differences))} "
-            f"| 46.3 | 0:06:00 |")
+            f"| – | 46.3 | 0:06:00 |")
     assert row1 in markdown.splitlines()
     assert (f"| {CHEETAH} | TD3+BC [1.0] | 0 | 3 (2 finished) | 60–100/100 | 40.0 [40.0, 40.0] "
-            f"| 37.0 [36.0, 38.0] (n=2) | – | 46.3 | 0:01:26 |") in markdown.splitlines()
+            f"| 37.0 [36.0, 38.0] (n=2) | – | – | 46.3 | 0:01:26 |") in markdown.splitlines()
     assert (f"| {HOPPER} | TD3+BC [1.0] | 0 | 1 (0 finished) | 40/100 | 25.0 | – | – | – "
-            f"| 0:00:10 |") in markdown.splitlines()
+            f"| – | 0:00:10 |") in markdown.splitlines()
     table = [line for line in markdown.splitlines() if line.startswith("| local/")]
     assert [line.split(" | ")[1:3] for line in table] == [  # baseline first in each dataset
         ["TD3+BC [1.0]", "0"], ["POGO [10.0, 10.0]", "0"], ["POGO [10.0, 10.0]", "1"],
@@ -179,6 +196,9 @@ def test_table_numbers_against_hand_computation(reported):
     assert f"- {CHEETAH}: 46.3 (--behaviour-score)" in markdown.splitlines()
     assert f"- {HOPPER}: unknown (not in the dataset's metadata under " in markdown
     assert "POSAC" not in markdown and "POSAC" not in printed
+    # no run names its environment, so the scores keep D4RL's own name
+    assert markdown.splitlines()[2].startswith("D4RL-normalised score (0 = random, 100 = expert)")
+    assert "D4RL-referenced" not in markdown
 
 
 def test_curves_are_the_seeds_interpolated_means_on_the_common_grid(reported):
@@ -235,7 +255,7 @@ def test_weight_figure_shows_each_actors_last_fifth_at_each_chain_weight(tmp_pat
     write_run(results, CHEETAH, True, [1.0], 0, [80, 100], [[30.0, 50.0]], 10.0, True)
     write_run(results, HOPPER, False, [1.0] * 2, 0, [80, 100], [[1.0, 2.0]] * 2, 10.0, True)
     offline_report.main(["--results-dir", str(results), "--out-dir", str(tmp_path / "out"),
-                         "--behaviour-score", f"{CHEETAH}=12.0"])
+                         "--behaviour-score", f"{CHEETAH}=12.0", "--bootstrap-reps", REPS])
     written = sorted(path.name for path in (tmp_path / "out").glob("weights_*"))
     assert written == [f"weights_{CHEETAH.replace('/', '_')}.png"]
 
@@ -321,6 +341,159 @@ def test_an_unscored_run_and_an_unused_behaviour_score_are_warnings(tmp_path, ca
         f"no evaluated run uses (their datasets: {HOPPER}); ignored"]
 
 
+SETTINGS = {"unbiased, energy": {"distance": "unbiased", "data_term": "energy",
+                                 "weight_units": "sum"},
+            "sinkhorn": {"distance": "sinkhorn"},
+            "seed units": {"distance": "exact", "data_term": "pointwise", "weight_units": "seed"}}
+DEFAULTS = {"distance": "exact", "data_term": "pointwise", "weight_units": "sum"}
+# seed → actor → spread at each of the evaluations (steps 80 and 100) of the default group
+SPREADS = {1: [[0.31, 0.2504], [0.5, 0.1]], 2: [[0.2, 0.3], [0.4, 0.3001]]}
+
+
+@pytest.fixture(scope="module")
+def settings_report(tmp_path_factory: pytest.TempPathFactory
+                    ) -> tuple[dict[tuple[str, str, int], dict[str, str]], str, str]:
+    """On CHEETAH (evaluated on HalfCheetah-v5): POGO at w = 10 with the default settings
+    from an old config (seed 0, no data_term or weight_units, no spread column) and from two
+    new ones (seeds 1 and 2, the keys written out, spreads measured), and one run for each
+    of SETTINGS; on HOPPER (environment unknown) one TD3+BC run. Its CSV rows, markdown
+    table and aggregate table."""
+    root = tmp_path_factory.mktemp("settings")
+    results = root / "results"
+    write_run(results, CHEETAH, False, [10.0] * 2, 0, [80, 100], [[40.0, 40.0]] * 2, 5.0, True,
+              env_id="HalfCheetah-v5")
+    for seed, spreads in SPREADS.items():
+        write_run(results, CHEETAH, False, [10.0] * 2, seed, [80, 100], [[50.0, 50.0]] * 2, 5.0,
+                  True, settings=DEFAULTS, spreads=spreads, env_id="HalfCheetah-v5")
+    for settings in SETTINGS.values():
+        write_run(results, CHEETAH, False, [10.0] * 2, 0, [80, 100], [[60.0, 60.0]] * 2, 5.0,
+                  True, settings=settings, env_id="HalfCheetah-v5")
+    write_run(results, HOPPER, True, [1.0], 0, [80, 100], [[5.0, 5.0]], 5.0, True)
+    rows = report(results, root / "out", "--behaviour-score", f"{CHEETAH}=46.3")
+    return (rows, (root / "out" / "offline_results.md").read_text(),
+            (root / "out" / "aggregate_results.md").read_text())
+
+
+def test_settings_are_separate_groups_and_old_configs_are_the_default_group(settings_report):
+    rows, markdown, aggregate = settings_report
+    labels = [f"POGO [10.0, 10.0] {label}" for label in SETTINGS]
+    assert {(method, actor) for dataset, method, actor in rows if dataset == CHEETAH} == {
+        (method, actor) for method in ["POGO [10.0, 10.0]", *labels] for actor in (0, 1)}
+    default = rows[(CHEETAH, "POGO [10.0, 10.0]", 0)]
+    assert (default["seed_list"], float(default["window_mean"])) == ("0 1 2", 140 / 3)
+    assert {key: default[key] for key in DEFAULTS} == DEFAULTS
+    for label, settings in SETTINGS.items():
+        row = rows[(CHEETAH, f"POGO [10.0, 10.0] {label}", 0)]
+        assert (row["seed_list"], float(row["window_mean"])) == ("0", 60.0)
+        assert {key: row[key] for key in DEFAULTS} == {**DEFAULTS, **settings}
+    table = [line.split(" | ")[1] for line in markdown.splitlines()
+             if line.startswith(f"| {CHEETAH} ") and line.split(" | ")[2] == "0"]
+    assert table == ["POGO [10.0, 10.0]", "POGO [10.0, 10.0] seed units",
+                     "POGO [10.0, 10.0] sinkhorn", "POGO [10.0, 10.0] unbiased, energy"]
+    methods = [line.split(" | ")[0].removeprefix("| ") for line in aggregate.splitlines()
+               if line.startswith("| POGO") and line.split(" | ")[1] == "0"]
+    assert methods == table
+
+
+def test_spread_is_the_mean_of_the_last_evaluations_and_a_dash_without_it(settings_report):
+    rows, markdown, _ = settings_report
+    for actor in (0, 1):
+        row = rows[(CHEETAH, "POGO [10.0, 10.0]", actor)]
+        last = [SPREADS[seed][actor][-1] for seed in SPREADS]  # seed 0 has no spread column
+        assert float(row["spread_end_mean"]) == pytest.approx(sum(last) / 2)
+        assert int(row["spread_seeds"]) == 2
+    cells = {(line.split(" | ")[1], line.split(" | ")[2]): line.split(" | ")[8]
+             for line in markdown.splitlines() if line.startswith("| local/")}
+    assert cells[("POGO [10.0, 10.0]", "0")] == "0.275 (n=2)"  # (0.2504 + 0.3) / 2
+    assert cells[("POGO [10.0, 10.0]", "1")] == "0.200 (n=2)"  # (0.1 + 0.3001) / 2
+    assert cells[("POGO [10.0, 10.0] sinkhorn", "0")] == "–"
+    assert cells[("TD3+BC [1.0]", "0")] == "–"
+    assert rows[(HOPPER, "TD3+BC [1.0]", 0)]["spread_end_mean"] == ""
+    assert "*spread (end)*" in markdown
+
+
+def test_scores_on_v5_environments_are_called_d4rl_referenced(settings_report):
+    _, markdown, aggregate = settings_report
+    header = markdown.splitlines()[2]
+    assert header.startswith("Normalised score (0 = random, 100 = expert)")  # HOPPER's are not
+    assert (f"{REFERENCED}: the runs on {CHEETAH} were evaluated on HalfCheetah-v5, while "
+            f"D4RL measured") in header
+    assert header.endswith("The others are D4RL-normalised.")
+    # the aggregate covers CHEETAH for POGO, HOPPER for TD3+BC: both datasets again
+    assert REFERENCED in aggregate.splitlines()[2]
+
+
+def test_scores_of_a_running_v4_run_are_d4rl_referenced_from_its_env_name(tmp_path):
+    """An unfinished run has no summary.json yet: its config's env_name names the environment."""
+    results = tmp_path / "results"
+    write_run(results, HOPPER, True, [1.0], 0, [20], [[5.0]], 1.0, False,
+              settings={"env_name": "Hopper-v4"})
+    report(results, tmp_path / "out")
+    header = (tmp_path / "out" / "offline_results.md").read_text().splitlines()[2]
+    assert header.startswith("D4RL-referenced score (0 = random, 100 = expert)")
+    assert ("D4RL-referenced (v2 reference returns on v4 environments): the runs on every "
+            "dataset here were evaluated on Hopper-v4") in header
+
+
+# dataset → seed → last-fifth score of actor 0 (constant curves, so the last fifth is the
+# value); actor 1 scores 100 minus it. 4 seeds × 3 datasets = 12 scores: the interquartile
+# mean drops exactly 3 at each end
+AGGREGATE_SCORES = {CHEETAH: [3.0, 71.0, 15.0, 40.0], HOPPER: [8.0, 90.0, 22.0, 55.0],
+                    "local/walker/medium-v0": [1.0, 64.0, 30.0, 47.0]}
+
+
+def aggregate_results(tmp_path: Path) -> Path:
+    """AGGREGATE_SCORES as POGO runs (2 actors), a fourth dataset with 2 seeds only, and
+    TD3+BC with one seed on CHEETAH."""
+    results = tmp_path / "results"
+    for dataset, values in {**AGGREGATE_SCORES, "local/ant/medium-v0": [10.0, 20.0]}.items():
+        for seed, value in enumerate(values):
+            write_run(results, dataset, False, [1.0] * 2, seed, [80, 100],
+                      [[value] * 2, [100 - value] * 2], 5.0, True)
+    write_run(results, CHEETAH, True, [1.0], 0, [80, 100], [[33.0, 33.0]], 5.0, True)
+    return results
+
+
+def test_aggregate_is_the_interquartile_mean_with_a_reproducible_interval(tmp_path):
+    groups = offline_report.load_groups(offline_report.find_runs(aggregate_results(tmp_path)))
+    rows = offline_report.aggregate_rows(groups, int(REPS))
+    assert [(row["method"], row["actor"]) for row in rows] == [
+        ("TD3+BC [1.0]", 0), ("POGO [1.0, 1.0]", 0), ("POGO [1.0, 1.0]", 1)]
+    for actor, row in enumerate(rows[1:]):
+        flat = np.array([v if actor == 0 else 100 - v
+                         for values in AGGREGATE_SCORES.values() for v in values])
+        assert row["iqm"] == pytest.approx(scipy.stats.trim_mean(flat, 0.25))
+        assert row["iqm"] == pytest.approx(np.sort(flat)[3:9].mean())  # the middle six
+        assert row["iqm_ci_low"] < row["iqm"] < row["iqm_ci_high"]
+        assert row["seeds"] == 4
+        assert row["datasets"] == "; ".join(sorted(AGGREGATE_SCORES))
+        assert row["left_out"] == "local/ant/medium-v0 (n=2)"
+    # one seed: the IQM is its score, and a bootstrap of it would be that score alone
+    assert (rows[0]["iqm"], rows[0]["seeds"], rows[0]["datasets"]) == (33.0, 1, CHEETAH)
+    assert np.isnan(rows[0]["iqm_ci_low"]) and np.isnan(rows[0]["iqm_ci_high"])
+    # the same resamples whatever numpy's global generator holds, and that is left as it was
+    # (rliable draws the resamples from it)
+    np.random.seed(123)
+    assert offline_report.aggregate_rows(groups, int(REPS)) == rows
+    assert np.random.random() == np.random.RandomState(123).random()
+
+    out = tmp_path / "out"
+    report(tmp_path / "results", out)
+    written = pd.read_csv(out / "aggregate_results.csv")
+    assert list(written["iqm_ci_low"][1:]) == pytest.approx([row["iqm_ci_low"] for row in rows[1:]])
+    markdown = (out / "aggregate_results.md").read_text().splitlines()
+    row = rows[1]
+    assert (f"| POGO [1.0, 1.0] | 0 | 100 | 4 "
+            f"| {cell(row['iqm'], row['iqm_ci_low'], row['iqm_ci_high'])} "
+            f"| {', '.join(sorted(AGGREGATE_SCORES))} | local/ant/medium-v0 (n=2) |") in markdown
+    assert f"| TD3+BC [1.0] | 0 | 100 | 1 | 33.0 | {CHEETAH} | – |" in markdown
+
+
+def unknown_distance(root: Path) -> None:
+    write_run(root, HOPPER, False, [1.0], 0, [20], [[5.0]], 1.0, False,
+              settings={"distance": "wasserstein"})
+
+
 def only_posac(root: Path) -> None:
     (root / "POSAC_Hopper-v5_s1_w0.0").mkdir(parents=True)
     (root / "POSAC_Hopper-v5_s1_w0.0" / "config.json").write_text('{"env_name": "Hopper-v5"}')
@@ -356,6 +529,8 @@ BAD_INPUT = {
     "score not finite": (one_run, ["--behaviour-score", f"{HOPPER}=nan"],
                          "expected DATASET=SCORE"),
     "no '='": (one_run, ["--behaviour-score", "46.3"], "expected DATASET=SCORE"),
+    "unknown distance": (unknown_distance, [], "distance 'wasserstein', which train_pogo.py"),
+    "no bootstrap": (one_run, ["--bootstrap-reps", "0"], "must be a positive integer"),
 }
 
 

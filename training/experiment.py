@@ -25,6 +25,7 @@ import numpy as np
 
 from training.evaluation import evaluation_table
 from training.run_setup import RunPaths, settings_of
+from training.tracking import Tracker
 from utils import (CaughtSignals, atomic_write, atomic_write_json, atomic_write_text,
                    format_duration, renamed_metric, usage_error)
 
@@ -147,14 +148,35 @@ class Experiment:
         self.resumed = bool(args.resume and paths.resume_checkpoints)
         self.session_start = time.time()
         self.writer: Any = None
+        self.tracker: Tracker | None = None
 
     def open_writer(self) -> None:
         """TensorBoard, from the current step on (events logged past it by an interrupted
-        session are purged)."""
+        session are purged), and with --track the run's W&B run (training/tracking.py)."""
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(str(self.paths.tensorboard),
                                     purge_step=self.state.total_steps)
+        if self.args.track:
+            self.tracker = Tracker.open(self.args, self.paths, self.program)
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        """One scalar to TensorBoard and, with --track, to W&B (sent at the next flush)."""
+        self.writer.add_scalar(tag, value, step)
+        if self.tracker is not None:
+            self.tracker.scalar(tag, value, step)
+
+    def flush(self) -> None:
+        self.writer.flush()
+        if self.tracker is not None:
+            self.tracker.flush()
+
+    def close_writers(self, exit_code: int, summary: dict[str, Any] | None = None) -> None:
+        """Close TensorBoard and the W&B run (the summary is the final evaluation)."""
+        if self.writer is not None:
+            self.writer.close()
+        if self.tracker is not None:
+            self.tracker.finish(exit_code, summary)
 
     def elapsed(self) -> float:
         return self.state.elapsed_before + time.time() - self.session_start
@@ -211,8 +233,7 @@ class Experiment:
         print(f"{self.program}: error: non-finite {what}{' ' + where if where else ''} at step "
               f"{self.state.total_steps}; stopping. Last good checkpoint: {kept}",
               file=sys.stderr)
-        if self.writer is not None:
-            self.writer.close()
+        self.close_writers(exit_code=1)
         raise SystemExit(1)
 
     # -- logging
@@ -236,7 +257,9 @@ class Experiment:
 
     def log_training(self, metrics: dict[str, Any], details: str, rate: float) -> None:
         for name, value in self.host_metrics(metrics).items():
-            self.writer.add_scalar(f"train/{name}", value, self.state.total_steps)
+            self.add_scalar(f"train/{name}", value, self.state.total_steps)
+        if self.tracker is not None:
+            self.tracker.flush()
         print(progress_line(self.state.total_steps, self.args.num_steps, details, rate),
               flush=True)
 
@@ -254,12 +277,12 @@ class Experiment:
         print("\n".join(lines), flush=True)
         for name, value in columns.items():
             if not name.endswith("_std"):
-                self.writer.add_scalar(f"eval/{name}", value, step)
+                self.add_scalar(f"eval/{name}", value, step)
         row = {"step": step, **counters, "wall_time_s": round(self.elapsed(), 3), **columns,
                **self.host_metrics(metrics)}
         self.state.history.append(row)
         write_outputs(self.paths, self.state.history, self.num_actors)
-        self.writer.flush()
+        self.flush()
 
     # -- start and end
     def run(self, train: Callable[[], None], device: Any) -> None:
@@ -275,7 +298,7 @@ class Experiment:
             self.interrupted()
 
     def interrupted(self) -> NoReturn:
-        self.writer.close()
+        self.close_writers(exit_code=130)
         saved = self.paths.latest_checkpoint
         where = (f"--resume continues from {saved}" if saved.exists()
                  else "no checkpoint yet: --resume starts over")
@@ -295,7 +318,7 @@ class Experiment:
         atomic_write_json(self.paths.summary_json, {
             "file_name": self.paths.file_name, "steps": self.state.total_steps, **summary,
             "wall_time_s": round(self.elapsed(), 3), "final_eval": final})
-        self.writer.close()
+        self.close_writers(exit_code=0, summary={**final, "steps": self.state.total_steps})
         n, paths = self.num_actors, self.paths
         modes = [key.split("_", 2)[2] for key in final
                  if key.startswith("actor_0_") and not key.endswith(("_std", "_score"))]

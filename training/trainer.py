@@ -169,6 +169,9 @@ class Trainer(abc.ABC):
         if recorder is not None:  # the recorded episodes: deterministic episode 0
             recorder.finish(returns[:, self.modes.index("deterministic"), 0],
                             self.experiment.writer)
+            if self.experiment.tracker is not None:
+                self.experiment.tracker.videos([*recorder.paths, recorder.chain_path],
+                                               self.state.total_steps)
 
     def final_evaluation(self) -> None:
         """The evaluation at the last step, unless the loop's schedule just made it."""
