@@ -42,9 +42,10 @@ import numpy as np
 from offline.readers import D4RL_REF_SCORES, minari_root
 from offline.sources import (RANDOM, Episode, Plan, checkpoint_plan, random_plan, replay_plan,
                              uniform_actions)
+from training.evaluation import SPREAD_DEFINITION, SPREAD_DRAWS, SPREAD_STATES
 from training.run_setup import add_threads_flag, use_threads
 from utils import (OneLineErrorParser, UsageError, code_version, non_negative_int, positive_int,
-                   usage_error)
+                   stream_seed, usage_error)
 
 PROGRAM = "make_dataset.py"
 REF_SEED = 0  # reference random episode k resets with seed REF_SEED + k
@@ -271,6 +272,24 @@ def summarize(episodes: list[Episode], refs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def behaviour_spread(policy: Any, episodes: list[Episode], seed: int) -> float:
+    """The stochastic behaviour policy's spread (training/evaluation.action_spread) at
+    SPREAD_STATES of the dataset's states, drawn, like the noise, from the `spread` stream:
+    the scale for the spread_i that train_pogo.py logs for its actors. (The data's own
+    actions, one per state, cannot show a per-state spread.)"""
+    import torch
+
+    from training.evaluation import action_spread
+
+    obs = np.concatenate([episode.observations[:-1] for episode in episodes])
+    rng = np.random.default_rng(stream_seed(seed, "spread"))
+    rows = np.sort(rng.choice(len(obs), min(SPREAD_STATES, len(obs)), replace=False))
+    generator = torch.Generator().manual_seed(stream_seed(seed, "spread"))
+    action_dim = episodes[0].actions.shape[-1]
+    return action_spread(policy, torch.as_tensor(obs[rows]), action_dim, SPREAD_DRAWS,
+                         generator)
+
+
 def package_versions() -> dict[str, str]:
     """Versions of Python and the packages that shape the arrays (those installed)."""
     from importlib import metadata
@@ -305,6 +324,8 @@ def summary_lines(plan: Plan, record: dict[str, Any]) -> list[tuple[str, str]]:
         ("ref max score", (f"{fmt(refs['ref_max_score'], 4)} "
                            f"({refs['ref_max_score_source'] or 'not given: --ref-max-score'})")),
         ("normalised score", fmt(summary["normalized_score"], 1)),
+        *([("behaviour spread", f"{summary['behaviour_spread']:.4f} ({SPREAD_DEFINITION})")]
+          if "behaviour_spread" in summary else []),
         ("checksum", record["checksum"]),
         ("command", record["command"]),
         ("code", record["code_version"]),
@@ -350,12 +371,16 @@ def collect_and_write(args: argparse.Namespace, argv: list[str], plan: Plan, fol
     episodes = plan.collect()
     if refs["ref_min_score_source"] == "measure":
         measure_ref_min(args, refs)
+    summary = summarize(episodes, refs)
+    if plan.policy is not None:
+        summary["behaviour_spread"] = behaviour_spread(plan.policy, episodes, args.seed)
+        summary["behaviour_spread_definition"] = SPREAD_DEFINITION
     record = {
         "command": "python make_dataset.py " + shlex.join(argv),
         "env_name": args.env_name,
         "source": plan.kind,
         **plan.provenance,
-        "summary": summarize(episodes, refs),
+        "summary": summary,
         "reference_scores": refs,
         "checksum": episodes_checksum(episodes),
         "checksum_definition": CHECKSUM_DEFINITION,

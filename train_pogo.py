@@ -31,14 +31,14 @@ from utils import (OneLineErrorParser, UsageError, flag_fields,
 
 PROGRAM = "train_pogo.py"
 with interruptible(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
-    from training.evaluation import action_spread, make_env, noise_input_policies
+    from training.evaluation import (SPREAD_DRAWS, SPREAD_STATES, action_spread, make_env,
+                                     noise_input_policies)
     from video.recording import add_video_flags
 
 SWEEP_AXIS = "dataset"  # a sweep file's per-task entries are datasets
 SWEEP_SECTION = "datasets"  # a sweep file's per-task section, and enabled_datasets
 ACTOR0_WEIGHT_ZERO = False  # actor 0 is pulled to the data: one number w means w,w,…
 EVALUATION_MODES = ("deterministic",)
-SPREAD_STATES, SPREAD_DRAWS = 512, 64  # each actor's spread: at these states, these draws
 WEIGHT_UNITS = ("sum", "seed")
 
 
@@ -269,8 +269,8 @@ class POGOTrainer(Trainer):
 
         generator = torch.Generator(self.device).manual_seed(
             stream_seed(self.args.seed, "spread"))
-        return {f"spread_{i}": action_spread(policy, self.spread_states, SPREAD_DRAWS,
-                                             generator)
+        return {f"spread_{i}": action_spread(policy, self.spread_states, self.data.action_dim,
+                                             SPREAD_DRAWS, generator)
                 for i, policy in enumerate(self.policies())}
 
     def policies(self) -> list[Any]:

@@ -63,6 +63,9 @@ class Plan:
     collect: Callable[[], list[Episode]]
     provenance: dict[str, Any] = field(default_factory=dict)
     algorithm: str = ""
+    # the behaviour policy as (obs, noise) → action in float64, when the data come from one
+    # actor (training/evaluation.Policy): make_dataset.py measures its spread
+    policy: Callable[[Any, Any], Any] | None = None
 
 
 def load_torch_file(path: Path, what: str, hint: str) -> dict[str, Any]:
@@ -184,7 +187,8 @@ def final_checkpoint_plan(args: argparse.Namespace, env: Any, path: Path,
             else f"deterministic actions, {draw} = 0")
     return Plan(
         kind="checkpoint", env=env, collect=lambda: rollout(env, act, args.num_steps, args.seed),
-        algorithm=f"{algorithm} actor {args.actor} ({mode})",
+        algorithm=f"{algorithm} actor {args.actor} ({mode})", policy=None if not stochastic
+        else policy,
         provenance={
             "policy": str(path), "policy_sha256": file_sha256(path), "actor": args.actor,
             "algorithm": algorithm, "num_actors_in_checkpoint": count,
@@ -238,10 +242,15 @@ def networks_only_plan(args: argparse.Namespace, env: Any, path: Path,
                    else torch.randn(mean.shape, generator=noise, dtype=torch.float64))
         return actor64.squash(mean + log_std.exp() * epsilon).float().numpy()
 
+    def policy(obs: Any, epsilon: Any) -> Any:
+        mean, log_std = actor64(obs)
+        return actor64.squash(mean + log_std.exp() * epsilon)
+
     mode = "deterministic" if args.deterministic else "stochastic"
     return Plan(
         kind="checkpoint", env=env, collect=lambda: rollout(env, act, args.num_steps, args.seed),
         algorithm=f"POSAC actor {args.actor} ({mode} actions)",
+        policy=None if args.deterministic else policy,
         provenance={
             "policy": str(path), "policy_sha256": file_sha256(path), "actor": args.actor,
             "num_actors_in_checkpoint": num_actors, "hidden_size": int(hidden_size),

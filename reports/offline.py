@@ -305,14 +305,18 @@ def load_groups(runs: list[OfflineRun]) -> Groups:
                                                          *method_order(item[0]))))
 
 
-def metadata_score(dataset: str) -> float | None:
-    """make_dataset.py's behaviour score in the local Minari dataset's metadata, if any."""
+def metadata_summary(dataset: str, key: str) -> float | None:
+    """A number of make_dataset.py's summary in the local Minari dataset's metadata (the
+    behaviour policy's normalised_score, or behaviour_spread), if there is one."""
     path = minari_root() / dataset / "data" / "metadata.json"
     try:
-        summary = json.loads(path.read_bytes())["make_dataset"]["summary"]
-        return float(summary["normalized_score"])
-    except (OSError, ValueError, KeyError, TypeError):  # not local, not make_dataset's, no score
+        return float(json.loads(path.read_bytes())["make_dataset"]["summary"][key])
+    except (OSError, ValueError, KeyError, TypeError):  # not local, not make_dataset's, none
         return None
+
+
+def metadata_score(dataset: str) -> float | None:
+    return metadata_summary(dataset, "normalized_score")
 
 
 def behaviour_scores(datasets: list[str], overrides: dict[str, float]
@@ -455,7 +459,9 @@ def behaviour_line(dataset: str, behaviour: tuple[float | None, str]) -> str:
     if score is None:
         return (f"- {dataset}: unknown (not in the dataset's metadata under "
                 f"{minari_root()}; pass --behaviour-score {dataset}=SCORE)")
-    return f"- {dataset}: {score:.1f} ({source})"
+    spread = metadata_summary(dataset, "behaviour_spread")
+    spread_text = "" if spread is None else f"; its spread {spread:.3f} (dataset metadata)"
+    return f"- {dataset}: {score:.1f} ({source}){spread_text}"
 
 
 def markdown(rows: list[dict[str, Any]], behaviour: dict[str, tuple[float | None, str]],
@@ -480,7 +486,8 @@ def markdown(rows: list[dict[str, Any]], behaviour: dict[str, tuple[float | None
              "| − actor 0 | spread (end) | behaviour | wall time |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [markdown_row(row) for row in rows]
-    lines += ["", "Behaviour policies' normalised scores:"]
+    lines += ["", "Behaviour policies' normalised scores (and, where the dataset records "
+                  "it, a stochastic behaviour policy's spread, measured as spread (end) is):"]
     lines += [behaviour_line(dataset, score) for dataset, score in behaviour.items()]
     return "\n".join(lines)
 

@@ -280,6 +280,7 @@ def test_deterministic_actions_are_the_chosen_actors_mean(minari_root: Path, che
     replay_in_env(IP, episodes, [m["seed"] for m in metadata],
                   cut_last=not episodes[-1].terminations[-1])
     assert record["actor"] == 1 and record["deterministic"] is True
+    assert "behaviour_spread" not in record["summary"]  # a deterministic policy has none
     assert record["hidden_size"] == 16 and record["num_actors_in_checkpoint"] == 2
     assert record["policy_sha256"] == \
         "sha256:" + hashlib.sha256(checkpoint.read_bytes()).hexdigest()
@@ -300,6 +301,16 @@ def test_stochastic_actions_use_the_documented_noise(minari_root: Path, checkpoi
                                rtol=0, atol=2e-6)
     assert np.abs(actions - (np.tanh(mean) * scale + bias)).max() > 0.1  # ε plays a part
     assert record["deterministic"] is False and record["actor"] == 0
+    # the behaviour spread: numpy's std over 64 draws at 512 of the states, both drawn from
+    # the documented `spread` stream, averaged over states and action dimensions
+    rows = np.sort(np.random.default_rng(stream_seed(4, "spread")).choice(
+        len(obs), min(512, len(obs)), replace=False))
+    generator = torch.Generator().manual_seed(stream_seed(4, "spread"))
+    eps = torch.randn(len(rows), 64, 1, generator=generator, dtype=torch.float64).numpy()
+    mean, std, scale, bias = numpy_actor(checkpoint, 0, obs[rows])
+    draws = np.tanh(mean[:, None] + std[:, None] * eps) * scale + bias
+    assert record["summary"]["behaviour_spread"] == pytest.approx(
+        draws.std(axis=1, ddof=1).mean(), rel=1e-9)
 
 
 # --------------------------------------------------------------------------- training data

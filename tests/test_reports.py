@@ -318,6 +318,14 @@ def test_behaviour_score_is_read_from_a_real_dataset_unless_overridden(tmp_path,
     assert float(row["behaviour_score"]) == pytest.approx(expected)
     assert row["behaviour_source"] == "dataset metadata"
     assert f"- {dataset}: {expected:.1f} (dataset metadata)" in capsys.readouterr().out
+    # a dataset made from a stochastic policy records that policy's spread: the report shows it
+    metadata_path = tmp_path / "minari" / dataset / "data" / "metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    metadata["make_dataset"]["summary"]["behaviour_spread"] = 0.0917
+    metadata_path.write_text(json.dumps(metadata))
+    report(results, tmp_path / "out")
+    assert (f"- {dataset}: {expected:.1f} (dataset metadata); its spread 0.092 (dataset "
+            f"metadata)") in capsys.readouterr().out
     row = report(results, tmp_path / "out", "--behaviour-score", f"{dataset}=12.5")[
         (dataset, "TD3+BC [1.0]", 0)]
     assert (float(row["behaviour_score"]), row["behaviour_source"]) == (12.5, "--behaviour-score")

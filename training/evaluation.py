@@ -20,6 +20,10 @@ from utils import UsageError, stream_seed
 MODES = ("deterministic", "stochastic")
 
 Policy = Callable[[Any, Any], Any]  # (obs, ε) → action, float64 torch tensors
+SPREAD_STATES, SPREAD_DRAWS = 512, 64  # a policy's spread: at this many states, draws each
+SPREAD_DEFINITION = (f"standard deviation of the actions over {SPREAD_DRAWS} noise draws at "
+                     f"each of {SPREAD_STATES} dataset states, mean over states and action "
+                     f"dimensions")
 
 
 def suggest_env(name: str) -> str:
@@ -106,7 +110,8 @@ def noise_input_policies(actors: list[Any], obs_mean: Any, obs_std: Any) -> list
     return [policy(float64_copy(actor)) for actor in actors]
 
 
-def action_spread(policy: Policy, obs: Any, draws: int, generator: Any) -> float:
+def action_spread(policy: Policy, obs: Any, action_dim: int, draws: int, generator: Any
+                  ) -> float:
     """The policy's spread at the states obs [S, obs_dim]: the standard deviation of its
     actions over `draws` noise draws ε ~ N(0, I) at each state, averaged over the states and
     the action dimensions, mean_{s,d} std_k π(s, ε_k)_d (float64; 0 for a deterministic
@@ -115,7 +120,6 @@ def action_spread(policy: Policy, obs: Any, draws: int, generator: Any) -> float
     import torch
 
     obs = obs.double().unsqueeze(1).expand(-1, draws, -1)
-    action_dim = policy(obs[:1, :1], None).shape[-1]
     noise = torch.randn(*obs.shape[:2], action_dim, generator=generator, dtype=torch.float64,
                         device=obs.device)
     with torch.no_grad():
