@@ -241,7 +241,7 @@ class POGO:
         """One JKO step for every actor, in order 0, 1, …, N−1:
 
             L_0 = −λ_0·E_s[Q1(s, π0(s))] + w_0·E_s[data_term(π0(·|s), a)],
-        L_i = −λ_i·E_s[Q1(s, πi(s))] + w_i·E_s[W2²(πi(·|s), sg[πi−1(·|s)])],   i ≥ 1,
+            L_i = −λ_i·E_s[Q1(s, πi(s))] + w_i·E_s[W2²(πi(·|s), sg[πi−1(·|s)])],   i ≥ 1,
 
         with πi−1 after its update in this step; data_term is W2²(π0, δ_a) = E‖π0 − a‖²
         (point-wise) or the energy score, W2² the configured sample distance.
