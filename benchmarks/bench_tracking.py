@@ -7,8 +7,10 @@ temporary folder) take turns on blocks of --loop-steps learning-phase environmen
 (act, env.step, store, update, and the log line every --log-freq steps, far more often than
 the default 5000 so that tracking's share shows); each rate is the median of --repeats
 blocks after a warm-up round. Printed: steps/s of each, their ratio, and the cost of one
-logged row (tracking's extra time per block over the rows it sent). W&B's start-up (a few
-seconds, once per session) is outside the blocks.
+logged row (tracking's extra time per block over the rows it sent). On a busy machine the
+loop's own noise can exceed tracking's cost, so the cost of one row is also timed alone:
+Tracker.flush() of a row of the run's real training scalars, --rows times. W&B's start-up (a
+few seconds, once per session) is outside both.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def main() -> None:
     parser.add_argument("--loop-steps", type=int, default=1000, help="steps per timed block")
     parser.add_argument("--log-freq", type=int, default=100, help="steps between log lines")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rows", type=int, default=2000, help="rows for the row timing")
     args = parser.parse_args()
     import numpy as np
 
@@ -64,6 +67,15 @@ def main() -> None:
                 while trainer.state.total_steps < trainer.args.num_steps:
                     trainer.run_episode(float("nan"))
                 rates[name].append(args.loop_steps / (time.perf_counter() - start))
+        tracker = trainers["--track"].experiment.tracker
+        row = {f"train/{name}": value for name, value in
+               trainers["--track"].experiment.host_metrics(trainers["--track"].metrics).items()}
+        start = time.perf_counter()
+        for i in range(args.rows):
+            for tag, value in row.items():
+                tracker.scalar(tag, value, 10**8 + i)
+            tracker.flush()
+        row_ms = 1e3 * (time.perf_counter() - start) / args.rows
         for trainer in trainers.values():
             trainer.experiment.close_writers(exit_code=0)
     median = {name: float(np.median(r[1:])) for name, r in rates.items()}  # r[0]: warm-up
@@ -77,6 +89,8 @@ def main() -> None:
     print(f"plain / --track time ratio: {median['plain'] / median['--track']:.3f}; "
           f"tracking's extra time per logged row: {extra_ms / rows:.2f} ms "
           f"({rows:.0f} rows per block)")
+    print(f"one row of {len(row)} training scalars, timed alone: {row_ms:.3f} ms "
+          f"(median loop step: {1e3 / median['plain']:.1f} ms)")
 
 
 if __name__ == "__main__":
