@@ -5,6 +5,7 @@ history and summary against the run's own config.json, metrics CSV and summary.j
 id across a SIGKILL and --resume; the same numbers with and without --track; bad input."""
 
 import csv
+import hashlib
 import json
 import signal
 import struct
@@ -209,3 +210,20 @@ def test_a_sweeps_tracked_runs_are_grouped_by_the_sweeps_name(tmp_path):
     assert load_sweep(sweep)[0][0].settings["wandb_group"] == "mine"
     sweep.write_text(sweep.read_text().replace("  track: true\n  wandb_group: mine\n", ""))
     assert "wandb_group" not in load_sweep(sweep)[0][0].settings  # untracked: no group
+
+
+def test_chain_videos_reach_the_wandb_run(dataset, tmp_path, offline_wandb):
+    """--capture-video with --track: each evaluation's MP4s (one per actor and the chain's)
+    are logged at its step, byte for byte (W&B records each file's sha256)."""
+    result = subprocess.run(command(dataset, tmp_path, "--track", "--capture-video",
+                                    "--num-steps", "200"),
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (folder,) = offline_runs(tmp_path)
+    logged = [row for row in read_offline_run(folder)["history"] if "video/chain/sha256" in row]
+    assert [row["global_step"] for row in logged] == [100, 200]
+    videos = tmp_path / "results" / RUN / "videos"
+    for row in logged:
+        for name in ("actor_0", "actor_1", "chain"):
+            mp4 = videos / f"step_{row['global_step']}_{name}.mp4"
+            assert row[f"video/{name}/sha256"] == hashlib.sha256(mp4.read_bytes()).hexdigest()
