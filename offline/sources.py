@@ -187,8 +187,8 @@ def final_checkpoint_plan(args: argparse.Namespace, env: Any, path: Path,
             else f"deterministic actions, {draw} = 0")
     return Plan(
         kind="checkpoint", env=env, collect=lambda: rollout(env, act, args.num_steps, args.seed),
-        algorithm=f"{algorithm} actor {args.actor} ({mode})", policy=None if not stochastic
-        else policy,
+        algorithm=f"{algorithm} actor {args.actor} ({mode})",
+        policy=policy if stochastic else None,
         provenance={
             "policy": str(path), "policy_sha256": file_sha256(path), "actor": args.actor,
             "algorithm": algorithm, "num_actors_in_checkpoint": count,
