@@ -13,7 +13,7 @@ row per evaluation) and writes, into --out-dir (the figures drawn by reports/fig
                                               one row per method × actor: the interquartile
                                               mean of the last-fifth scores over datasets,
                                               with a 95% stratified-bootstrap interval
-                                              (rliable)
+                                              (rliable, through reports/aggregate.py)
     curves_{dataset}.png                      one figure per dataset (its id, / as _), one
                                               line per (method, actor): mean over seeds
                                               with a shaded 95% bootstrap band, x =
@@ -95,8 +95,6 @@ import json
 import math
 import re
 import sys
-import warnings
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -104,9 +102,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from offline.readers import minari_root
-from reports.curves import (BOOTSTRAP_SEED, CONFIDENCE, budget_cell, file_safe, mean_and_ci,
-                            range_cell, read_metrics, seed_bands, seeds_cell, weights_label,
-                            window_average, with_ci)
+from reports.aggregate import covered_datasets, iqm_with_ci
+from reports.curves import (budget_cell, file_safe, mean_and_ci, range_cell, read_metrics,
+                            seed_bands, seeds_cell, weights_label, window_average, with_ci)
 from reports.figures import curve_figure, weight_figure
 from utils import (OneLineErrorParser, UsageError, format_duration, positive_int,
                    usage_error)
@@ -493,48 +491,6 @@ def markdown(rows: list[dict[str, Any]], behaviour: dict[str, tuple[float | None
 
 
 # --------------------------------------------------------------------------- the aggregate
-def covered_datasets(counts: dict[str, int]) -> list[str]:
-    """The datasets a method is aggregated over: those on which the same number of its seeds
-    reached the budget (a [seeds, datasets] matrix needs it), the number the most datasets
-    share, the larger on a tie; none when no seed reached it anywhere."""
-    shared = Counter(count for count in counts.values() if count)
-    if not shared:
-        return []
-    seeds = max(shared, key=lambda count: (shared[count], count))
-    return [dataset for dataset, count in counts.items() if count == seeds]
-
-
-def iqm_with_ci(scores: np.ndarray, reps: int) -> tuple[float, float, float]:
-    """rliable's interquartile mean of the [seeds, datasets] scores and the 95% percentile
-    interval of its stratified bootstrap (seeds resampled within each dataset, `reps` times,
-    seeded with BOOTSTRAP_SEED for every call, so that a row does not depend on the others);
-    NaN bounds with one seed, whose every resample is the scores themselves."""
-    from rliable import library as rly, metrics
-
-    def iqm(matrix: np.ndarray) -> np.ndarray:
-        return np.array([metrics.aggregate_iqm(matrix)])
-
-    if len(scores) < 2:
-        return float(iqm(scores)[0]), math.nan, math.nan
-    # rliable 1.2's StratifiedBootstrap draws its resamples from numpy's global generator
-    # (np.random.choice), not from random_state, so that one is seeded too, and restored after
-    global_state = np.random.get_state()
-    np.random.seed(BOOTSTRAP_SEED)
-    try:
-        with warnings.catch_warnings():
-            # rliable hands random_state to arch's bootstrap, which deprecates it in favour
-            # of an argument rliable does not pass
-            warnings.filterwarnings("ignore", message="random_state is deprecated",
-                                    category=FutureWarning)
-            points, intervals = rly.get_interval_estimates(
-                {"scores": scores}, iqm, reps=reps, confidence_interval_size=CONFIDENCE,
-                random_state=np.random.RandomState(BOOTSTRAP_SEED))
-    finally:
-        np.random.set_state(global_state)
-    return (float(points["scores"][0]), float(intervals["scores"][0, 0]),
-            float(intervals["scores"][1, 0]))
-
-
 def aggregate_rows(groups: Groups, reps: int) -> list[dict[str, Any]]:
     """One row per method (a group without its dataset) and actor: the IQM over the datasets
     the method covers (see the module docstring)."""

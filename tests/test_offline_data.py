@@ -512,3 +512,14 @@ def test_d4rl_reference_scores_follow_the_environment_family():
     assert references("HalfCheetah-v5") == list(D4RL_REF_SCORES["halfcheetah"])
     assert references("Walker2d-v4") == list(D4RL_REF_SCORES["walker2d"])
     assert references("Pendulum-v1") is None
+
+
+def test_ant_has_d4rls_reference_returns_and_tasks_match_as_whole_words():
+    """D4RL's ant: random −325.6, expert 3879.7 (d4rl/infos.py); "ant" is matched as a word,
+    so AntMaze (whose references differ) and names that merely contain it get none."""
+    references = offline_readers.d4rl_reference_scores
+    assert references("Ant-v5") == [-325.6, 3879.7]
+    assert references("ant_medium-v2.hdf5") == [-325.6, 3879.7]
+    assert references("mujoco/ant/medium-v0") == [-325.6, 3879.7]
+    for name in ("antmaze-umaze-v2", "AntMaze_UMaze-v5", "plant-v0", "giant-v1"):
+        assert references(name) is None, name
