@@ -38,7 +38,7 @@ DERIVED_STREAMS = (
     "dataset_resets",  # make_dataset.py: episode reset seeds
     "dataset_actions",  # make_dataset.py: uniform random actions
     "dataset_noise",  # make_dataset.py: the actor's ε
-    "spread",  # train_pogo.py: the states and noise of the actors' spread measurement
+    "spread",  # the states and noise of a spread measurement (train_pogo.py, make_dataset.py)
 )
 
 
