@@ -15,8 +15,9 @@ evaluation's. Prints the training scripts' evaluation table and writes, into --o
 
     evaluation.json   the checkpoint, settings, per-episode returns and means (and scores)
     evaluation.csv    one row per actor, mode and episode: return (and normalised score)
-    videos/           with --capture-video: each actor's first deterministic episode and
-                      the chain video, named by the actors' positions in --actors
+    videos/           with --capture-video: each actor's first deterministic episode
+                      (step_{steps}_actor_{i}.mp4, i its index in the chain) and the chain
+                      video, its tiles labelled with the same indices
 
 Bad input is one `evaluate.py: error:` line and exit status 2, before anything is written.
 """
@@ -174,7 +175,7 @@ def evaluate(args: argparse.Namespace, plan: Plan) -> None:
 
     checkpoint, ids = plan.checkpoint, plan.actors
     modes = MODES if stochastic_actors(checkpoint) else ("deterministic",)
-    videos = (RunVideos(args, plan.out, len(ids), plan.env_id, plan.env_kwargs)
+    videos = (RunVideos(args, plan.out, len(ids), plan.env_id, plan.env_kwargs, ids)
               if args.capture_video else None)
     evaluator = Evaluator(plan.env_id, len(ids), args.episodes, plan.seed, modes,
                           plan.env_kwargs, make_recorded_env=videos.make_env if videos else None,

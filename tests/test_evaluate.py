@@ -5,6 +5,7 @@ its own final evaluation; bad input is one line, exit 2, nothing written."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import output_flags, random_pendulum_hdf5
@@ -89,6 +90,19 @@ def test_chosen_actors_keep_their_own_noise(sac_run, tmp_path, capsys):
     assert record["means"]["actor_1_stochastic"] == final_eval(sac_run, SAC_RUN)[
         "actor_1_stochastic"]
     assert list(record["returns"]) == ["actor_1"]
+
+
+def test_a_chosen_actors_video_is_named_and_labelled_by_its_chain_index(pogo_run, tmp_path):
+    """--actors 1 --capture-video films actor 1 as step_60_actor_1.mp4, not as position 0."""
+    from video import frames
+
+    evaluate.main([str(pogo_run / "results" / POGO_RUN), "--episodes", "1", "--actors", "1",
+                   "--capture-video", "--out-dir", str(tmp_path / "one")])
+    videos = sorted(path.name for path in (tmp_path / "one" / "videos").iterdir())
+    assert videos == ["step_60_actor_1.mp4", "step_60_chain.mp4"]
+    ((running, _),) = frames.tile_labels(np.array([5.0]), 160, 96, [1])
+    expected = frames.label_overlay(["ACTOR 1", "RETURN 5.0"], 160, 96)
+    assert all(np.array_equal(a, b) for a, b in zip(running, expected, strict=True))
 
 
 def error_of(argv, capsys) -> str:

@@ -88,11 +88,13 @@ def format_return(value: float) -> str:
     return f"{value:.1f}" if np.isfinite(value) else ("NAN" if np.isnan(value) else "INF")
 
 
-def tile_labels(returns: np.ndarray, width: int, height: int) -> list[list[Any]]:
-    """Per actor, the overlays of its running tile and of its finished (DONE) tile."""
+def tile_labels(returns: np.ndarray, width: int, height: int,
+                actor_ids: list[int]) -> list[list[Any]]:
+    """Per actor (named by its index in the chain), the overlays of its running tile and of
+    its finished (DONE) tile."""
     overlays = []
-    for i, value in enumerate(returns):
-        lines = [f"ACTOR {i}", f"RETURN {format_return(float(value))}"]
+    for actor, value in zip(actor_ids, returns, strict=True):
+        lines = [f"ACTOR {actor}", f"RETURN {format_return(float(value))}"]
         overlays.append([label_overlay(lines, width, height),
                          label_overlay(lines + ["DONE"], width, height)])
     return overlays

@@ -242,9 +242,12 @@ class EvaluationVideos:
     tiles them into the chain video (and TensorBoard); `discard` removes them instead."""
 
     def __init__(self, directory: Path, step: int, num_actors: int, size: tuple[int, int],
-                 fps: float):
+                 fps: float, actor_ids: list[int] | None = None):
+        """`actor_ids`: the recorded actors' indices in the chain (default 0 … N−1), which
+        name their files and label their tiles; recording position i is actor_ids[i]."""
         self.directory, self.step, self.size, self.fps = directory, step, size, fps
-        self.paths = [directory / f"step_{step}_actor_{i}.mp4" for i in range(num_actors)]
+        self.actor_ids = list(range(num_actors)) if actor_ids is None else list(actor_ids)
+        self.paths = [directory / f"step_{step}_actor_{i}.mp4" for i in self.actor_ids]
         self.chain_path = directory / f"step_{step}_chain.mp4"
         self.writers: list[Any] = [None] * num_actors
         self.counts = [0] * num_actors
@@ -280,7 +283,8 @@ class EvaluationVideos:
         stride, scale = max(1, -(-round(self.fps) // TENSORBOARD_FPS)), TENSORBOARD_SCALE
         pixels = -(-length // stride) * num_actors * (width // scale) * (height // scale)
         keep = tensorboard is not None and pixels <= TENSORBOARD_MAX_PIXELS
-        overlays = tile_labels(np.asarray(returns, dtype=np.float64), width, height)
+        overlays = tile_labels(np.asarray(returns, dtype=np.float64), width, height,
+                               self.actor_ids)
         sources = [read_frames(path) for path in self.paths]
         held: list[np.ndarray] = [np.zeros((height, width, 3), np.uint8)] * num_actors
         kept = []
@@ -315,10 +319,11 @@ class RunVideos:
     rendering environments the evaluator plays the recorded episodes in."""
 
     def __init__(self, args: argparse.Namespace, results: Path, num_actors: int,
-                 env_name: str, env_kwargs: dict[str, Any] | None = None):
+                 env_name: str, env_kwargs: dict[str, Any] | None = None,
+                 actor_ids: list[int] | None = None):
         self.every, self.size = args.video_every, parse_size(args.video_size)
         self.directory = Path(results) / "videos"
-        self.num_actors, self.env_name = num_actors, env_name
+        self.num_actors, self.env_name, self.actor_ids = num_actors, env_name, actor_ids
         self.env_kwargs = dict(env_kwargs or {})
         self.fps = 30.0
 
@@ -333,4 +338,5 @@ class RunVideos:
         when --video-every skips it."""
         if evaluation_index % self.every:
             return None
-        return EvaluationVideos(self.directory, step, self.num_actors, self.size, self.fps)
+        return EvaluationVideos(self.directory, step, self.num_actors, self.size, self.fps,
+                                self.actor_ids)
