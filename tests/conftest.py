@@ -34,6 +34,23 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def kill_at_first_checkpoint(command: list[str], cwd: Path, checkpoint: Path) -> None:
+    """Start a training command and SIGKILL it as soon as `checkpoint` (its first resume
+    checkpoint) exists; fails if the run ended on its own first."""
+    import signal
+    import subprocess
+    import time
+
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+
+
 def output_flags(root: Path) -> list[str]:
     """A training script's output flags, every folder under `root`."""
     return ["--results-dir", str(root / "results"), "--log-dir", str(root / "runs"),

@@ -7,15 +7,14 @@ id across a SIGKILL and --resume; the same numbers with and without --track; bad
 import csv
 import hashlib
 import json
-import signal
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, output_flags, random_pendulum_hdf5
+from conftest import (REPO_ROOT, kill_at_first_checkpoint, output_flags,
+                      random_pendulum_hdf5)
 
 import train_pogo
 from sweeps.config import load_sweep
@@ -136,14 +135,7 @@ def test_offline_run_holds_every_flag_each_evaluation_and_the_final_summary(
 
 def test_a_killed_and_resumed_run_continues_one_wandb_run(dataset, tmp_path, offline_wandb):
     checkpoint = tmp_path / "checkpoints" / "invertedpendulum_random" / f"{RUN}_latest.pt"
-    process = subprocess.Popen(command(dataset, tmp_path, "--track"), cwd=tmp_path,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    kill_at_first_checkpoint(command(dataset, tmp_path, "--track"), tmp_path, checkpoint)
     stored_id = (tmp_path / "results" / RUN / tracking.RUN_ID_FILE).read_text().strip()
     result = subprocess.run(command(dataset, tmp_path, "--track", "--resume"),
                             capture_output=True, text=True, timeout=300, cwd=tmp_path)

@@ -3,17 +3,15 @@ subprocesses and in-process runs on real MuJoCo environments."""
 
 import csv
 import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import REPO_ROOT as REPO_ROOT_TEXT
-from conftest import output_flags, random_pendulum_hdf5
+from conftest import kill_at_first_checkpoint, output_flags, random_pendulum_hdf5
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train_pogo
@@ -118,14 +116,7 @@ def test_spread_is_the_final_actors_spread_at_the_documented_states(finished, hd
 def test_kill_9_and_resume_equals_the_uninterrupted_run(finished, hdf5_dataset, tmp_path):
     """Same seed → same numbers, across a SIGKILL and --resume."""
     checkpoint = tmp_path / "checkpoints" / "invertedpendulum_random" / f"{RUN}_latest.pt"
-    process = subprocess.Popen(command(hdf5_dataset, tmp_path), cwd=tmp_path,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    kill_at_first_checkpoint(command(hdf5_dataset, tmp_path), tmp_path, checkpoint)
     result = subprocess.run(command(hdf5_dataset, tmp_path, "--resume"), capture_output=True,
                             text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0 and "Resuming" in result.stdout, result.stderr

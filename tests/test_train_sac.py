@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO_ROOT as REPO_ROOT_TEXT
-from conftest import output_flags
+from conftest import kill_at_first_checkpoint, output_flags
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train_sac
@@ -134,14 +134,7 @@ def test_actor_zero_and_critic_of_a_chain_train_exactly_as_a_one_actor_run(finis
 
 def test_sigkill_and_resume_matches_uninterrupted_run(finished_run, tmp_path):
     checkpoint = tmp_path / "checkpoints" / "InvertedPendulum-v5" / f"{FILE_NAME}_latest.pt"
-    process = subprocess.Popen(train_command(tmp_path), cwd=tmp_path,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    kill_at_first_checkpoint(train_command(tmp_path), tmp_path, checkpoint)
     assert not (tmp_path / "results" / FILE_NAME / "summary.json").exists()
 
     result = run_training(tmp_path, "--resume")
