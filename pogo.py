@@ -11,7 +11,8 @@ One update (`POGO.update`) on a minibatch (s, a, r, s', m), m = 1 − terminal:
      where πi−1 is the previous actor after its own update in this step, and
      W2²(π0(·|s), δ_a) = E_z‖π0(s, z) − a‖² is the squared distance to the data action
      (the seed's point-wise data term; `data_term='energy'` replaces it with the energy
-     score E‖π0(s, z) − a‖ − ½·E‖π0(s, z) − π0(s, z′)‖, see below);
+     score ES_1 = E‖π0(s, z) − a‖ − ½·E‖π0(s, z) − π0(s, z′)‖, and `data_term='anchored'`
+     with ‖E_z π0(s, z) − a‖² + ES_1, see below);
      λ_i = 1, or λ_i = q_normalize / E_s|Q1(s, πi(s))| (detached) as in TD3+BC;
   3. after the actors, Polyak-average the critic target and every actor target (τ).
 
@@ -30,15 +31,20 @@ is minimised by a Dirac at the data's conditional mean, so actor 0 loses the beh
 policy's spread. `data_term='energy'` draws K and scores them with the energy score
 (transport.energy_score), a strictly proper scoring rule: in expectation over the data it is
 minimised only by the data's conditional distribution, spread included, from one data action
-per state. A deterministic actor has K = 1: its distances are ‖πi(s) − πi−1(s)‖² and
+per state. Its pull is bounded (unit norm per sample), so where the Q term grows with the
+critic's scale it drags the mean off the data and the score's best spread widens with the
+offset (halfcheetah medium, w = 10). `data_term='anchored'` adds the squared error of the
+mean, ‖E_z π0(s, z) − a‖² (transport.anchored_energy_score): the seed's pull on the mean,
+growing with the distance, without its collapsing tr Cov term; still strictly proper.
+A deterministic actor has K = 1: its distances are ‖πi(s) − πi−1(s)‖² and
 ‖π0(s) − a‖².
 
 Randomness: the agent owns one torch.Generator per stream, each seeded by
 utils.stream_seed (init, then td: 'agent', actor, chain, act), so no two share a stream:
   - init: network initialisation (critic, then actors 0 … N−1; on the CPU);
   - td: the TD target, per critic update z [B, A] (stochastic actor only), then ε [B, A];
-  - actor: actor 0's samples [B, 1, A] per actor update ([B, K, A] with the energy data
-    term; stochastic actors only);
+  - actor: actor 0's samples [B, 1, A] per actor update ([B, K, A] with the energy or
+    anchored data term; stochastic actors only);
   - chain: per actor update (stochastic actors only), actors 1 … N−1's samples [B, K, A]
     ([B, 2K, A] with the unbiased distance) in order, then the references: the updated
     actor i−1's samples, as many, for i = 1 … N−1 in order;
@@ -59,12 +65,15 @@ import torch.nn.functional as F
 
 from model import NoiseInputActor, QNetwork
 from replay_memory import Batch
-from transport import MAX_EXACT_SAMPLES, METHODS, energy_score, sample_w2_squared
+from transport import (MAX_EXACT_SAMPLES, METHODS, anchored_energy_score, energy_score,
+                       sample_w2_squared)
 from utils import (adam, check_agent_settings, descend_, frozen, renamed_metric, soft_update_,
                    stream_seed)
 
 GENERATORS = {"td": "agent", "actor": "actor", "chain": "chain", "act": "act"}  # → stream
-DATA_TERMS = ("pointwise", "energy")
+DATA_TERMS = ("pointwise", "energy", "anchored")
+# actor 0's scores of K samples against the data action, beside the point-wise W2² to a Dirac
+DATA_SCORES = {"energy": energy_score, "anchored": anchored_energy_score}
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,7 @@ class POGOConfig:
     them by field name). `w2_weights` holds w_0 (actor 0's data term) … w_{N−1}, in the
     summed ‖x − y‖² convention (train_pogo.py converts `--weight-units seed`);
     `num_samples` (K) is ignored by deterministic actors (K = 1); `distance` is the chain's
-    (exact, sinkhorn or unbiased), `data_term` actor 0's (pointwise or energy);
+    (exact, sinkhorn or unbiased), `data_term` actor 0's (pointwise, energy or anchored);
     `q_normalize` is TD3+BC's α (None: λ_i = 1). Validated on creation.
 
     `distance` defaults to 'exact': at K = 4 it is ~13x faster than geomloss's Sinkhorn
@@ -104,9 +113,10 @@ class POGOConfig:
             raise ValueError(f"num_samples must be at least 1, got {self.num_samples}")
         if self.data_term not in DATA_TERMS:
             raise ValueError(f"data_term must be one of {DATA_TERMS}, got {self.data_term!r}")
-        if self.data_term == "energy" and (self.deterministic_actors or self.num_samples < 2):
-            raise ValueError("data_term 'energy' scores a distribution: it needs stochastic "
-                             "actors and num_samples ≥ 2")
+        if self.data_term != "pointwise" and (self.deterministic_actors
+                                              or self.num_samples < 2):
+            raise ValueError(f"data_term {self.data_term!r} scores a distribution: it needs "
+                             "stochastic actors and num_samples ≥ 2")
         if (self.distance == "unbiased" and not self.deterministic_actors
                 and self.num_samples < 2):
             raise ValueError("distance 'unbiased' with num_samples 1 compares only the means; "
@@ -146,7 +156,7 @@ class POGO:
         self.stochastic = not config.deterministic_actors
         self.num_samples = config.num_samples if self.stochastic else 1
         # samples per state: actor 0 against the data, the chain against its reference
-        self.data_samples = self.num_samples if config.data_term == "energy" else 1
+        self.data_samples = self.num_samples if config.data_term != "pointwise" else 1
         self.chain_samples = self.num_samples * (2 if config.distance == "unbiased" else 1)
         init_generator = torch.Generator().manual_seed(stream_seed(seed, "init"))
         self.generators = {name: torch.Generator(self.device).manual_seed(
@@ -244,7 +254,8 @@ class POGO:
             L_i = −λ_i·E_s[Q1(s, πi(s))] + w_i·E_s[W2²(πi(·|s), sg[πi−1(·|s)])],   i ≥ 1,
 
         with πi−1 after its update in this step; data_term is W2²(π0, δ_a) = E‖π0 − a‖²
-        (point-wise) or the energy score, W2² the configured sample distance.
+        (point-wise), the energy score or the anchored energy score, W2² the configured
+        sample distance.
 
         The Q terms depend only on each actor's own parameters and the frozen critic, and an
         actor's parameters do not change before its own turn, so every actor's Q-term
@@ -282,8 +293,8 @@ class POGO:
                        ) -> torch.Tensor:
         """Actor i's term per state: actor 0's data term against the data action
         (reference [B, 1, A]), or the chain distance to actor i−1's samples."""
-        if i == 0 and self.config.data_term == "energy":
-            return energy_score(actions, reference)
+        if i == 0 and self.config.data_term != "pointwise":
+            return DATA_SCORES[self.config.data_term](actions, reference)
         return sample_w2_squared(actions, reference, self.config.distance,
                                  self.config.sinkhorn_blur)
 

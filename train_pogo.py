@@ -4,7 +4,7 @@
     python train_pogo.py --dataset hopper_medium-v2.hdf5 --env-name Hopper-v5 --td3-bc
 
 Outputs: training/run_setup.py's layout, under the file_name
-POGO_{dataset}_s{seed}_w{weights}[_{distance}][_energy][_seed-units] (or TD3BC_…; the
+POGO_{dataset}_s{seed}_w{weights}[_{distance}][_{data term}][_seed-units] (or TD3BC_…; the
 default exact distance, point-wise data term and summed units add nothing); the metrics CSV
 also holds each actor's normalised score (actor_{i}_deterministic_score) where the dataset has
 reference scores, and each actor's spread (spread_{i}, training/evaluation.action_spread at
@@ -84,11 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
                             "or sinkhorn (the seed's) on K samples, both biased towards a "
                             "narrower actor; unbiased: exact on two independent K-sample sets "
                             "per side, W2²(a, b) − ½W2²(a, a′) − ½W2²(b, b′)")
-    agent.add_argument("--data-term", choices=("pointwise", "energy"), default="pointwise",
+    agent.add_argument("--data-term", choices=("pointwise", "energy", "anchored"),
+                       default="pointwise",
                        help="actor 0's pull to the data action a: pointwise E‖π0 − a‖² (the "
-                            "seed's; collapses actor 0 to the data's conditional mean) or "
+                            "seed's; collapses actor 0 to the data's conditional mean); "
                             "energy, the energy score E‖π0 − a‖ − ½E‖π0 − π0′‖ on K samples, "
-                            "which keeps the behaviour policy's spread")
+                            "which keeps the behaviour policy's spread with a bounded pull; "
+                            "anchored, ‖E π0 − a‖² plus the energy score (a growing pull on "
+                            "the mean)")
     agent.add_argument("--num-samples", type=positive_int, default=4,
                        help="K samples per state for the distance (stochastic actors)")
     agent.add_argument("--sinkhorn-blur", type=float, default=0.05, help="geomloss blur")
@@ -150,12 +153,12 @@ def task_name(args: argparse.Namespace) -> str:
 
 def run_paths(args: argparse.Namespace) -> RunPaths:
     """POGO_{dataset}_s{seed}_w{weights}, then one suffix per setting off its default
-    (_sinkhorn or _unbiased, _energy, _seed-units), so runs that differ only there never share
-    a folder (TD3BC_… with --td3-bc); checkpoints are grouped by dataset."""
+    (_sinkhorn or _unbiased, _energy or _anchored, _seed-units), so runs that differ only there
+    never share a folder (TD3BC_… with --td3-bc); checkpoints are grouped by dataset."""
     task = task_name(args)
     name = run_name("TD3BC" if args.td3_bc else "POGO", task, args.seed, args.w2_weights)
     suffixes = [args.distance if args.distance != "exact" else "",
-                "energy" if args.data_term == "energy" else "",
+                args.data_term if args.data_term != "pointwise" else "",
                 "seed-units" if args.weight_units == "seed" else ""]
     name += "".join(f"_{suffix}" for suffix in suffixes if suffix)
     return RunPaths.of(args, name, group=task.replace("/", "-"))

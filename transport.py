@@ -12,8 +12,10 @@ so a weight on any of these distances means the same thing whichever function co
   W2²(a, b) − ½·W2²(a, a′) − ½·W2²(b, b′), whose expectation is zero when the two
   distributions agree (the plain K-sample W2² is not: it favours a shrunken actor).
 - `sample_w2_squared`: dispatcher between the sample estimators, exact against a Dirac.
-- `energy_score`: E‖x − a‖ − ½·E‖x − x′‖ of samples x against one observed point a, a
-  strictly proper scoring rule (POGO's spread-keeping actor-0 data term).
+- `energy_score`: E‖x − a‖^β − ½·E‖x − x′‖^β of samples x against one observed point a, a
+  strictly proper scoring rule for β < 2 (POGO's spread-keeping actor-0 data terms), and
+  `anchored_energy_score`, its β = 1 and β = 2 members summed (a mean pull that grows with
+  the distance, as the seed's point-wise term, plus the spread-keeping score).
 
 Imports nothing from the project; geomloss is imported on first use of sinkhorn only.
 """
@@ -33,6 +35,7 @@ import torch
 # forward + backward, one CPU thread: faster than geomloss's Sinkhorn up to K = 7 (K = 4:
 # ~1 ms against ~14 ms), about 4x slower at K = 8 (~0.2 s).
 MAX_EXACT_SAMPLES = 8
+NORM_EPS = 1e-12  # inside sqrt(‖v‖² + eps): a finite gradient where two points coincide
 
 METHODS = ("exact", "sinkhorn", "unbiased")
 
@@ -192,32 +195,54 @@ def unbiased_w2_squared(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return pairs[:4].mean(0) - 0.5 * pairs[4] - 0.5 * pairs[5]
 
 
-def energy_score(x: torch.Tensor, point: torch.Tensor) -> torch.Tensor:
-    """The energy score of the K ≥ 2 samples x [..., K, A] for the observed point
-    [..., 1, A], per leading index, as its unbiased estimate (Gneiting & Raftery, 2007):
+def energy_score(x: torch.Tensor, point: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    """The energy score with exponent β ∈ (0, 2] of the K ≥ 2 samples x [..., K, A] for the
+    observed point [..., 1, A], per leading index, as its unbiased estimate (Gneiting &
+    Raftery, 2007):
 
-        ES(P, a) = E‖X − a‖ − ½·E‖X − X′‖ ≈ (1/K) Σ_k ‖x_k − a‖ − 1/(2K(K−1)) Σ_{k≠l} ‖x_k − x_l‖,
+        ES_β(P, a) = E‖X − a‖^β − ½·E‖X − X′‖^β
+                   ≈ (1/K) Σ_k ‖x_k − a‖^β − 1/(2K(K−1)) Σ_{k≠l} ‖x_k − x_l‖^β,
 
-    with X, X′ ~ P independent and ‖·‖ the Euclidean norm (not squared). It is strictly
-    proper: E_{a~Q}[ES(P, a)] is minimised only by P = Q. So fitting π0(·|s) to one data
-    action per state recovers the behaviour policy's whole conditional distribution, where
-    the squared distance E‖X − a‖² = ‖E X − a‖² + tr Cov X is minimised by a Dirac at the
-    conditional mean. Averaged over states it is, up to a constant in π0, half the energy
-    distance between π0(·|s) and the data's conditional distribution. Units: a distance,
-    not a squared one. A small constant inside each norm keeps its gradient finite where
-    two points coincide."""
+    with X, X′ ~ P independent and ‖·‖ the Euclidean norm. For β < 2 it is strictly proper:
+    E_{a~Q}[ES_β(P, a)] is minimised only by P = Q. So fitting π0(·|s) to one data action per
+    state recovers the behaviour policy's whole conditional distribution, where the squared
+    distance E‖X − a‖² = ‖E X − a‖² + tr Cov X is minimised by a Dirac at the conditional
+    mean. At β = 1, averaged over states, it is (up to a constant in π0) half the energy
+    distance between π0(·|s) and the data's conditional distribution; its gradient has at
+    most unit norm per sample, so its pull does not grow with the distance. At β = 2 it is
+    ‖E X − a‖² exactly (proper, not strictly: only the mean is scored), a pull on the mean
+    that grows with the distance and no force on the spread. Units: distance^β. A small
+    constant inside each norm keeps its gradient finite where two points coincide."""
+    if not 0.0 < beta <= 2.0:
+        raise ValueError(f"energy_score needs 0 < beta ≤ 2, got {beta}")
     k = x.shape[-2]
     if k < 2:
         raise ValueError(f"energy_score needs K ≥ 2 samples per state, got {k}")
-    to_point = norm(x - point).mean(-1)
-    between = norm(x.unsqueeze(-2) - x.unsqueeze(-3)).sum((-2, -1)) / (k * (k - 1))
+
+    def power(difference: torch.Tensor) -> torch.Tensor:  # ‖v‖^β, smooth at v = 0
+        squared = difference.pow(2).sum(-1)
+        return squared if beta == 2.0 else (squared + NORM_EPS).pow(beta / 2)
+
+    to_point = power(x - point).mean(-1)
+    between = power(x.unsqueeze(-2) - x.unsqueeze(-3)).sum((-2, -1)) / (k * (k - 1))
     return to_point - 0.5 * between
 
 
-def norm(difference: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """‖v‖ over the last dimension, as sqrt(‖v‖² + eps): differentiable at v = 0 (gradient 0
-    there, where ‖v‖ has none), and within 1e-6 of ‖v‖ everywhere."""
-    return (difference.pow(2).sum(-1) + eps).sqrt()
+def anchored_energy_score(x: torch.Tensor, point: torch.Tensor) -> torch.Tensor:
+    """The energy score anchored by the squared error of the mean, per leading index
+    (x [..., K ≥ 2, A], point [..., 1, A]):
+
+        AES(P, a) = ES_2(P, a) + ES_1(P, a) = ‖E X − a‖² + E‖X − a‖ − ½·E‖X − X′‖.
+
+    Why: ES_1 alone keeps the behaviour policy's spread but pulls with a bounded force, so a
+    Q term that grows with the critic's scale can drag the mean away, and the ES_1-optimal
+    spread then widens to cover the data (measured: halfcheetah medium). The ES_2 part pulls
+    the mean as the seed's point-wise term does (gradient 2·(E X − a), growing with the
+    distance) without that term's collapsing tr Cov X. A sum of proper scores with one
+    strictly proper is strictly proper, so the minimiser is still the data's conditional
+    distribution. Units: the two parts add a squared distance to a distance, which is
+    meaningful in the normalised action box [−1, 1]^A; one weight scales both."""
+    return energy_score(x, point, beta=2.0) + energy_score(x, point, beta=1.0)
 
 
 def sample_w2_squared(x: torch.Tensor, y: torch.Tensor, method: str = "exact",

@@ -114,7 +114,7 @@ WINDOW_FRACTION = 0.2  # the late-training average covers the last fifth of the 
 BASELINE = "TD3+BC"
 # train_pogo.py's choices of --distance, --data-term and --weight-units, its default first
 DISTANCES = ("exact", "sinkhorn", "unbiased")
-DATA_TERMS = ("pointwise", "energy")
+DATA_TERMS = ("pointwise", "energy", "anchored")
 WEIGHT_UNITS = ("sum", "seed")
 # gymnasium's MuJoCo versions: D4RL's reference returns were measured on -v2, not on these
 NEW_ENVIRONMENT = re.compile(r"-(v[45])$")

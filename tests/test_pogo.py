@@ -119,9 +119,9 @@ def reference_actor_steps(agent, snapshot, batch, critic):
     def draw(gen, samples=k):
         return torch.randn(BATCH, samples, ACTION_DIM, generator=gen) if not cfg.deterministic_actors else None
 
-    # actor 0 against the data action: one sample per state (K for the energy score);
+    # actor 0 against the data action: one sample per state (K for the energy scores);
     # the chain: K (2K, two independent sets, for the unbiased distance)
-    data_k = k if cfg.data_term == "energy" else 1
+    data_k = k if cfg.data_term != "pointwise" else 1
     chain_k = 2 * k if cfg.distance == "unbiased" else k
     noise = [draw(snapshot["actor"], data_k)]
     noise += [draw(snapshot["chain"], chain_k) for _ in agent.actors[1:]]
@@ -137,6 +137,10 @@ def reference_actor_steps(agent, snapshot, batch, critic):
         def distance(ref):
             if i == 0 and cfg.data_term == "energy":
                 return energy_score_loops(x, batch.action).mean()
+            if i == 0 and cfg.data_term == "anchored":  # ‖x̄ − a‖² − tr Ŝ/K, Ŝ unbiased
+                mean_error = ((x.mean(1) - batch.action).pow(2).sum(-1)
+                              - x.var(1, unbiased=True).sum(-1) / k)
+                return (mean_error + energy_score_loops(x, batch.action)).mean()
             if i == 0:
                 return (x - batch.action.unsqueeze(1)).pow(2).sum(-1).mean()
             if cfg.distance == "exact":
@@ -172,6 +176,7 @@ CHAIN_CASES = {
     "stochastic-sinkhorn-qnorm": dict(distance="sinkhorn", q_normalize=2.5),
     "deterministic-qnorm": dict(deterministic_actors=True, q_normalize=1.5),
     "stochastic-unbiased-energy": dict(distance="unbiased", data_term="energy"),
+    "stochastic-unbiased-anchored": dict(distance="unbiased", data_term="anchored"),
 }
 
 
@@ -390,6 +395,7 @@ def test_act_deterministic_is_zero_noise_and_stochastic_leaves_training_streams(
     (dict(data_term="quantile"), "data_term must be one of"),
     (dict(data_term="energy", num_samples=1), "num_samples ≥ 2"),
     (dict(data_term="energy", deterministic_actors=True), "stochastic actors"),
+    (dict(data_term="anchored", num_samples=1), "num_samples ≥ 2"),
     (dict(policy_freq=0), "policy_freq"),
     (dict(q_normalize=0.0), "q_normalize"),
 ])

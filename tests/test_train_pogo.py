@@ -166,6 +166,8 @@ def test_new_terms_and_seed_units_name_their_runs_and_reach_the_agent(hdf5_datas
     assert paths.file_name == f"{RUN}_unbiased_energy_seed-units"
     config = train_pogo.agent_config(args, task.data.action_dim)
     assert (config.distance, config.data_term) == ("unbiased", "energy")
+    _, anchored, _ = train_pogo.parse_and_check([*argv, "--data-term", "anchored"])
+    assert anchored.file_name == f"{RUN}_anchored"
     assert config.w2_weights == (1.0, 0.25)  # 1.0 per dimension of 1; 0.5 on ½‖x − y‖²
     args.w2_weights = [10.0, 10.0, 10.0]
     # HalfCheetah's 6 action dimensions: the seed's [10, 10, 10] is [10/6, 5, 5] summed

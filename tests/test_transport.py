@@ -15,7 +15,7 @@ from geomloss import SamplesLoss
 from scipy.optimize import linear_sum_assignment
 
 from model import NoiseInputActor
-from transport import (MAX_EXACT_SAMPLES, energy_score, exact_w2_squared,
+from transport import (MAX_EXACT_SAMPLES, anchored_energy_score, energy_score, exact_w2_squared,
                        gaussian_w2_squared, gaussian_w2_squared_log_std, sample_w2_squared,
                        sinkhorn_w2_squared, unbiased_w2_squared)
 
@@ -352,11 +352,48 @@ def test_energy_score_is_minimised_by_the_data_spread_and_the_squared_distance_b
     torch.testing.assert_close(squared, 1 + spreads**2, rtol=0.03, atol=0.0)
 
 
-def test_an_actor_fitted_with_the_energy_score_keeps_the_datas_conditional_spread():
-    """One data action per state, a = 0.5·s + 0.2·ε: the energy score recovers the spread
-    0.2 at each state; the squared distance to the data action collapses it."""
+def test_the_beta_2_energy_score_is_the_squared_error_of_the_mean_without_the_spread():
+    """Per sample set, ES_2 = ‖x̄ − a‖² − tr Ŝ/K (Ŝ the unbiased sample covariance), so its
+    expectation is ‖μ − a‖² whatever the spread: no collapsing force."""
+    gen = torch.Generator().manual_seed(32)
+    x = torch.randn(5, 4, 3, generator=gen, dtype=torch.float64)
+    a = torch.randn(5, 1, 3, generator=gen, dtype=torch.float64)
+    by_moments = ((x.mean(1) - a[:, 0]).pow(2).sum(-1)
+                  - x.var(1, unbiased=True).sum(-1) / x.shape[1])
+    torch.testing.assert_close(energy_score(x, a, beta=2.0), by_moments)
+    mu, point = torch.tensor([0.3, -0.2, 0.5]), torch.tensor([[0.1, 0.4, -0.3]])
+    z = torch.randn(100_000, 4, 3, generator=torch.Generator().manual_seed(33))
+    for spread in (0.1, 1.0, 2.0):
+        value = energy_score(mu + spread * z, point.expand(100_000, 1, 3), beta=2.0).mean()
+        assert value.item() == pytest.approx((mu - point).pow(2).sum().item(), abs=0.03)
+
+
+def test_the_anchored_score_is_the_squared_mean_error_plus_the_energy_score():
+    """Gaussian closed form (1-D, as above) plus (μ − a)²; minimised at the data spread."""
+    gen = torch.Generator().manual_seed(34)
+    mu, sigma, a = 0.3, 0.7, 1.1
+    x = mu + sigma * torch.randn(200_000, 4, 1, generator=gen, dtype=torch.float64)
+    z = (a - mu) / sigma
+    normal = torch.distributions.Normal(0.0, 1.0)
+    pdf, cdf = normal.log_prob(torch.tensor(z)).exp().item(), normal.cdf(torch.tensor(z)).item()
+    closed = (mu - a) ** 2 + sigma * (2 * pdf + z * (2 * cdf - 1)) - sigma / math.sqrt(math.pi)
+    point = torch.full((200_000, 1, 1), a, dtype=torch.float64)
+    assert anchored_energy_score(x, point).mean().item() == pytest.approx(closed, abs=3e-3)
+    x = torch.randn(40_000, 4, 1, generator=gen, dtype=torch.float64)
+    data = torch.randn(40_000, 1, 1, generator=gen, dtype=torch.float64)
+    spreads = torch.linspace(0.7, 1.3, 13, dtype=torch.float64)
+    scores = torch.stack([anchored_energy_score(s * x, data).mean() for s in spreads])
+    assert minimiser(spreads, scores) == pytest.approx(1.0, abs=0.05)
+
+
+def test_an_actor_fitted_with_the_energy_scores_keeps_the_datas_conditional_spread():
+    """One data action per state, a = 0.5·s + 0.2·ε: the energy score and the anchored one
+    recover the spread 0.2 at each state; the squared distance to the data action collapses
+    it."""
     spreads = {}
-    for term in ("energy", "pointwise"):
+    terms = {"energy": energy_score, "anchored": anchored_energy_score,
+             "pointwise": sample_w2_squared}
+    for term, score in terms.items():
         gen = torch.Generator().manual_seed(0)
         actor = NoiseInputActor(1, 2, 32, 1.0, True, torch.Generator().manual_seed(0))
         optimizer = torch.optim.Adam(actor.parameters(), lr=3e-3)
@@ -364,7 +401,7 @@ def test_an_actor_fitted_with_the_energy_score_keeps_the_datas_conditional_sprea
             s = torch.rand(64, 1, generator=gen) * 2 - 1
             a = (0.5 * s + 0.2 * torch.randn(64, 2, generator=gen)).unsqueeze(1)
             x = actor(s.unsqueeze(1).expand(64, 4, 1), torch.randn(64, 4, 2, generator=gen))
-            loss = (energy_score(x, a) if term == "energy" else sample_w2_squared(x, a)).mean()
+            loss = score(x, a).mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -372,12 +409,15 @@ def test_an_actor_fitted_with_the_energy_score_keeps_the_datas_conditional_sprea
             s = torch.linspace(-0.9, 0.9, 16).reshape(16, 1, 1).expand(16, 512, 1)
             spreads[term] = actor(s, torch.randn(16, 512, 2, generator=gen)).std(1).mean().item()
     assert spreads["energy"] == pytest.approx(0.2, rel=0.15)
+    assert spreads["anchored"] == pytest.approx(0.2, rel=0.15)
     assert spreads["pointwise"] < 0.05
 
 
 def test_energy_score_needs_two_samples_and_has_finite_gradients_at_ties():
     with pytest.raises(ValueError, match="K ≥ 2"):
         energy_score(torch.zeros(3, 1, 2), torch.zeros(3, 1, 2))
+    with pytest.raises(ValueError, match="0 < beta ≤ 2"):
+        energy_score(torch.zeros(3, 4, 2), torch.zeros(3, 1, 2), beta=2.5)
     x = torch.zeros(3, 4, 2, requires_grad=True)
     energy_score(x, torch.zeros(3, 1, 2)).sum().backward()
     assert torch.isfinite(x.grad).all()
