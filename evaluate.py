@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,8 @@ with interruptible(PROGRAM):
     import numpy as np
 
     from training.final_checkpoint import (check_spaces, evaluation_policies, normalized_score,
-                                           num_actors, read_final_checkpoint, stochastic_actors)
+                                           num_actors, read_final_checkpoint, resolve_run,
+                                           stochastic_actors)
     from video.recording import add_video_flags, check_capture, prefer_headless
 
 
@@ -71,23 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --------------------------------------------------------------------------- checks
-def checkpoint_path(run: Path) -> tuple[Path, Path | None]:
-    """The final checkpoint and the run's results directory (None when a file was given)."""
-    if run.is_dir():
-        summary = run / "summary.json"
-        if not summary.is_file():
-            raise UsageError(f"{run} has no summary.json: the run has not finished (or this is "
-                             f"not a results directory); evaluate a finished run")
-        try:
-            path = json.loads(summary.read_text())["final_checkpoint"]
-        except (ValueError, KeyError, TypeError):
-            raise UsageError(f"{summary} names no final_checkpoint: the run finished before "
-                             f"self-contained final checkpoints; give its _final.pt, or train "
-                             f"it again with this version") from None
-        return Path(path), run
-    return run, None
-
-
 def actor_indices(text: str | None, num_actors: int) -> list[int]:
     if text is None:
         return list(range(num_actors))
@@ -157,7 +140,7 @@ class Plan:
 def check(args: argparse.Namespace) -> Plan:
     """Every check that can reject the input, before any work; raises UsageError."""
     check_cuda(args)
-    path, results = checkpoint_path(args.run)
+    path, results = resolve_run(args.run)
     checkpoint = read_final_checkpoint(path)
     actors = actor_indices(args.actors, num_actors(checkpoint))
     prefer_headless(args)  # MUJOCO_GL before MuJoCo renders anything

@@ -10,6 +10,7 @@ from torch import nn
 
 LOG_STD_MIN = -20.0
 LOG_STD_MAX = 2.0
+ACTION_BOUND_EPS = 1e-6  # a data action's distance from the box's bounds, for log π(a|s)
 
 
 def init_weights_(network: nn.Module, generator: torch.Generator | None) -> None:
@@ -87,6 +88,16 @@ class GaussianPolicy(nn.Module):
         log_det_tanh = 2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))
         log_prob = (gaussian_log_prob - log_det_tanh - self.action_scale.log()).sum(-1)
         return self.squash(pre_tanh), log_prob
+
+    def log_prob(self, mean: torch.Tensor, log_std: torch.Tensor,
+                 action: torch.Tensor) -> torch.Tensor:
+        """log π(a|s) of a given action (a data action), by `sample` at the ε that yields it:
+        u = atanh((a − bias)/scale), ε = (u − μ)/σ. Actions on the bounds (a float32 tanh
+        saturates) are moved inside by ACTION_BOUND_EPS, so u stays finite (|u| ≤ 7.3)."""
+        unit = ((action - self.action_bias) / self.action_scale).clamp(
+            -1.0 + ACTION_BOUND_EPS, 1.0 - ACTION_BOUND_EPS)
+        noise = (torch.atanh(unit) - mean) / log_std.exp()
+        return self.sample(mean, log_std, noise)[1]
 
 
 class NoiseInputActor(nn.Module):

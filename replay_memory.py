@@ -31,6 +31,10 @@ class Batch(NamedTuple):
     next_obs: torch.Tensor
     mask: torch.Tensor
 
+    def cat(self, other: Batch) -> Batch:
+        """This minibatch's transitions, then `other`'s (e.g. offline data and replay)."""
+        return Batch(*(torch.cat(pair) for pair in zip(self, other)))
+
 
 class StoredEpisode(NamedTuple):
     """One episode read back from a saved memory (`ReplayMemory.episodes`), arrays as stored."""

@@ -7,6 +7,11 @@ One update (`POSAC.update`) on a minibatch:
               L_0 = E[α·log π0(a|s) − min Q(s, a)],
               L_i = λ_i·E[α·log πi(a|s) − min Q(s, a)] + w_i·W2²(πi, sg[πi−1]),
               where πi−1 is the previous actor after its own update in this step;
+     offline (data_weight w_D > 0, on a dataset's (s, a_D)), actor 0 is pulled to the data
+     by the log score:
+              L_0 = λ_0·E[α·log π0(a|s) − min Q(s, a)] + w_D·E[−log π0(a_D|s)],
+     a strictly proper scoring rule, so it keeps the behaviour policy's spread (a W2² to
+     the data action, a Dirac, would collapse it), with λ_0 as the λ_i;
   3. temperature (optional): L_α = −E[log α·(log π0(a|s) + H_target)], H_target = −dim(A);
   4. every `target_update_interval` updates, Polyak-average the target critic (and the
      target copy of actor 0 when the TD target uses it).
@@ -50,12 +55,15 @@ class SACConfig:
     q_normalize: bool = True
     q_normalize_form: str = "abs-mean"
     chain_update: str = "sequential"
+    data_weight: float = 0.0
 
     def __post_init__(self) -> None:
         check_agent_settings(self)
         if self.w2_weights[0] != 0.0:
             raise ValueError(f"w2_weights[0] must be 0.0: actor 0 learns with the plain SAC "
                              f"loss (got {self.w2_weights})")
+        if not 0.0 <= self.data_weight < math.inf:
+            raise ValueError(f"data_weight must be non-negative, got {self.data_weight}")
         if not (0.0 < self.alpha < math.inf):
             raise ValueError(f"alpha must be positive, got {self.alpha}")
         if self.target_update_interval < 1:
@@ -97,7 +105,9 @@ class POSAC:
         if config.automatic_entropy_tuning:
             self.log_alpha.requires_grad_(True)
             self.alpha_optimizer = adam([self.log_alpha], config.lr)
-        self.w2_weights = torch.tensor(config.w2_weights, device=self.device)
+        # for the metrics: each actor's weight on its term in "w2" (actor 0's: the data's)
+        self.w2_weights = torch.tensor((config.data_weight, *config.w2_weights[1:]),
+                                       device=self.device)
         self.num_updates = 0
 
     @property
@@ -160,13 +170,15 @@ class POSAC:
         """λ_0 = 1 and, for i ≥ 1, λ_i = 1/|E[α·log πi − min Q]| (q_normalize_form 'abs-mean',
         the design's) or 1/E|α·log πi − min Q| ('mean-abs', guarded: it cannot blow up when
         the batch mean crosses zero, as TD3+BC's 1/E|Q|), detached; all 1 when q_normalize
-        is off. Actor i ≥ 1's SAC term is then scale-free against its W2 term.
+        is off. Actor i ≥ 1's SAC term is then scale-free against its W2 term, and offline
+        (data_weight > 0) actor 0's against its data term, as TD3+BC's Q term.
         `per_state` holds α·log πi − min Q per actor and state [N, B]."""
         scales = torch.ones_like(sac_terms)
         if self.config.q_normalize:
+            first = 0 if self.config.data_weight > 0 else 1
             size = (sac_terms.abs() if self.config.q_normalize_form == "abs-mean"
                     else per_state.abs().mean(-1))
-            scales[1:] = 1.0 / size[1:].detach().clamp_min(1e-8)
+            scales[first:] = 1.0 / size[first:].detach().clamp_min(1e-8)
         return scales
 
     def next_reference(self, actor: GaussianPolicy, obs: torch.Tensor, mean: torch.Tensor,
@@ -179,10 +191,11 @@ class POSAC:
             mean, log_std = actor(obs)
         return mean, log_std.exp()
 
-    def update_actors(self, obs: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def update_actors(self, obs: torch.Tensor, data_action: torch.Tensor
+                      ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """One JKO step for every actor, in order 0, 1, …, N−1:
 
-            L_0 = E[α·log π0 − min Q],
+            L_0 = λ_0·E[α·log π0 − min Q] + w_D·E[−log π0(a_D|s)]   (w_D = 0 online: λ_0 = 1),
             L_i = λ_i·E[α·log πi − min Q] + w_i·W2²(πi, sg[πi−1]),
 
         where πi−1 is the previous actor after its own update in this step (with
@@ -210,6 +223,10 @@ class POSAC:
         for i, (actor, optimizer) in enumerate(zip(self.actors, self.actor_optimizers)):
             actor_mean, actor_log_std = outputs[i]
             loss = (actor_mean * grad_mean[i]).sum() + (actor_log_std * grad_log_std[i]).sum()
+            if i == 0 and self.config.data_weight > 0:
+                log_score = -actor.log_prob(actor_mean, actor_log_std, data_action).mean()
+                loss = loss + self.config.data_weight * log_score
+                w2[0] = log_score.detach()
             if reference is not None:
                 distance = gaussian_w2_squared_log_std(actor_mean, actor_log_std, *reference)
                 loss = loss + self.config.w2_weights[i] * distance
@@ -235,7 +252,7 @@ class POSAC:
         on every call, so train_sac.py can record it as a CUDA graph. Returns detached
         metrics (read them on the host only to log)."""
         metrics = self.update_critic(batch)
-        actor_metrics, log_prob_0 = self.update_actors(batch.obs)
+        actor_metrics, log_prob_0 = self.update_actors(batch.obs, batch.action)
         metrics.update(actor_metrics)
         if self.config.automatic_entropy_tuning:
             metrics["alpha_loss"] = self.update_alpha(log_prob_0)
@@ -299,7 +316,11 @@ class POSAC:
             state["alpha_optimizer"] = self.alpha_optimizer.state_dict()
         return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_trained(self, state: dict[str, Any]) -> None:
+        """Continue a trained agent (e.g. an offline run's final checkpoint): its actors,
+        critic and target critic, their optimisers and α (with its optimiser when both tune
+        it), not its random streams or update count. Actor 0's target copy, where this
+        config uses one, is the trained one's if it kept one, else actor 0 itself."""
         for actor, actor_state in zip(self.actors, state["actors"], strict=True):
             actor.load_state_dict(actor_state)
         for opt, opt_state in zip(self.actor_optimizers, state["actor_optimizers"], strict=True):
@@ -309,10 +330,15 @@ class POSAC:
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
+        if self.actor0_target is not None:
+            self.actor0_target.load_state_dict(state.get("actor0_target", state["actors"][0]))
+        if self.config.automatic_entropy_tuning and "alpha_optimizer" in state:
+            self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Exactly the agent that state_dict() saved (resume): load_trained, then the random
+        streams and the update count."""
+        self.load_trained(state)
         self.generator.set_state(state["generator"])
         self.chain_generator.set_state(state["chain_generator"])
         self.num_updates = state["num_updates"]
-        if self.actor0_target is not None:
-            self.actor0_target.load_state_dict(state["actor0_target"])
-        if self.config.automatic_entropy_tuning:
-            self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])

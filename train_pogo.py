@@ -31,7 +31,7 @@ from utils import (OneLineErrorParser, UsageError, flag_fields,
 
 PROGRAM = "train_pogo.py"
 with interruptible(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
-    from training.evaluation import (SPREAD_DRAWS, SPREAD_STATES, action_spread, make_env,
+    from training.evaluation import (SPREAD_DRAWS, SPREAD_STATES, action_spread,
                                      noise_input_policies)
     from video.recording import add_video_flags
 
@@ -175,12 +175,10 @@ def summed_weights(args: argparse.Namespace, action_dim: int) -> tuple[float, ..
 @functools.lru_cache(maxsize=None)
 def load_checked(dataset: str, env_name: str | None) -> tuple[Any, Any]:
     """The dataset and its evaluation environment, checked against each other (UsageError)."""
-    from offline.data import DatasetError, check_matches_env, load_dataset
+    from offline.data import DatasetError, open_dataset
 
     try:
-        data = load_dataset(dataset, env_name)
-        env = make_env(data.env_id, **data.env_kwargs)
-        check_matches_env(data, env.observation_space.shape[0], env.action_space.shape[0])
+        data, env = open_dataset(dataset, env_name)
     except DatasetError as error:
         raise UsageError(str(error)) from None
     low, high = env.action_space.low, env.action_space.high

@@ -2,8 +2,17 @@
 
     python train_sac.py --env-name HalfCheetah-v5 --num-actors 2 --w2-weights 0.0,0.1
 
-Outputs: training/run_setup.py's layout, under the file_name POSAC_{env}_s{seed}_w{weights}.
-Torch, Gymnasium and TensorBoard are imported only after the flags are parsed, so --help is instant.
+Offline, then online (docs/offline_to_online.md):
+
+    python train_sac.py --env-name Hopper-v5 --dataset posac/hopper/medium-replay-v1 \
+        --data-weight 1 --num-steps 100000
+    python train_sac.py --env-name Hopper-v5 --init-from results/POSAC_posac-hopper-…_data1 \
+        --offline-data posac/hopper/medium-replay-v1 --num-steps 100000
+
+Outputs: training/run_setup.py's layout, under the file_name POSAC_{env}_s{seed}_w{weights}
+(offline: POSAC_{dataset}_s{seed}_w{weights}_data{w_D}; online, suffixes _from-{the offline
+run's name without POSAC_} and _mix{ratio}-{dataset}). Torch, Gymnasium and TensorBoard are
+imported only after the flags are parsed, so --help is instant.
 """
 
 from __future__ import annotations
@@ -11,10 +20,12 @@ from __future__ import annotations
 import argparse
 import functools
 import math
+from pathlib import Path
 from typing import Any
 
 from training import trainer
-from training.run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_network_flags,
+from training.run_setup import (NON_NEGATIVE, OPTIMIZER_RANGES, POSITIVE, RunPaths,
+                                add_network_flags,
                                 add_output_flags, add_threads_flag, check_ranges,
                                 interruptible)
 from training.tracking import add_tracking_flags, check_tracking
@@ -28,6 +39,7 @@ with interruptible(PROGRAM):  # Ctrl-C while these load: one line and exit 130, 
     import numpy as np
 
     from training.evaluation import MODES, gaussian_policies, make_env
+    from training.final_checkpoint import check_spaces, read_final_checkpoint, resolve_run
     from video.recording import add_video_flags
 
 SWEEP_AXIS = "env_name"  # a sweep file's per-task entries are environments
@@ -45,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     env.add_argument("--seed", type=int, default=123456, help="seed for everything random")
     env.add_argument("--num-steps", type=positive_int, default=1_000_000,
                      help="environment steps to train for")
-    env.add_argument("--start-steps", type=non_negative_int, default=10_000,
-                     help="uniform random actions before the behaviour actor takes over")
+    env.add_argument("--start-steps", type=non_negative_int, default=None,
+                     help="uniform random actions before the behaviour actor takes over "
+                          "(default 10000; 0 with --init-from)")
     env.add_argument("--update-after", type=non_negative_int, default=0,
                      help="environment steps collected before the first gradient update "
                           "(updates also wait until the replay memory holds a batch)")
@@ -90,19 +103,66 @@ def build_parser() -> argparse.ArgumentParser:
                             "writes as CUDA graphs and replay them (same results, several "
                             "times the speed; see cuda_graphs.py)")
     evaluation = parser.add_argument_group("evaluation")
-    evaluation.add_argument("--eval-freq", type=positive_int, default=10,
-                            help="evaluate every this many training episodes")
+    evaluation.add_argument("--eval-freq", type=positive_int, default=None,
+                            help="evaluate every this many training episodes (default 10), or "
+                                 "with --dataset gradient steps (default 5000)")
     evaluation.add_argument("--eval-episodes", type=positive_int, default=10,
                             help="episodes per actor and mode (deterministic, stochastic)")
+    add_offline_flags(parser)
     add_video_flags(parser)
-    add_output_flags(parser, "environment steps")
+    add_output_flags(parser, "environment steps (gradient steps with --dataset)")
     add_tracking_flags(parser)
     return parser
+
+
+def add_offline_flags(parser: argparse.ArgumentParser) -> None:
+    offline = parser.add_argument_group("offline data and pretrained runs")
+    offline.add_argument("--dataset", default=None,
+                         help="train offline on this dataset (a local Minari id, or a D4RL "
+                              ".hdf5 file collected on --env-name): --num-steps counts gradient "
+                              "steps, nothing is collected, observations and rewards stay raw")
+    offline.add_argument("--data-weight", type=float, default=0.0,
+                         help="with --dataset: w_D, actor 0's pull to the data action a_D by "
+                              "its log score, w_D·E[−log π0(a_D|s)] (its SAC term is then "
+                              "normalised like the chain's)")
+    offline.add_argument("--init-from", default=None,
+                         help="start from a finished POSAC run (its results directory or "
+                              "_final.pt): its actors, critic, targets, optimisers and α; "
+                              "the run evaluates them at step 0")
+    offline.add_argument("--offline-data", default=None,
+                         help="online: draw a share of every minibatch from this dataset "
+                              "(RLPD's symmetric sampling), the rest from the replay memory")
+    offline.add_argument("--offline-ratio", type=float, default=0.5,
+                         help="with --offline-data: the dataset's share of every minibatch")
+
+
+def check_offline_flags(args: argparse.Namespace) -> None:
+    """The offline flags' combinations; fills the defaults that depend on them."""
+    if args.dataset is not None:
+        for flag, value in (("--init-from", args.init_from), ("--offline-data", args.offline_data),
+                            ("--save-replay", args.save_replay or None),
+                            ("--cuda-graphs", args.cuda_graphs or None)):
+            if value is not None:
+                raise UsageError(f"{flag} does not go with --dataset (offline training); "
+                                 f"drop one of them")
+    elif args.data_weight != 0.0:
+        raise UsageError("--data-weight pulls actor 0 to a dataset's actions: add --dataset, "
+                         "or drop --data-weight")
+    if not 0.0 < args.offline_ratio < 1.0:
+        raise UsageError(f"--offline-ratio must lie in (0, 1) (got {args.offline_ratio}); "
+                         f"RLPD's symmetric sampling is 0.5")
+    if args.offline_data is not None and args.cuda_graphs:
+        raise UsageError("--cuda-graphs does not record --offline-data's sampling; drop one")
+    if args.eval_freq is None:
+        args.eval_freq = 10 if args.dataset is None else 5000
+    if args.start_steps is None:
+        args.start_steps = 10_000 if args.init_from is None else 0
 
 
 def validate_args(args: argparse.Namespace) -> None:
     """Checks that need no environment; raises UsageError naming the problem and the fix."""
     check_tracking(args)
+    check_offline_flags(args)
     if args.num_actors < 1:
         raise UsageError(f"--num-actors must be at least 1 (got {args.num_actors})")
     try:
@@ -115,16 +175,35 @@ def validate_args(args: argparse.Namespace) -> None:
     if args.batch_size > args.replay_size:
         raise UsageError(f"--batch-size {args.batch_size} exceeds --replay-size "
                          f"{args.replay_size}; lower the batch or enlarge the replay memory")
-    check_ranges(args, {**OPTIMIZER_RANGES, "alpha": POSITIVE})
+    check_ranges(args, {**OPTIMIZER_RANGES, "alpha": POSITIVE, "data_weight": NON_NEGATIVE})
     if args.cuda_graphs and not args.cuda:
         raise UsageError("--cuda-graphs needs --cuda: add --cuda, or drop --cuda-graphs")
 
 
 
 
+def dataset_task(dataset: str) -> str:
+    """A dataset as a run names it: a Minari id, or an hdf5 file's stem."""
+    path = Path(dataset)
+    return path.stem if path.suffix in (".hdf5", ".h5") else dataset
+
+
 def run_paths(args: argparse.Namespace) -> RunPaths:
-    return RunPaths.of(args, run_name("POSAC", args.env_name, args.seed, args.w2_weights),
-                       group=args.env_name)
+    """POSAC_{env}_s{seed}_w{weights}; offline POSAC_{dataset}_…_data{w_D}, grouped by the
+    dataset; a run started --init-from adds _from-{that run's name without POSAC_}, and one
+    with --offline-data _mix{ratio}-{dataset}."""
+    if args.dataset is not None:
+        task = dataset_task(args.dataset)
+        name = run_name("POSAC", task, args.seed, args.w2_weights) + f"_data{args.data_weight:g}"
+        return RunPaths.of(args, name, group=task.replace("/", "-"))
+    name = run_name("POSAC", args.env_name, args.seed, args.w2_weights)
+    if args.init_from is not None:
+        checkpoint, _ = resolve_run(Path(args.init_from))
+        name += "_from-" + checkpoint.name.removesuffix("_final.pt").removeprefix("POSAC_")
+    if args.offline_data is not None:
+        task = dataset_task(args.offline_data).replace("/", "-")
+        name += f"_mix{args.offline_ratio:g}-{task}"
+    return RunPaths.of(args, name, group=args.env_name)
 
 
 @functools.lru_cache(maxsize=None)
@@ -136,16 +215,66 @@ def environment_dims(env_name: str) -> tuple[int, int]:
 
 
 def preflight(args: argparse.Namespace) -> int:
-    """The start-up check a sweep repeats for each run (the environment builds; UsageError if
-    not), and the run's peak resident memory in bytes: the replay memory (twice while a
-    checkpoint loads) plus the process itself."""
+    """The start-up check a sweep repeats for each run (the environment builds, and the
+    dataset or run it reads fits it; UsageError if not), and the run's peak resident memory
+    in bytes: the replay memory (twice while a checkpoint loads) plus the process itself."""
     obs_dim, action_dim = environment_dims(args.env_name)
+    if args.dataset or args.init_from or args.offline_data:
+        open_task(args)  # the files it reads, checked against the environment
     return 2 * (args.replay_size + 1) * (4 * obs_dim + 4 * action_dim + 6) + MEMORY_OVERHEAD_BYTES
 
 
+def open_dataset_for(spec: str, env_name: str) -> tuple[Any, Any]:
+    """A dataset and its environment, which must be `env_name` (UsageError if not)."""
+    from offline.data import DatasetError, open_dataset
+
+    try:
+        data, env = open_dataset(spec, env_name if Path(spec).suffix in (".hdf5", ".h5")
+                                 else None)
+    except DatasetError as error:
+        raise UsageError(str(error)) from None
+    if data.env_id != env_name:
+        raise UsageError(f"{spec} was collected on {data.env_id}, not on --env-name "
+                         f"{env_name}; give --env-name {data.env_id}")
+    return data, env
+
+
+def check_init(checkpoint: dict[str, Any], args: argparse.Namespace, env: Any) -> None:
+    """UsageError unless the --init-from run's agent can continue as this run's."""
+    algorithm, source = checkpoint["algorithm"], args.init_from
+    if algorithm != "POSAC":
+        raise UsageError(f"{source} is a {algorithm} run: its noise-input or deterministic "
+                         f"actors have no log-density for SAC's loss; start from a POSAC run "
+                         f"(train_sac.py, offline with --dataset)")
+    if checkpoint["env_id"] != args.env_name:
+        raise UsageError(f"{source} was trained on {checkpoint['env_id']}, not on --env-name "
+                         f"{args.env_name}; give --env-name {checkpoint['env_id']}")
+    check_spaces(checkpoint, env, args.env_name)
+    config = checkpoint["agent_config"]
+    for flag, trained, asked in (("--num-actors", config["num_actors"], args.num_actors),
+                                 ("--hidden-size", config["hidden_size"], args.hidden_size)):
+        if trained != asked:
+            raise UsageError(f"{source} has {flag} {trained}, this run {asked}; give "
+                             f"{flag} {trained}")
+    if checkpoint["obs_mean"] is not None:
+        raise UsageError(f"{source}'s actors saw normalised observations, which POSAC online "
+                         f"does not; start from a run on raw observations")
+
+
 def open_task(args: argparse.Namespace) -> Task:
-    """The training environment (UsageError if it cannot be built)."""
-    return Task(env_id=args.env_name, env=make_env(args.env_name))
+    """The training environment, and the dataset (--dataset, --offline-data) or the run to
+    start from (--init-from), checked against it (UsageError)."""
+    if args.dataset is not None:
+        data, env = open_dataset_for(args.dataset, args.env_name)
+        return Task(env_id=data.env_id, env=env, env_kwargs=data.env_kwargs, data=data)
+    env = make_env(args.env_name)
+    init = None
+    if args.init_from is not None:
+        init = read_final_checkpoint(resolve_run(Path(args.init_from))[0])
+        check_init(init, args, env)
+    data = (None if args.offline_data is None
+            else open_dataset_for(args.offline_data, args.env_name)[0])
+    return Task(env_id=args.env_name, env=env, data=data, init=init)
 
 
 def parse_and_check(argv: list[str] | None) -> tuple[argparse.Namespace, RunPaths, Task]:
@@ -187,8 +316,14 @@ class SACTrainer(Trainer):
         high = torch.as_tensor(self.env.action_space.high, dtype=torch.float32)
         self.agent = POSAC(obs_dim, low, high, config_from_flags(SACConfig, args),
                            seed=args.seed, device=self.device)
+        if task.init is not None:  # resuming replaces it with the run's own checkpoint
+            self.agent.load_trained(task.init["agent"])
         self.memory = ReplayMemory(args.replay_size, obs_dim, low.numel(),
                                    seed=stream_seed(args.seed, "data"), device=self.device)
+        self.offline = None if task.data is None else raw_sampler(
+            task.data, stream_seed(args.seed, "offline_data"), self.device)
+        # RLPD's symmetric sampling: this many of every minibatch come from the dataset
+        self.offline_batch = round(args.offline_ratio * args.batch_size)
         self.obs_input, self.obs_staging = acting_input(obs_dim, self.device)
         self.update_step, self.act = self.device_steps(args.cuda_graphs)
         # random actions and training episodes' reset seeds
@@ -200,12 +335,10 @@ class SACTrainer(Trainer):
         minibatch (returns the metrics and whether all are finite) and act (the behaviour
         actor's action at `obs_input`). With `cuda_graphs`, each of them and the replay
         memory's write are replayed as CUDA graphs (cuda_graphs.py)."""
-        def sample() -> Any:
-            return self.memory.sample(self.args.batch_size)
-
         def act() -> Any:
             return self.agent.act(self.obs_input, self.args.behavior_actor)
 
+        sample = self.sample
         if not cuda_graphs:
             return lambda: with_finite(self.agent.update(sample())), act
         from cuda_graphs import Graphed
@@ -214,18 +347,31 @@ class SACTrainer(Trainer):
         return (self.agent.graphed_update(sample, self.memory.generator),
                 Graphed(act, [self.agent.generator]))
 
+    def sample(self) -> Any:
+        """A minibatch from the replay memory, or with --offline-data its first
+        offline_batch transitions from the dataset and the rest from the replay memory."""
+        if self.offline is None:
+            return self.memory.sample(self.args.batch_size)
+        return self.offline.sample(self.offline_batch).cat(
+            self.memory.sample(self.args.batch_size - self.offline_batch))
+
     def policies(self) -> list[Any]:
         return evaluation_policies(self.agent)
 
     def checkpoint_parts(self) -> dict[str, Any]:
-        return {"agent": self.agent.state_dict(), "memory": self.memory.state_dict(),
-                "loop": {"episodes": self.episodes, "rng": self.rng.bit_generator.state}}
+        parts = {"agent": self.agent.state_dict(), "memory": self.memory.state_dict(),
+                 "loop": {"episodes": self.episodes, "rng": self.rng.bit_generator.state}}
+        if self.offline is not None:
+            parts["offline_data"] = self.offline.state_dict()
+        return parts
 
     def restore(self, checkpoint: dict[str, Any]) -> None:
         self.agent.load_state_dict(checkpoint["agent"])
         self.memory.load_state_dict(checkpoint["memory"])
         self.episodes = checkpoint["loop"]["episodes"]
         self.rng.bit_generator.state = checkpoint["loop"]["rng"]
+        if self.offline is not None:
+            self.offline.load_state_dict(checkpoint["offline_data"])
 
     def eval_counters(self) -> dict[str, float]:
         return {"episode": self.episodes}
@@ -273,6 +419,8 @@ class SACTrainer(Trainer):
 
     def train(self) -> None:
         last_return = float("nan")
+        if self.args.init_from is not None and not self.state.history:
+            self.evaluate()  # the switch: the pretrained actors, before any online step
         while self.state.total_steps < self.args.num_steps:
             episode_return, completed = self.run_episode(last_return)
             if not completed:
@@ -295,7 +443,7 @@ class SACTrainer(Trainer):
         return {"reference_scores": d4rl_reference_scores(self.task.env_id)}
 
     def summary(self) -> tuple[dict[str, Any], str]:
-        return ({"episodes": self.episodes},
+        return ({"episodes": self.episodes, **init_summary(self.args, self.task)},
                 f"{self.state.total_steps} steps, {self.episodes} episodes")
 
     def finish(self) -> None:
@@ -307,9 +455,92 @@ class SACTrainer(Trainer):
         super().finish()
 
 
+def raw_sampler(data: Any, seed: int, device: Any) -> Any:
+    """A dataset's minibatches as POSAC sees the environment's: raw observations and
+    rewards, so that the critic's scale and the actors' inputs carry over between offline
+    and online training unchanged (no normalisation to fold or drop at the switch)."""
+    from offline.data import OfflineSampler
+
+    return OfflineSampler(data, seed, device, normalize_states=False, normalize_rewards=False)
+
+
+def init_summary(args: argparse.Namespace, task: Task) -> dict[str, Any]:
+    """summary.json's link to the run this one started from: its final checkpoint, its
+    steps and its final evaluation (the scores at the switch)."""
+    if task.init is None:
+        return {}
+    path = resolve_run(Path(args.init_from))[0]
+    return {"init_from": {"final_checkpoint": str(path.resolve()),
+                          "steps": task.init["steps"], "program": task.init["program"],
+                          "settings": task.init["settings"]}}
+
+
+class OfflineSACTrainer(Trainer):
+    """POSAC offline (--dataset): one gradient update per step on the dataset's minibatches,
+    actor 0 pulled to the data by --data-weight, evaluated in the dataset's environment every
+    --eval-freq steps (training/trainer.py holds the rest)."""
+    program = PROGRAM
+    modes = MODES
+
+    def build(self, task: Task) -> None:
+        import torch
+
+        from sac import POSAC, SACConfig
+
+        args, self.data, space = self.args, task.data, task.env.action_space
+        self.agent = POSAC(self.data.obs_dim, torch.as_tensor(space.low, dtype=torch.float32),
+                           torch.as_tensor(space.high, dtype=torch.float32),
+                           config_from_flags(SACConfig, args), seed=args.seed,
+                           device=self.device)
+        self.sampler = raw_sampler(self.data, stream_seed(args.seed, "data"), self.device)
+        self.update_step = lambda: with_finite(
+            self.agent.update(self.sampler.sample(args.batch_size)))
+        if self.data.has_reference_scores:
+            self.scores = self.data.normalized_score
+
+    def policies(self) -> list[Any]:
+        return evaluation_policies(self.agent)
+
+    def checkpoint_parts(self) -> dict[str, Any]:
+        return {"agent": self.agent.state_dict(), "sampler": self.sampler.state_dict()}
+
+    def restore(self, checkpoint: dict[str, Any]) -> None:
+        self.agent.load_state_dict(checkpoint["agent"])
+        self.sampler.load_state_dict(checkpoint["sampler"])
+
+    def train(self) -> None:
+        args, state = self.args, self.state
+        while state.total_steps < args.num_steps:
+            self.experiment.stop.check()
+            self.update()
+            state.total_steps += 1
+            self.log_if_due(lambda: self.data.source)
+            if state.total_steps % args.eval_freq == 0:
+                self.evaluate()
+            self.checkpoint_if_due()
+        self.final_evaluation()
+
+    def algorithm(self) -> str:
+        return "POSAC"
+
+    def final_extras(self) -> dict[str, Any]:
+        data = self.data
+        return {"reference_scores": ([data.ref_min_score, data.ref_max_score]
+                                     if data.has_reference_scores else None)}
+
+    def summary(self) -> tuple[dict[str, Any], str]:
+        return ({"dataset": self.args.dataset, "env_id": self.data.env_id},
+                f"{self.state.total_steps} gradient steps")
+
+
+def trainer_for(args: argparse.Namespace, paths: RunPaths, task: Task) -> Trainer:
+    """The online trainer, or the offline one with --dataset."""
+    return (SACTrainer if args.dataset is None else OfflineSACTrainer)(args, paths, task)
+
+
 @interruptible(PROGRAM)
 def main(argv: list[str] | None = None) -> None:
-    train_to_end(parse_and_check, argv, SACTrainer)
+    train_to_end(parse_and_check, argv, trainer_for)
 
 
 if __name__ == "__main__":

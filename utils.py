@@ -39,6 +39,7 @@ DERIVED_STREAMS = (
     "dataset_actions",  # make_dataset.py: uniform random actions
     "dataset_noise",  # make_dataset.py: the actor's ε
     "spread",  # the states and noise of a spread measurement (train_pogo.py, make_dataset.py)
+    "offline_data",  # train_sac.py --offline-data: the dataset's share of each minibatch
 )
 
 

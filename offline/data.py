@@ -121,6 +121,17 @@ def load_dataset(spec: str, env_name: str | None = None) -> OfflineDataset:
     return OfflineDataset(**read_dataset(spec, env_name))
 
 
+def open_dataset(spec: str, env_name: str | None = None) -> tuple[OfflineDataset, Any]:
+    """The dataset and one built copy of the environment it is evaluated on, checked against
+    each other; DatasetError (one line) if either fails."""
+    from training.evaluation import make_env
+
+    data = load_dataset(spec, env_name)
+    env = make_env(data.env_id, **data.env_kwargs)
+    check_matches_env(data, env.observation_space.shape[0], env.action_space.shape[0])
+    return data, env
+
+
 # --------------------------------------------------------------------------- sampling
 
 class OfflineSampler:

@@ -7,7 +7,8 @@ default train_sac.py), `common` (the sweep keys `seeds`, `enabled_{section}`, `w
 or `w2_weights_list`, and any of the script's flags) and the script's task section, named
 by its SWEEP_SECTION (`environments` for train_sac.py, `datasets` for train_pogo.py): one
 entry per enabled task, overriding `common` key by key; a task is the value of the
-script's SWEEP_AXIS flag. Every problem found becomes one line of a ConfigError.
+script's SWEEP_AXIS flag. "{seed}" in a text value becomes each run's seed. Every problem
+found becomes one line of a ConfigError.
 """
 
 from __future__ import annotations
@@ -326,8 +327,15 @@ def task_runs(task: str, common: dict[str, Any], entries: dict, script: Script, 
     if len(problems) > before:
         return []  # the script's checks would only repeat the problem in other words
     return [Run(task=task, w2_weights=weights, seed=seed,
-                settings={**settings, "num_actors": len(weights)})
+                settings={**with_seed(settings, seed), "num_actors": len(weights)})
             for weights in weights_list for seed in seeds]
+
+
+def with_seed(settings: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The settings with "{seed}" in a text value replaced by the run's seed, so that a
+    run can name another run of its seed (e.g. init_from: results/POSAC_…_s{seed}_…)."""
+    return {key: value.replace("{seed}", str(seed)) if isinstance(value, str) else value
+            for key, value in settings.items()}
 
 
 # --------------------------------------------------------------------------- the file

@@ -77,6 +77,39 @@ def test_log_prob_matches_transformed_distribution():
     assert torch.allclose(log_prob.double()[interior], expected[interior], atol=1e-4)
 
 
+def test_log_prob_of_a_given_action_matches_transformed_distribution():
+    """log π(a|s) of data actions (the offline log score) against torch.distributions, and
+    its gradient in (μ, log σ) against the Gaussian's closed form at u = atanh(a)."""
+    policy = make_policy()
+    gen = torch.Generator().manual_seed(5)
+    mean = torch.randn(64, 3, generator=gen, dtype=torch.float64).requires_grad_()
+    log_std = (0.5 * torch.randn(64, 3, generator=gen, dtype=torch.float64)).requires_grad_()
+    unit = torch.rand(64, 3, generator=gen, dtype=torch.float64) * 1.9 - 0.95
+    action = unit * policy.action_scale + policy.action_bias
+    dist = TransformedDistribution(
+        Normal(mean, log_std.exp()),
+        [TanhTransform(), AffineTransform(policy.action_bias.double(), policy.action_scale.double())])
+    expected = dist.log_prob(action).sum(-1)
+    policy.double()
+    actual = policy.log_prob(mean, log_std, action)
+    torch.testing.assert_close(actual, expected)
+    grad_mean, grad_log_std = torch.autograd.grad(actual.sum(), (mean, log_std))
+    z = (torch.atanh(unit) - mean.detach()) / log_std.detach().exp()
+    torch.testing.assert_close(grad_mean, z / log_std.detach().exp())
+    torch.testing.assert_close(grad_log_std, z.pow(2) - 1)
+
+
+def test_log_prob_of_an_action_on_the_bounds_is_finite():
+    policy = make_policy()
+    action = torch.stack([policy.action_bias - policy.action_scale,
+                          policy.action_bias + policy.action_scale])
+    mean, log_std = torch.zeros(2, 3, requires_grad=True), torch.zeros(2, 3)
+    log_prob = policy.log_prob(mean, log_std, action)
+    log_prob.sum().backward()
+    assert torch.isfinite(log_prob).all() and torch.isfinite(mean.grad).all()
+    assert mean.grad.abs().max().item() == pytest.approx(math.atanh(1 - 1e-6), rel=1e-3)
+
+
 def test_log_prob_stable_where_tanh_saturates():
     policy = make_policy()
     mean, log_std = torch.full((1, 3), 30.0), torch.zeros(1, 3)

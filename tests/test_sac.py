@@ -54,6 +54,15 @@ def reference_sample(actor, obs, eps):
     return torch.tanh(u) * scale + bias, log_prob, mean, std
 
 
+def data_log_prob(mean, std, action):
+    """log π(a|s) of given actions: u = atanh of the action in (−1, 1) (kept 1e-6 inside),
+    the Gaussian density at u and the tanh-and-scale Jacobian at u."""
+    scale, bias = (HIGH - LOW) / 2, (HIGH + LOW) / 2
+    u = torch.atanh(((action - bias) / scale).clamp(-1 + 1e-6, 1 - 1e-6))
+    log_det = torch.log(scale) - 2 * torch.log(torch.cosh(u.double())).float()
+    return (Normal(mean, std).log_prob(u) - log_det).sum(-1)
+
+
 def min_q(critic, obs, action):
     x = torch.cat([obs, action], -1)
     return torch.min(critic.q1(x), critic.q2(x)).squeeze(-1)
@@ -93,14 +102,17 @@ def reference_update(agent, batch, pre_update_references=False):
     for i, actor in enumerate(actors):
         action, log_prob, mean, std = reference_sample(actor, batch.obs, actor_eps[i])
         sac = (alpha * log_prob - min_q(critic, batch.obs, action)).mean()
-        if i == 0:
+        per_state = (alpha * log_prob - min_q(critic, batch.obs, action)).detach()
+        scale = (per_state.mean().abs() if cfg.q_normalize_form == "abs-mean"
+                 else per_state.abs().mean())
+        lam = 1.0 / scale if cfg.q_normalize else 1.0
+        if i == 0 and cfg.data_weight > 0:  # offline: λ_0·SAC + w_D·E[−log π0(a_D|s)]
+            loss = lam * sac - cfg.data_weight * data_log_prob(mean, std, batch.action).mean()
+            log_prob_0 = log_prob.detach()
+        elif i == 0:
             loss = sac
             log_prob_0 = log_prob.detach()
         else:
-            per_state = (alpha * log_prob - min_q(critic, batch.obs, action)).detach()
-            scale = (per_state.mean().abs() if cfg.q_normalize_form == "abs-mean"
-                     else per_state.abs().mean())
-            lam = 1.0 / scale if cfg.q_normalize else 1.0
             ref_mean, ref_std = previous
             w2 = (((mean - ref_mean) ** 2).sum(-1) + ((std - ref_std) ** 2).sum(-1)).mean()
             loss = lam * sac + cfg.w2_weights[i] * w2
@@ -173,6 +185,25 @@ def test_chain_update_matches_equations(num_actors, q_normalize, form):
         assert_agent_matches(agent, expected)
 
 
+@pytest.mark.parametrize("num_actors,q_normalize", [(1, True), (3, True), (3, False)])
+def test_offline_update_pulls_actor_0_to_the_data_by_its_log_score(num_actors, q_normalize):
+    agent = make_agent(num_actors, q_normalize=q_normalize, automatic_entropy_tuning=True,
+                       data_weight=2.5)
+    batch = make_batch(seed=2)
+    for _ in range(3):
+        expected = reference_update(agent, batch)
+        for opt in [agent.critic_optimizer, agent.alpha_optimizer, *agent.actor_optimizers]:
+            opt.state.clear()
+        before = copy.deepcopy(agent.actors[0])
+        metrics = agent.update(batch)
+        assert_agent_matches(agent, expected)
+    # the data term is logged as actor 0's w2, and weighted in its actor_loss
+    _, _, mean, std = reference_sample(before, batch.obs, torch.zeros(BATCH, ACTION_DIM))
+    log_score = -data_log_prob(mean, std, batch.action).mean()
+    torch.testing.assert_close(metrics["w2"][0], log_score.detach())
+    assert agent.w2_weights[0].item() == 2.5
+
+
 def test_w2_reference_is_previous_actor_after_its_update():
     """Actor 1's W2 term is measured against actor 0 after actor 0's update in this step,
     not before it; and the whole update matches the sequential reference."""
@@ -229,7 +260,7 @@ def test_actor_updates_send_no_gradient_to_previous_actor_or_critic():
     action, log_prob, _, _ = reference_sample(actor0, batch.obs, eps)
     loss0 = (0.2 * log_prob - min_q(agent.critic, batch.obs, action)).mean()
     expected = torch.autograd.grad(loss0, list(actor0.parameters()))
-    agent.update_actors(batch.obs)
+    agent.update_actors(batch.obs, batch.action)
     for p, g in zip(agent.actors[0].parameters(), expected):
         assert torch.allclose(p.grad, g, atol=1e-6)
     assert all(p.grad is None for p in agent.critic.parameters())
@@ -344,7 +375,7 @@ def test_q_scale_per_actor_in_the_metrics(form):
             per_state = 0.2 * log_prob - min_q(critic, batch.obs, action)
         scale = per_state.mean().abs() if form == "abs-mean" else per_state.abs().mean()
         expected.append(1.0 / scale.item())
-    metrics, _ = agent.update_actors(batch.obs)
+    metrics, _ = agent.update_actors(batch.obs, batch.action)
     assert metrics["q_scale"].tolist() == pytest.approx(expected, rel=1e-4)
 
 

@@ -40,6 +40,26 @@ def final_checkpoint(header: dict[str, Any], agent_state: dict[str, Any]) -> dic
     return {"format": FORMAT, "format_version": FORMAT_VERSION, **header, "agent": agent_state}
 
 
+def resolve_run(run: Path) -> tuple[Path, Path | None]:
+    """The final checkpoint of `run` (a finished run's results directory, found through its
+    summary.json, or the _final.pt itself) and the results directory (None for a file)."""
+    import json
+
+    if run.is_dir():
+        summary = run / "summary.json"
+        if not summary.is_file():
+            raise UsageError(f"{run} has no summary.json: the run has not finished (or this is "
+                             f"not a results directory); give a finished run")
+        try:
+            path = json.loads(summary.read_text())["final_checkpoint"]
+        except (ValueError, KeyError, TypeError):
+            raise UsageError(f"{summary} names no final_checkpoint: the run finished before "
+                             f"self-contained final checkpoints; give its _final.pt, or train "
+                             f"it again with this version") from None
+        return Path(path), run
+    return run, None
+
+
 def read_final_checkpoint(path: Path) -> dict[str, Any]:
     """A final checkpoint from `path`, or UsageError naming what the file is instead (a
     resume checkpoint, one from before this format, a newer format, not a checkpoint)."""

@@ -42,6 +42,7 @@ from utils import UsageError, positive_int, usage_error
 SETTINGS_ALLOWED_TO_CHANGE_ON_RESUME = {"resume", "capture_video", "video_every", "video_size",
                                         "cuda_graphs", "threads", "thread_environment"}
 POSITIVE = (lambda value: value > 0, "a positive number")
+NON_NEGATIVE = (lambda value: 0 <= value < float("inf"), "a finite non-negative number")
 OPTIMIZER_RANGES = {"lr": POSITIVE, "tau": (lambda value: 0 < value <= 1, "in (0, 1]"),
                     "gamma": (lambda value: 0 <= value <= 1, "in [0, 1]")}
 

@@ -32,11 +32,13 @@ MEMORY_OVERHEAD_BYTES = 600 * 2**20  # torch + MuJoCo + Python per process (resi
 @dataclass(frozen=True)
 class Task:
     """What a run trains on, as its checks built it: the environment it is evaluated on (id,
-    keyword arguments and one built copy) and, for an offline run, the dataset."""
+    keyword arguments and one built copy), the dataset of an offline run (or of an online
+    one's minibatches), and the final checkpoint of the run it starts from, if any."""
     env_id: str
     env: Any
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     data: Any = None
+    init: Any = None
 
 
 def parse_and_check(program: str, parser: argparse.ArgumentParser, argv: list[str] | None,
@@ -216,7 +218,7 @@ class Trainer(abc.ABC):
 
 
 def train_to_end(parse_and_check: Callable[[Any], tuple[Any, RunPaths, Task]], argv: Any,
-                 trainer_class: type[Trainer]) -> None:
+                 make_trainer: Callable[[Any, RunPaths, Task], Trainer]) -> None:
     """A training script's main: its checks, then nothing for a finished run; else build
     the script's Trainer, train with SIGINT handled, and finish.
 
@@ -226,7 +228,7 @@ def train_to_end(parse_and_check: Callable[[Any], tuple[Any, RunPaths, Task]], a
     interrupts at once."""
     with StopRequest() as start_up:
         args, paths, task = parse_and_check(argv)
-        trainer = None if finished_already(paths) else trainer_class(args, paths, task)
+        trainer = None if finished_already(paths) else make_trainer(args, paths, task)
     start_up.check()
     if trainer is not None:
         trainer.experiment.run(trainer.train, trainer.device)
