@@ -1,0 +1,197 @@
+"""train_sac.py from data to the environment, end to end on a tiny dataset written here:
+POSAC offline (--dataset), then online from its final checkpoint (--init-from), with the
+dataset in every minibatch (--offline-data), as real subprocesses on real MuJoCo."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO_ROOT as REPO_ROOT_TEXT
+from conftest import kill_at_first_checkpoint, output_flags, random_pendulum_hdf5
+
+import train_sac
+
+REPO_ROOT = Path(REPO_ROOT_TEXT)
+OFFLINE_RUN = "POSAC_invertedpendulum_random_s3_w0.0-0.5_data1"
+ONLINE_RUN = ("POSAC_InvertedPendulum-v5_s3_w0.0-0.5_from-invertedpendulum_random_s3_w0.0-0.5"
+              "_data1_mix0.5-invertedpendulum_random")
+CHAIN = ["--env-name", "InvertedPendulum-v5", "--seed", "3", "--num-actors", "2",
+         "--w2-weights", "0.0,0.5", "--batch-size", "32", "--hidden-size", "32",
+         "--eval-episodes", "2", "--log-freq", "100", "--checkpoint-freq", "100",
+         "--automatic-entropy-tuning"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return random_pendulum_hdf5(tmp_path_factory.mktemp("data") / "invertedpendulum_random.hdf5",
+                                2000)
+
+
+def offline_command(dataset: Path, root: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(REPO_ROOT / "train_sac.py"), *CHAIN, "--dataset", str(dataset),
+            "--data-weight", "1", "--num-steps", "300", "--eval-freq", "100",
+            *output_flags(root), *extra]
+
+
+def online_flags(init_root: Path, dataset: Path) -> list[str]:
+    return [*CHAIN, "--init-from", str(init_root / "results" / OFFLINE_RUN),
+            "--offline-data", str(dataset), "--num-steps", "300", "--eval-freq", "5"]
+
+
+def online_command(init_root: Path, dataset: Path, root: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(REPO_ROOT / "train_sac.py"), *online_flags(init_root, dataset),
+            *output_flags(root), *extra]
+
+
+def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def rows_of(root: Path, name: str) -> list[dict[str, str]]:
+    with open(root / "results" / name / "training" / f"{name}_metrics.csv") as handle:
+        return [{k: v for k, v in row.items() if k != "wall_time_s"}
+                for row in csv.DictReader(handle)]
+
+
+@pytest.fixture(scope="module")
+def offline(dataset, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("offline")
+    result = run(offline_command(dataset, root), root)
+    assert result.returncode == 0, result.stderr
+    return root
+
+
+@pytest.fixture(scope="module")
+def online(offline, dataset, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("online")
+    result = run(online_command(offline, dataset, root), root)
+    assert result.returncode == 0, result.stderr
+    return root
+
+
+def test_the_offline_run_is_posac_on_raw_data_with_its_data_term_logged(offline):
+    rows = rows_of(offline, OFFLINE_RUN)
+    assert [int(row["step"]) for row in rows] == [100, 200, 300]
+    assert all(row["w2_0"] not in ("", "0.0") for row in rows)  # E[−log π0(a_D|s)]
+    checkpoint = torch.load(offline / "checkpoints" / "invertedpendulum_random"
+                            / f"{OFFLINE_RUN}_final.pt", weights_only=True)
+    assert checkpoint["algorithm"] == "POSAC" and checkpoint["obs_mean"] is None
+    assert checkpoint["agent_config"]["data_weight"] == 1.0
+    assert checkpoint["env_id"] == "InvertedPendulum-v5"
+
+
+def test_the_online_run_starts_where_the_offline_run_ended(offline, online):
+    """Its evaluation at step 0 (before any environment step) scores every actor, in both
+    modes, exactly as the offline run's final evaluation: nothing is lost at the switch."""
+    final = rows_of(offline, OFFLINE_RUN)[-1]
+    first = rows_of(online, ONLINE_RUN)[0]
+    assert first["step"] == "0"
+    scores = [key for key in final if key.startswith("actor_") and "_std" not in key
+              and key.endswith(("deterministic", "stochastic"))]
+    assert len(scores) == 4
+    assert {key: first[key] for key in scores} == {key: final[key] for key in scores}
+    summary = json.loads((online / "results" / ONLINE_RUN / "summary.json").read_text())
+    assert summary["init_from"]["steps"] == 300
+    assert summary["init_from"]["final_checkpoint"].endswith(f"{OFFLINE_RUN}_final.pt")
+
+
+def build_online(offline: Path, dataset: Path, root: Path) -> train_sac.SACTrainer:
+    args, paths, task = train_sac.parse_and_check([*online_flags(offline, dataset),
+                                                   *output_flags(root)])
+    return train_sac.SACTrainer(args, paths, task)
+
+
+def test_init_from_loads_every_network_and_alpha_and_collects_from_step_0(offline, dataset,
+                                                                         tmp_path):
+    trainer = build_online(offline, dataset, tmp_path)
+    trained = torch.load(offline / "checkpoints" / "invertedpendulum_random"
+                         / f"{OFFLINE_RUN}_final.pt", weights_only=True)["agent"]
+    agent = trainer.agent
+    for module, state in [*zip(agent.actors, trained["actors"]), (agent.critic, trained["critic"]),
+                          (agent.critic_target, trained["critic_target"])]:
+        for key, value in module.state_dict().items():
+            torch.testing.assert_close(value, state[key], rtol=0, atol=0)
+    assert agent.log_alpha.item() == trained["log_alpha"].item() != pytest.approx(0.2)
+    assert trainer.args.start_steps == 0  # the pretrained behaviour actor collects at once
+    assert agent.config.data_weight == 0.0  # online, actor 0 is plain SAC again
+
+
+def test_offline_data_fills_its_share_of_every_minibatch(offline, dataset, tmp_path):
+    """RLPD's symmetric sampling: the first half of each minibatch from the dataset, the
+    second from the replay memory."""
+    import h5py
+    import numpy as np
+
+    trainer = build_online(offline, dataset, tmp_path)
+    for k in range(100):  # transitions no dataset holds
+        obs = np.full(4, 100.0 + k, np.float32)
+        trainer.memory.push(obs, np.zeros(1, np.float32), 0.0, obs, False, False)
+    batch = trainer.sample()
+    with h5py.File(dataset) as handle:
+        data_obs = torch.as_tensor(np.asarray(handle["observations"]), dtype=torch.float32)
+    in_data = (batch.obs[:, None, :] == data_obs[None]).all(-1).any(-1)
+    assert in_data[:16].all() and not in_data[16:].any()
+    assert (batch.obs[16:] >= 100.0).all()
+
+
+@pytest.mark.parametrize("phase", ["offline", "online"])
+def test_kill_and_resume_gives_the_uninterrupted_run(phase, offline, online, dataset,
+                                                     tmp_path):
+    if phase == "offline":
+        name, command = OFFLINE_RUN, lambda *extra: offline_command(dataset, tmp_path, *extra)
+        group, reference = "invertedpendulum_random", offline
+    else:
+        name, command = ONLINE_RUN, lambda *extra: online_command(offline, dataset, tmp_path,
+                                                                   *extra)
+        group, reference = "InvertedPendulum-v5", online
+    kill_at_first_checkpoint(command(), tmp_path, tmp_path / "checkpoints" / group
+                             / f"{name}_latest.pt")
+    result = run(command("--resume"), tmp_path)
+    assert result.returncode == 0 and "Resuming" in result.stdout, result.stderr
+    assert rows_of(tmp_path, name) == rows_of(reference, name)
+
+
+@pytest.fixture(scope="module")
+def pogo_run(dataset, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("pogo")
+    command = [sys.executable, str(REPO_ROOT / "train_pogo.py"), "--dataset", str(dataset),
+               "--env-name", "InvertedPendulum-v5", "--num-actors", "2", "--hidden-size", "32",
+               "--num-steps", "20", "--eval-freq", "20", "--eval-episodes", "1",
+               "--batch-size", "32", *output_flags(root)]
+    result = run(command, root)
+    assert result.returncode == 0, result.stderr
+    return next((root / "results").iterdir())
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--init-from", "POGO"], "is a POGO run: its noise-input"),
+    (["--init-from", "OFFLINE", "--env-name", "InvertedDoublePendulum-v5"],
+     "give --env-name InvertedPendulum-v5"),
+    (["--init-from", "OFFLINE", "--num-actors", "3", "--w2-weights", "0.5"],
+     "give --num-actors 2"),
+    (["--init-from", "OFFLINE", "--hidden-size", "64"], "give --hidden-size 32"),
+    (["--init-from", "MISSING"], "nowhere does not exist"),
+    (["--init-from", "UNFINISHED"], "has no summary.json"),
+    (["--data-weight", "1"], "add --dataset"),
+    (["--dataset", "DATA", "--init-from", "OFFLINE"], "--init-from does not go with --dataset"),
+    (["--offline-data", "DATA", "--offline-ratio", "1.5"], "--offline-ratio must lie in (0, 1)"),
+    (["--dataset", "DATA", "--env-name", "Hopper-v5"], "Hopper-v5 has"),
+])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(extra, message, offline, pogo_run,
+                                                          dataset, tmp_path):
+    paths = {"POGO": pogo_run, "OFFLINE": offline / "results" / OFFLINE_RUN,
+             "MISSING": tmp_path / "nowhere", "UNFINISHED": tmp_path, "DATA": dataset}
+    argv = [str(paths.get(word, word)) for word in extra]
+    base = ["--env-name", "InvertedPendulum-v5", "--num-actors", "2", "--w2-weights", "0.0,0.5",
+            "--hidden-size", "32", "--num-steps", "10"]
+    result = run([sys.executable, str(REPO_ROOT / "train_sac.py"), *base, *argv,
+                  *output_flags(tmp_path)], tmp_path)
+    # (a dataset read as D4RL data on a -v5 environment adds its warning first)
+    lines = [line for line in result.stderr.splitlines() if "error" in line]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert message in lines[0] and result.stderr.rstrip().endswith(lines[0])
+    assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()
