@@ -22,6 +22,7 @@ import scipy.stats
 
 import make_dataset
 from reports import figures as offline_figures
+from reports import finetune
 from reports import offline as offline_report
 
 PREFIX = "reports.offline: error:"
@@ -556,3 +557,71 @@ def test_bad_input_is_one_error_line_exit_2_and_nothing_written(case, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(PREFIX) and fragment in err[0], err
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------ offline to online
+HOPPER_RANDOM, HOPPER_EXPERT = -20.272305, 3234.3  # D4RL's hopper references
+
+
+def write_sac_run(root: Path, name: str, seed: int, scores: dict[int, list[float]],
+                  steps: list[int], dataset: str | None = None, offline_data: str | None = None,
+                  init_from: str | None = None) -> None:
+    """A train_sac.py run's config.json, summary.json and metrics CSV, the actors'
+    deterministic returns made from the given normalised scores."""
+    folder = root / name
+    (folder / "training").mkdir(parents=True)
+    config = {"env_name": "Hopper-v5", "seed": seed, "automatic_entropy_tuning": True,
+              "dataset": dataset, "offline_data": offline_data, "init_from": init_from}
+    (folder / "config.json").write_text(json.dumps(config))
+    if init_from:
+        (folder / "summary.json").write_text(json.dumps({"init_from": {
+            "final_checkpoint": f"checkpoints/x/{Path(init_from).name}_final.pt"}}))
+    returns = {f"actor_{i}_deterministic": [HOPPER_RANDOM + s * (HOPPER_EXPERT - HOPPER_RANDOM)
+                                            / 100 for s in values]
+               for i, values in scores.items()}
+    pd.DataFrame({"step": steps, **returns}).to_csv(
+        folder / "training" / f"{name}_metrics.csv", index=False)
+
+
+def test_the_finetune_report_measures_the_switch_the_dip_the_end_and_the_area(tmp_path):
+    for seed, shift in ((0, 0.0), (1, 2.0)):
+        offline = f"POSAC_posac-hopper-medium-replay-v1_s{seed}_w0.0-0.1_data1"
+        write_sac_run(tmp_path, offline, seed, {0: [10, 20], 1: [12, 22]}, [5000, 10000],
+                      dataset="posac/hopper/medium-replay-v1")
+        # actor 0 online: 20 at the switch, down to 5, then 15 and 30 (+ shift after step 0)
+        write_sac_run(tmp_path, f"POSAC_Hopper-v5_s{seed}_from", seed,
+                      {0: [20, 5 + shift, 15 + shift, 30 + shift], 1: [22, 22, 22, 22]},
+                      [0, 1000, 2000, 4000], init_from=f"results/{offline}")
+        write_sac_run(tmp_path, f"POSAC_Hopper-v5_s{seed}", seed, {0: [0, 40], 1: [0, 0]},
+                      [1000, 4000])
+    (tmp_path / "POSAC_Hopper-v5_s0_unfinished").mkdir()  # no config: skipped
+    finetune.main(["--results-dir", str(tmp_path), "--out-dir", str(tmp_path / "report")])
+    table = pd.read_csv(tmp_path / "report" / "finetune_results.csv")
+    first = table[(table.method == "offline → online") & (table.actor == 0)].iloc[0]
+    # by hand: offline end 20 (both seeds); dip −15 and −13; end 30 and 32; area over
+    # [0, 4000]: (1000·12.5 + 1000·10 + 2000·22.5)/4000 = 16.875, +(1000·1 + 1000·2 +
+    # 2000·2)/4000 = 1.75 with the shift
+    assert first["offline_mean"] == pytest.approx(20.0)
+    assert first["switch_mean"] == pytest.approx(20.0)
+    assert first["dip_mean"] == pytest.approx(-14.0)
+    assert first["end_mean"] == pytest.approx(31.0)
+    assert first["auc_mean"] == pytest.approx(16.875 + 1.75 / 2)
+    flat = table[(table.method == "offline → online") & (table.actor == 1)].iloc[0]
+    assert flat["dip_mean"] == 0.0 and flat["offline_mean"] == pytest.approx(22.0)
+    scratch = table[(table.method == "scratch") & (table.actor == 0)].iloc[0]
+    assert scratch["end_mean"] == pytest.approx(40.0) and scratch["auc_mean"] == pytest.approx(20.0)
+    assert np.isnan(scratch["switch_mean"])
+    text = (tmp_path / "report" / "finetune_results.md").read_text()
+    assert "| Hopper-v5 | offline → online | 0 | 2 | 4000 | 20.0" in text
+    curves = pd.read_csv(tmp_path / "report" / "curves_Hopper-v5.csv")
+    online = curves[(curves.phase == "online") & (curves.seed == 0) & (curves.actor == 0)
+                    & (curves.method == "offline → online")]
+    assert online["x"].tolist() == [10000, 11000, 12000, 14000]  # after the offline phase
+    assert (tmp_path / "report" / "curves_Hopper-v5.png").stat().st_size > 0
+
+
+def test_the_finetune_report_without_online_runs_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        finetune.main(["--results-dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "holds no online train_sac.py run" in capsys.readouterr().err
