@@ -17,22 +17,21 @@ from __future__ import annotations
 
 import argparse
 import functools
-from pathlib import Path
 from typing import Any
 
-from training import trainer
 from training.run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_network_flags,
                                 add_output_flags, add_threads_flag, check_ranges,
                                 interruptible)
 from training.tracking import add_tracking_flags, check_tracking
-from training.trainer import MEMORY_OVERHEAD_BYTES, Task, Trainer, train_to_end
-from utils import (OneLineErrorParser, UsageError, flag_fields,
+from utils import (OneLineErrorParser, UsageError, dataset_task, flag_fields,
                    parse_w2_weights, positive_int, run_name, stream_seed, with_finite)
 
 PROGRAM = "train_pogo.py"
 with interruptible(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
+    from training import trainer
     from training.evaluation import (SPREAD_DRAWS, SPREAD_STATES, action_spread,
                                      noise_input_policies)
+    from training.trainer import MEMORY_OVERHEAD_BYTES, Task, Trainer, train_to_end
     from video.recording import add_video_flags
 
 SWEEP_AXIS = "dataset"  # a sweep file's per-task entries are datasets
@@ -145,17 +144,11 @@ def validate_args(args: argparse.Namespace) -> None:
         check_ranges(args, {"q_normalize": POSITIVE})
 
 
-def task_name(args: argparse.Namespace) -> str:
-    """The dataset as a run names it: a Minari id, or an hdf5 file's stem."""
-    path = Path(args.dataset)
-    return path.stem if path.suffix in (".hdf5", ".h5") else args.dataset
-
-
 def run_paths(args: argparse.Namespace) -> RunPaths:
     """POGO_{dataset}_s{seed}_w{weights}, then one suffix per setting off its default
     (_sinkhorn or _unbiased, _energy or _anchored, _seed-units), so runs that differ only there
     never share a folder (TD3BC_… with --td3-bc); checkpoints are grouped by dataset."""
-    task = task_name(args)
+    task = dataset_task(args.dataset)
     name = run_name("TD3BC" if args.td3_bc else "POGO", task, args.seed, args.w2_weights)
     suffixes = [args.distance if args.distance != "exact" else "",
                 args.data_term if args.data_term != "pointwise" else "",

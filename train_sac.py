@@ -23,23 +23,22 @@ import math
 from pathlib import Path
 from typing import Any
 
-from training import trainer
 from training.run_setup import (NON_NEGATIVE, OPTIMIZER_RANGES, POSITIVE, RunPaths,
-                                add_network_flags,
-                                add_output_flags, add_threads_flag, check_ranges,
-                                interruptible)
+                                add_network_flags, add_output_flags, add_threads_flag,
+                                check_ranges, interruptible)
 from training.tracking import add_tracking_flags, check_tracking
-from training.trainer import MEMORY_OVERHEAD_BYTES, Task, Trainer, train_to_end
 from utils import (OneLineErrorParser, UsageError, atomic_write, config_from_flags,
-                   non_negative_int, parse_w2_weights, positive_int, run_name, stream_seed,
-                   with_finite)
+                   dataset_task, non_negative_int, parse_w2_weights, positive_int, run_name,
+                   stream_seed, with_finite)
 
 PROGRAM = "train_sac.py"
 with interruptible(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
     import numpy as np
 
+    from training import trainer
     from training.evaluation import MODES, gaussian_policies, make_env
     from training.final_checkpoint import check_spaces, read_final_checkpoint, resolve_run
+    from training.trainer import MEMORY_OVERHEAD_BYTES, Task, Trainer, train_to_end
     from video.recording import add_video_flags
 
 SWEEP_AXIS = "env_name"  # a sweep file's per-task entries are environments
@@ -180,12 +179,6 @@ def validate_args(args: argparse.Namespace) -> None:
         raise UsageError("--cuda-graphs needs --cuda: add --cuda, or drop --cuda-graphs")
 
 
-
-
-def dataset_task(dataset: str) -> str:
-    """A dataset as a run names it: a Minari id, or an hdf5 file's stem."""
-    path = Path(dataset)
-    return path.stem if path.suffix in (".hdf5", ".h5") else dataset
 
 
 def run_paths(args: argparse.Namespace) -> RunPaths:

@@ -210,6 +210,12 @@ def format_weights(weights: Sequence[float]) -> str:
     return "-".join(str(float(w)) for w in weights)
 
 
+def dataset_task(dataset: str) -> str:
+    """A dataset as a run names it: a Minari id, or a D4RL hdf5 file's stem."""
+    path = Path(dataset)
+    return path.stem if path.suffix in (".hdf5", ".h5") else dataset
+
+
 def run_name(prefix: str, task: str, seed: int, weights: Sequence[float] | None) -> str:
     """Name derived from the settings that identify a run, so it can be found again; the
     prefix names the algorithm (POSAC, POGO, TD3BC), the task an environment or dataset."""
@@ -220,8 +226,9 @@ def run_name(prefix: str, task: str, seed: int, weights: Sequence[float] | None)
 def code_version() -> str:
     """The git commit of this code, marked when the checkout has uncommitted changes."""
     def git(*command: str) -> str:
-        return subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), *command], capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip()
+        return subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), *command],
+                              capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
     try:
         commit = git("rev-parse", "HEAD")
         dirty = bool(git("status", "--porcelain", "--untracked-files=no"))

@@ -6,7 +6,7 @@
 1. POGO.update on HalfCheetah-like shapes (obs 17, action 6, batch 256, hidden 256, K = 4,
    policy_freq 2: a timed block of an even number of calls holds as many actor updates as
    critic-only ones) for every N and chain distance (exact, sinkhorn, unbiased; and unbiased
-   with the energy data term), and TD3+BC as a configuration for scale; "× exact" is each
+   with the energy and anchored data terms), and TD3+BC as a configuration for scale; "× exact" is each
    row's time per update over the exact distance's at the same N.
    The agents are timed round-robin in short blocks, so a slow spell of a shared machine
    hits every row alike; each rate is the median of --repeats blocks after a warm-up round.
@@ -18,7 +18,8 @@
    agent really compares: actor 1 against the updated actor 0, at initialisation and after
    --train-updates updates on synthetic data. Then the cost of the other estimators on the
    same samples: the unbiased distance (2K samples per side) and actor 0's data terms
-   (point-wise squared distance and energy score against one data action per state).
+   (point-wise squared distance, energy score and anchored energy score against one data
+   action per state).
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ import torch  # noqa: E402
 
 from pogo import POGO, POGOConfig  # noqa: E402
 from replay_memory import Batch  # noqa: E402
-from transport import (dirac_w2_squared, energy_score, exact_w2_squared,  # noqa: E402
-                       sinkhorn_w2_squared, unbiased_w2_squared)
+from transport import (anchored_energy_score, dirac_w2_squared, energy_score,  # noqa: E402
+                       exact_w2_squared, sinkhorn_w2_squared, unbiased_w2_squared)
 
 OBS_DIM, ACTION_DIM = 17, 6
 
@@ -72,7 +73,8 @@ def agent_configs(chain_lengths: list[int], hidden: int, k: int) -> dict[str, PO
     configs = {"TD3+BC (1 deterministic actor)": POGOConfig.td3_bc(ACTION_DIM, hidden_size=hidden)}
     settings = {"exact": {}, "sinkhorn": {"distance": "sinkhorn"},
                 "unbiased": {"distance": "unbiased"},
-                "unbiased+energy": {"distance": "unbiased", "data_term": "energy"}}
+                "unbiased+energy": {"distance": "unbiased", "data_term": "energy"},
+                "unbiased+anchored": {"distance": "unbiased", "data_term": "anchored"}}
     for name, setting in settings.items():
         for n in chain_lengths:
             configs[f"{name} N={n}"] = POGOConfig(
@@ -188,6 +190,7 @@ def bench_other_estimators(args: argparse.Namespace, x: torch.Tensor, y: torch.T
         "unbiased W2², 2K per side": (unbiased_w2_squared, *doubled),
         "point-wise E‖x − a‖², K samples": (dirac_w2_squared, x, point),
         "energy score, K samples": (energy_score, x, point),
+        "anchored energy score, K samples": (anchored_energy_score, x, point),
     }
 
     def block(function: Callable, moving: torch.Tensor, reference: torch.Tensor

@@ -213,11 +213,13 @@ def plot(curves: Any, offline_end: int, env: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for (method, actor), group in curves.groupby(["method", "actor"], sort=False):
-        for phase, part in group.groupby("phase", sort=False):
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, ((method, actor), group) in enumerate(curves.groupby(["method", "actor"], sort=False)):
+        for phase, part in group.groupby("phase", sort=False):  # one colour for both phases
             mean = part.groupby("x")["score"].mean()
-            ax.plot(mean.index, mean.to_numpy(), label=f"{method}, actor {actor}"
-                    if phase == "online" else None, linestyle="-" if phase == "online" else ":")
+            ax.plot(mean.index, mean.to_numpy(), color=colors[k % len(colors)],
+                    label=f"{method}, actor {actor}" if phase == "online" else None,
+                    linestyle="-" if phase == "online" else ":")
     ax.axvline(offline_end, color="grey", linewidth=0.8)
     ax.set_xlabel("offline gradient steps, then environment steps")
     ax.set_ylabel("D4RL-referenced score")

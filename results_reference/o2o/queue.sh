@@ -7,8 +7,9 @@
 # Start both queues from /work/o2o:
 #   setsid nohup nice -n 10 ./queue.sh >> queue_a.log 2>&1 < /dev/null &
 #   setsid nohup nice -n 10 ./queue.sh >> queue_b.log 2>&1 < /dev/null &
-# Order: the offline runs, then (once all six have finished) the online runs from them, then
-# the from-scratch baselines.
+# Order: the offline runs, the from-scratch baselines, then the online runs from the offline
+# ones (by then every offline run has finished; run_sac.py refuses an online sweep whose
+# init_from runs do not exist yet, so re-running the queue picks them up later).
 cd /work/o2o
 export MINARI_DATASETS_PATH=/work/pogo_reference/minari
 PY=/work/main/.venv/bin/python
@@ -17,9 +18,6 @@ sweep() {  # sweep file (in code/results_reference/o2o/), summary folder
     --summary-dir "$2"
 }
 sweep offline.yaml summary_offline
-until [ "$(ls results/POSAC_posac-*-medium-replay-v1_s*_data1/summary.json 2>/dev/null | wc -l)" -ge 6 ]; do
-  sleep 60  # the other queue is finishing an offline run
-done
-sweep online.yaml summary_online
 sweep scratch.yaml summary_scratch
 sweep scratch_with_data.yaml summary_scratch_with_data
+sweep online.yaml summary_online
