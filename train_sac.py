@@ -144,6 +144,13 @@ def check_offline_flags(args: argparse.Namespace) -> None:
             if value is not None:
                 raise UsageError(f"{flag} does not go with --dataset (offline training); "
                                  f"drop one of them")
+        if args.automatic_entropy_tuning:
+            # the data term holds actor 0 at the data's entropy, far above −dim(A), so a
+            # learned α would fall without bound (0.2 → 0.01 in 10k steps on hopper
+            # medium-replay) and start the online phase near 0
+            raise UsageError("--automatic-entropy-tuning does not go with --dataset: the data "
+                             "term sets actor 0's entropy offline; drop it (α stays --alpha) "
+                             "and turn it on for the online run")
     elif args.data_weight != 0.0:
         raise UsageError("--data-weight pulls actor 0 to a dataset's actions: add --dataset, "
                          "or drop --data-weight")

@@ -4,6 +4,7 @@ dataset in every minibatch (--offline-data), as real subprocesses on real MuJoCo
 
 import csv
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +22,7 @@ ONLINE_RUN = ("POSAC_InvertedPendulum-v5_s3_w0.0-0.5_from-invertedpendulum_rando
               "_data1_mix0.5-invertedpendulum_random")
 CHAIN = ["--env-name", "InvertedPendulum-v5", "--seed", "3", "--num-actors", "2",
          "--w2-weights", "0.0,0.5", "--batch-size", "32", "--hidden-size", "32",
-         "--eval-episodes", "2", "--log-freq", "100", "--checkpoint-freq", "100",
-         "--automatic-entropy-tuning"]
+         "--eval-episodes", "2", "--log-freq", "100", "--checkpoint-freq", "100"]
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +33,14 @@ def dataset(tmp_path_factory) -> Path:
 
 def offline_command(dataset: Path, root: Path, *extra: str) -> list[str]:
     return [sys.executable, str(REPO_ROOT / "train_sac.py"), *CHAIN, "--dataset", str(dataset),
-            "--data-weight", "1", "--num-steps", "300", "--eval-freq", "100",
-            *output_flags(root), *extra]
+            "--data-weight", "1", "--alpha", "0.05", "--num-steps", "300",
+            "--eval-freq", "100", *output_flags(root), *extra]
 
 
 def online_flags(init_root: Path, dataset: Path) -> list[str]:
     return [*CHAIN, "--init-from", str(init_root / "results" / OFFLINE_RUN),
-            "--offline-data", str(dataset), "--num-steps", "300", "--eval-freq", "5"]
+            "--offline-data", str(dataset), "--num-steps", "300", "--eval-freq", "5",
+            "--automatic-entropy-tuning"]
 
 
 def online_command(init_root: Path, dataset: Path, root: Path, *extra: str) -> list[str]:
@@ -115,7 +116,9 @@ def test_init_from_loads_every_network_and_alpha_and_collects_from_step_0(offlin
                           (agent.critic_target, trained["critic_target"])]:
         for key, value in module.state_dict().items():
             torch.testing.assert_close(value, state[key], rtol=0, atol=0)
-    assert agent.log_alpha.item() == trained["log_alpha"].item() != pytest.approx(0.2)
+    # α from the offline run (fixed there at 0.05), tuned from there on (its flag's 0.2 unused)
+    assert agent.log_alpha.item() == trained["log_alpha"].item() == pytest.approx(math.log(0.05))
+    assert agent.log_alpha.requires_grad
     assert trainer.args.start_steps == 0  # the pretrained behaviour actor collects at once
     assert agent.config.data_weight == 0.0  # online, actor 0 is plain SAC again
 
@@ -177,6 +180,7 @@ def pogo_run(dataset, tmp_path_factory) -> Path:
     (["--init-from", "MISSING"], "nowhere does not exist"),
     (["--init-from", "UNFINISHED"], "has no summary.json"),
     (["--data-weight", "1"], "add --dataset"),
+    (["--dataset", "DATA", "--automatic-entropy-tuning"], "the data term sets actor 0's entropy"),
     (["--dataset", "DATA", "--init-from", "OFFLINE"], "--init-from does not go with --dataset"),
     (["--offline-data", "DATA", "--offline-ratio", "1.5"], "--offline-ratio must lie in (0, 1)"),
     (["--dataset", "DATA", "--env-name", "Hopper-v5"], "Hopper-v5 has"),
