@@ -40,12 +40,12 @@ from typing import Any, Iterable
 import numpy as np
 
 from offline.readers import D4RL_REF_SCORES, minari_root
-from offline.sources import (RANDOM, Episode, Plan, checkpoint_plan, random_plan, replay_plan,
-                             uniform_actions)
-from training.evaluation import SPREAD_DEFINITION, SPREAD_DRAWS, SPREAD_STATES
+from offline.sources import (RANDOM, Episode, Plan, behaviour_spread, checkpoint_plan,
+                             random_plan, replay_plan, uniform_actions)
+from training.evaluation import SPREAD_DEFINITION
 from training.run_setup import add_threads_flag, use_threads
 from utils import (OneLineErrorParser, UsageError, code_version, non_negative_int, positive_int,
-                   stream_seed, usage_error)
+                   usage_error)
 
 PROGRAM = "make_dataset.py"
 REF_SEED = 0  # reference random episode k resets with seed REF_SEED + k
@@ -270,24 +270,6 @@ def summarize(episodes: list[Episode], refs: dict[str, Any]) -> dict[str, Any]:
                              if None not in (mean, low, high) and high != low else None),
         "return_statistics_over": "complete episodes (not the one cut off at the end)",
     }
-
-
-def behaviour_spread(policy: Any, episodes: list[Episode], seed: int) -> float:
-    """The stochastic behaviour policy's spread (training/evaluation.action_spread) at
-    SPREAD_STATES of the dataset's states, drawn, like the noise, from the `spread` stream:
-    the scale for the spread_i that train_pogo.py logs for its actors. (The data's own
-    actions, one per state, cannot show a per-state spread.)"""
-    import torch
-
-    from training.evaluation import action_spread
-
-    obs = np.concatenate([episode.observations[:-1] for episode in episodes])
-    rng = np.random.default_rng(stream_seed(seed, "spread"))
-    rows = np.sort(rng.choice(len(obs), min(SPREAD_STATES, len(obs)), replace=False))
-    generator = torch.Generator().manual_seed(stream_seed(seed, "spread"))
-    action_dim = episodes[0].actions.shape[-1]
-    return action_spread(policy, torch.as_tensor(obs[rows]), action_dim, SPREAD_DRAWS,
-                         generator)
 
 
 def package_versions() -> dict[str, str]:

@@ -11,7 +11,8 @@ next float64 torch.randn(action_dim) from torch.Generator().manual_seed(stream_s
 "dataset_noise")) (ε = 0 for deterministic actions). The replay export rebuilds the run's
 episodes in play order (ReplayMemory.episodes) and refuses a memory whose ring wrapped.
 The last episode, if cut off (by the step budget or the run's end), is stored with
-truncations[-1] = True and marked incomplete.
+truncations[-1] = True and marked incomplete. `behaviour_spread` measures a stochastic
+source policy's spread at the collected states, for the dataset's metadata.
 """
 
 from __future__ import annotations
@@ -339,3 +340,21 @@ def replayed_episode(stored: StoredEpisode, obs_dtype: Any) -> Episode:
     return Episode(stored.obs.astype(obs_dtype), stored.action.astype(np.float32),
                    stored.reward.astype(np.float64), last & stored.terminated,
                    last & (not stored.terminated), complete=not stored.running)
+
+
+def behaviour_spread(policy: Any, episodes: list[Episode], seed: int) -> float:
+    """The stochastic behaviour policy's spread (training/evaluation.action_spread) at
+    SPREAD_STATES of the dataset's states, drawn, like the noise, from the `spread` stream:
+    the scale for the spread_i that train_pogo.py logs for its actors. (The data's own
+    actions, one per state, cannot show a per-state spread.)"""
+    import torch
+
+    from training.evaluation import SPREAD_DRAWS, SPREAD_STATES, action_spread
+
+    obs = np.concatenate([episode.observations[:-1] for episode in episodes])
+    rng = np.random.default_rng(stream_seed(seed, "spread"))
+    rows = np.sort(rng.choice(len(obs), min(SPREAD_STATES, len(obs)), replace=False))
+    generator = torch.Generator().manual_seed(stream_seed(seed, "spread"))
+    action_dim = episodes[0].actions.shape[-1]
+    return action_spread(policy, torch.as_tensor(obs[rows]), action_dim, SPREAD_DRAWS,
+                         generator)
