@@ -6,8 +6,8 @@
 1. POGO.update on HalfCheetah-like shapes (obs 17, action 6, batch 256, hidden 256, K = 4,
    policy_freq 2: a timed block of an even number of calls holds as many actor updates as
    critic-only ones) for every N and chain distance (exact, sinkhorn, unbiased; and unbiased
-   with the energy and anchored data terms), and TD3+BC as a configuration for scale; "× exact" is each
-   row's time per update over the exact distance's at the same N.
+   with the energy and anchored data terms), and TD3+BC as a configuration for scale;
+   "× exact" is each row's time per update over the exact distance's at the same N.
    The agents are timed round-robin in short blocks, so a slow spell of a shared machine
    hits every row alike; each rate is the median of --repeats blocks after a warm-up round.
    "marginal" is the extra time of each actor beyond the first, as a fraction of the
