@@ -134,6 +134,17 @@ def test_entry_overrides_common_key_by_key_and_its_w2_replaces_commons():
     assert by_env["C-v5"][0].settings == {"num_actors": 2, "lr": 0.01, "batch_size": 64}
 
 
+def test_seed_in_a_text_value_becomes_each_runs_seed():
+    config = {"common": {"seeds": [1, 2], "enabled_environments": ["A-v5"], "w2_weights": 0.1,
+                         "num_actors": 2},
+              "environments": {"A-v5": {"init_from": "results/POSAC_x_s{seed}_w0.0-0.1_data1",
+                                        "lr": 0.001}}}
+    runs = sweep_config.expand_grid(config, SCRIPT)
+    assert [(run.seed, run.settings["init_from"]) for run in runs] == [
+        (1, "results/POSAC_x_s1_w0.0-0.1_data1"), (2, "results/POSAC_x_s2_w0.0-0.1_data1")]
+    assert runs[0].settings["lr"] == 0.001
+
+
 def test_without_num_actors_each_w2_setting_sets_its_own_chain_length(tmp_path):
     text = GOOD.replace("  num_actors: 2\n", "").replace(
         "w2_weights: [0.0, 0.1]", "w2_weights_list: [[0.0], [0.0, 0.1], [0.0, 0.1, 0.1]]")
