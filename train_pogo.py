@@ -31,7 +31,8 @@ with interruptible(PROGRAM):  # Ctrl-C while these load: one line and exit 130, 
     from training import trainer
     from training.evaluation import (SPREAD_DRAWS, SPREAD_STATES, action_spread,
                                      noise_input_policies)
-    from training.trainer import MEMORY_OVERHEAD_BYTES, Task, Trainer, train_to_end
+    from training.trainer import (MEMORY_OVERHEAD_BYTES, OfflineTrainer, Task,
+                                  train_to_end)
     from video.recording import add_video_flags
 
 SWEEP_AXIS = "dataset"  # a sweep file's per-task entries are datasets
@@ -227,7 +228,7 @@ def evaluation_policies(agent: Any, obs_mean: Any, obs_std: Any) -> list[Any]:
 
 
 # --------------------------------------------------------------------------- training
-class POGOTrainer(Trainer):
+class POGOTrainer(OfflineTrainer):
     """POGO offline: one gradient update per step on the dataset's minibatches, evaluated
     in its environment (training/trainer.py holds the rest)."""
     program = PROGRAM
@@ -269,25 +270,6 @@ class POGOTrainer(Trainer):
 
     def policies(self) -> list[Any]:
         return evaluation_policies(self.agent, self.sampler.obs_mean, self.sampler.obs_std)
-
-    def checkpoint_parts(self) -> dict[str, Any]:
-        return {"agent": self.agent.state_dict(), "sampler": self.sampler.state_dict()}
-
-    def restore(self, checkpoint: dict[str, Any]) -> None:
-        self.agent.load_state_dict(checkpoint["agent"])
-        self.sampler.load_state_dict(checkpoint["sampler"])
-
-    def train(self) -> None:
-        args, state = self.args, self.state
-        while state.total_steps < args.num_steps:
-            self.experiment.stop.check()
-            self.update()
-            state.total_steps += 1
-            self.log_if_due(lambda: self.data.source)
-            if state.total_steps % args.eval_freq == 0:
-                self.evaluate()
-            self.checkpoint_if_due()
-        self.final_evaluation()
 
     def algorithm(self) -> str:
         return "TD3BC" if self.args.td3_bc else "POGO"

@@ -38,7 +38,8 @@ with interruptible(PROGRAM):  # Ctrl-C while these load: one line and exit 130, 
     from training import trainer
     from training.evaluation import MODES, gaussian_policies, make_env
     from training.final_checkpoint import check_spaces, read_final_checkpoint, resolve_run
-    from training.trainer import MEMORY_OVERHEAD_BYTES, Task, Trainer, train_to_end
+    from training.trainer import (MEMORY_OVERHEAD_BYTES, OfflineTrainer, Task, Trainer,
+                                  train_to_end)
     from video.recording import add_video_flags
 
 SWEEP_AXIS = "env_name"  # a sweep file's per-task entries are environments
@@ -475,7 +476,7 @@ def init_summary(args: argparse.Namespace, task: Task) -> dict[str, Any]:
                           "settings": task.init["settings"]}}
 
 
-class OfflineSACTrainer(Trainer):
+class OfflineSACTrainer(OfflineTrainer):
     """POSAC offline (--dataset): one gradient update per step on the dataset's minibatches,
     actor 0 pulled to the data by --data-weight, evaluated in the dataset's environment every
     --eval-freq steps (training/trainer.py holds the rest)."""
@@ -500,25 +501,6 @@ class OfflineSACTrainer(Trainer):
 
     def policies(self) -> list[Any]:
         return evaluation_policies(self.agent)
-
-    def checkpoint_parts(self) -> dict[str, Any]:
-        return {"agent": self.agent.state_dict(), "sampler": self.sampler.state_dict()}
-
-    def restore(self, checkpoint: dict[str, Any]) -> None:
-        self.agent.load_state_dict(checkpoint["agent"])
-        self.sampler.load_state_dict(checkpoint["sampler"])
-
-    def train(self) -> None:
-        args, state = self.args, self.state
-        while state.total_steps < args.num_steps:
-            self.experiment.stop.check()
-            self.update()
-            state.total_steps += 1
-            self.log_if_due(lambda: self.data.source)
-            if state.total_steps % args.eval_freq == 0:
-                self.evaluate()
-            self.checkpoint_if_due()
-        self.final_evaluation()
 
     def algorithm(self) -> str:
         return "POSAC"

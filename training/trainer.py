@@ -217,6 +217,32 @@ class Trainer(abc.ABC):
                                {**summary, "final_checkpoint": str(path.resolve())}, counts)
 
 
+class OfflineTrainer(Trainer):
+    """A Trainer of a fixed dataset: one gradient update per step on `self.sampler`'s
+    minibatches (offline.data.OfflineSampler), evaluated every --eval-freq steps; the
+    sampler's generator is checkpointed with the agent. A subclass builds `self.agent`,
+    `self.data` and `self.sampler` and gives policies(), algorithm() and summary()."""
+
+    def checkpoint_parts(self) -> dict[str, Any]:
+        return {"agent": self.agent.state_dict(), "sampler": self.sampler.state_dict()}
+
+    def restore(self, checkpoint: dict[str, Any]) -> None:
+        self.agent.load_state_dict(checkpoint["agent"])
+        self.sampler.load_state_dict(checkpoint["sampler"])
+
+    def train(self) -> None:
+        args, state = self.args, self.state
+        while state.total_steps < args.num_steps:
+            self.experiment.stop.check()
+            self.update()
+            state.total_steps += 1
+            self.log_if_due(lambda: self.data.source)
+            if state.total_steps % args.eval_freq == 0:
+                self.evaluate()
+            self.checkpoint_if_due()
+        self.final_evaluation()
+
+
 def train_to_end(parse_and_check: Callable[[Any], tuple[Any, RunPaths, Task]], argv: Any,
                  make_trainer: Callable[[Any, RunPaths, Task], Trainer]) -> None:
     """A training script's main: its checks, then nothing for a finished run; else build
