@@ -39,6 +39,10 @@ SWEEP_AXIS = "dataset"  # a sweep file's per-task entries are datasets
 SWEEP_SECTION = "datasets"  # a sweep file's per-task section, and enabled_datasets
 ACTOR0_WEIGHT_ZERO = False  # actor 0 is pulled to the data: one number w means w,w,…
 EVALUATION_MODES = ("deterministic",)
+# the choices of --distance (transport.METHODS), --data-term (pogo.DATA_TERMS) and
+# --weight-units, the default first; named here so that `--help` needs no torch
+DISTANCES = ("exact", "sinkhorn", "unbiased")
+DATA_TERMS = ("pointwise", "energy", "anchored")
 WEIGHT_UNITS = ("sum", "seed")
 
 
@@ -66,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--w2-weights", default=None,
                        help="w_0 (actor 0's pull to the data) … w_{N-1}, e.g. 10,10,10, or one "
                             "w for every actor (default 1.0), in --weight-units")
-    agent.add_argument("--weight-units", choices=WEIGHT_UNITS, default="sum",
+    agent.add_argument("--weight-units", choices=WEIGHT_UNITS, default=WEIGHT_UNITS[0],
                        help="sum: each w multiplies its term with ‖x − y‖² summed over action "
                             "dimensions; seed: the design seed's units, where w_0 multiplies "
                             "the mean over action dimensions (w_0/dim(A) in sum units) and "
@@ -78,14 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "action dimensions (w_0 = w/dim(A); TD3+BC's is w = 1)")
     agent.add_argument("--deterministic-actors", action=argparse.BooleanOptionalAction,
                        default=False, help="π(s) instead of the noise-input π(s, z)")
-    agent.add_argument("--distance", choices=("exact", "sinkhorn", "unbiased"),
-                       default="exact",
+    agent.add_argument("--distance", choices=DISTANCES, default=DISTANCES[0],
                        help="the chain's W2² between the samples of consecutive actors: exact "
                             "or sinkhorn (the seed's) on K samples, both biased towards a "
                             "narrower actor; unbiased: exact on two independent K-sample sets "
                             "per side, W2²(a, b) − ½W2²(a, a′) − ½W2²(b, b′)")
-    agent.add_argument("--data-term", choices=("pointwise", "energy", "anchored"),
-                       default="pointwise",
+    agent.add_argument("--data-term", choices=DATA_TERMS, default=DATA_TERMS[0],
                        help="actor 0's pull to the data action a: pointwise E‖π0 − a‖² (the "
                             "seed's; collapses actor 0 to the data's conditional mean); "
                             "energy, the energy score E‖π0 − a‖ − ½E‖π0 − π0′‖ on K samples, "

@@ -12,29 +12,30 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from reports.curves import read_metrics
+from sweeps.script import load_script
 from utils import UsageError
 
 PROGRAM = "reports.offline"
 BASELINE = "TD3+BC"
-# train_pogo.py's choices of --distance, --data-term and --weight-units, its default first
-DISTANCES = ("exact", "sinkhorn", "unbiased")
-DATA_TERMS = ("pointwise", "energy", "anchored")
-WEIGHT_UNITS = ("sum", "seed")
+# train_pogo.py's flags (their choices and defaults), read from the script itself
+POGO_FLAGS = load_script("train_pogo.py").flags
 
 
 class Settings(NamedTuple):
     """What a run optimises besides its chain weights: train_pogo.py's --distance,
     --data-term and --weight-units."""
-    distance: str = DISTANCES[0]
-    data_term: str = DATA_TERMS[0]
-    weight_units: str = WEIGHT_UNITS[0]
+    distance: str = POGO_FLAGS["distance"].default
+    data_term: str = POGO_FLAGS["data_term"].default
+    weight_units: str = POGO_FLAGS["weight_units"].default
 
     def label(self) -> str:
         """The settings off their defaults, e.g. "unbiased, energy" or "seed units"; "" for
         the defaults."""
-        parts = [self.distance if self.distance != DISTANCES[0] else "",
-                 self.data_term if self.data_term != DATA_TERMS[0] else "",
-                 f"{self.weight_units} units" if self.weight_units != WEIGHT_UNITS[0] else ""]
+        default = Settings()
+        parts = [self.distance if self.distance != default.distance else "",
+                 self.data_term if self.data_term != default.data_term else "",
+                 f"{self.weight_units} units" if self.weight_units != default.weight_units
+                 else ""]
         return ", ".join(part for part in parts if part)
 
 
@@ -90,9 +91,10 @@ def settings_from(config: dict[str, Any], path: Path) -> Settings:
     """The run's settings; runs made before --data-term and --weight-units existed trained
     with what are now their defaults."""
     settings = Settings(distance=config["distance"],
-                      data_term=config.get("data_term", DATA_TERMS[0]),
-                      weight_units=config.get("weight_units", WEIGHT_UNITS[0]))
-    for field, choices in zip(Settings._fields, (DISTANCES, DATA_TERMS, WEIGHT_UNITS)):
+                        **{field: config[field] for field in ("data_term", "weight_units")
+                           if field in config})
+    for field in Settings._fields:
+        choices = POGO_FLAGS[field].choices
         if getattr(settings, field) not in choices:
             raise UsageError(f"{path} has {field} {getattr(settings, field)!r}, which "
                              f"train_pogo.py does not know (one of {', '.join(choices)})")

@@ -6,9 +6,10 @@ nor a script imports torch at import time). The sweep uses `build_parser()` (the
 and their flags), `validate_args`, `run_paths`, `run_setup.check_resume`, `preflight`
 (builds the environment or opens the dataset; the run's peak memory), `ACTOR0_WEIGHT_ZERO`
 (what one number means as a w2 setting: utils.parse_w2_weights), `SWEEP_AXIS` (the flag a
-per-task entry sets: env_name for train_sac.py, dataset for train_pogo.py) and `SWEEP_SECTION` (the sweep file's per-task
-section, whose singular is the task noun in messages, and its list common.enabled_{section}:
-environments for train_sac.py, datasets for train_pogo.py).
+per-task entry sets: env_name for train_sac.py, dataset for train_pogo.py) and
+`SWEEP_SECTION` (the sweep file's per-task section, whose singular is the task noun in
+messages, and its list common.enabled_{section}: environments for train_sac.py, datasets for
+train_pogo.py). reports/ reads a script's flags (their defaults and choices) here too.
 
 Of a run's outputs the sweep reads summary.json (it marks the run finished; the sweep reads
 its `steps`, `wall_time_s` and `final_eval`, checked by Run.read_summary) and the metrics
@@ -53,6 +54,7 @@ class Flag:
     option: str  # --batch-size
     boolean: bool  # --flag / --no-flag
     default: Any
+    choices: tuple[Any, ...] | None = None  # the values argparse accepts, where it limits them
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,8 @@ def flags_of(parser: argparse.ArgumentParser) -> dict[str, Flag]:
         if action.option_strings and action.dest != "help":
             flags[action.dest] = Flag(key=action.dest, option=action.option_strings[0],
                                       boolean=isinstance(action, argparse.BooleanOptionalAction),
-                                      default=action.default)
+                                      default=action.default,
+                                      choices=tuple(action.choices) if action.choices else None)
     return flags
 
 

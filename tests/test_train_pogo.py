@@ -174,6 +174,17 @@ def test_new_terms_and_seed_units_name_their_runs_and_reach_the_agent(hdf5_datas
     assert train_pogo.summed_weights(args, 6) == pytest.approx((10 / 6, 5.0, 5.0))
 
 
+def test_flag_choices_are_the_agents():
+    # the script names them without importing torch; the agent and transport.py define them
+    import pogo
+    import transport
+    assert train_pogo.DISTANCES == transport.METHODS
+    assert train_pogo.DATA_TERMS == pogo.DATA_TERMS
+    config = pogo.POGOConfig()
+    assert (config.distance, config.data_term) == (train_pogo.DISTANCES[0],
+                                                   train_pogo.DATA_TERMS[0])
+
+
 @pytest.mark.parametrize("extra, message", [
     ([], "--dataset is required"),
     (["--dataset", "missing.hdf5", "--env-name", "Hopper-v5"], "missing.hdf5"),
