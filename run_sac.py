@@ -148,13 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-
 # --------------------------------------------------------------------------- the plan
 def available_memory() -> int | None:
     """MemAvailable in bytes (Linux), or None."""
     with contextlib.suppress(OSError, ValueError, StopIteration):
         with open("/proc/meminfo") as handle:
-            line = next(l for l in handle if l.startswith("MemAvailable:"))
+            line = next(text for text in handle if text.startswith("MemAvailable:"))
         return int(line.split()[1]) * 1024
     return None
 

@@ -121,8 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-
-
 def validate_args(args: argparse.Namespace) -> None:
     """Checks that need no dataset; raises UsageError naming the problem and the fix."""
     check_tracking(args)

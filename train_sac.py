@@ -187,8 +187,6 @@ def validate_args(args: argparse.Namespace) -> None:
         raise UsageError("--cuda-graphs needs --cuda: add --cuda, or drop --cuda-graphs")
 
 
-
-
 def run_paths(args: argparse.Namespace) -> RunPaths:
     """POSAC_{env}_s{seed}_w{weights}; offline POSAC_{dataset}_…_data{w_D}, grouped by the
     dataset; a run started --init-from adds _from-{that run's name without POSAC_}, and one

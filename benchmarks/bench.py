@@ -11,9 +11,10 @@ of --repeats blocks after one warm-up round. Printed per N: updates/s of the tra
 update alone (minibatch sampling included) on a filled replay memory; learning-phase
 environment steps/s of train_sac.py's real loop (act, env.step, store, update); the marginal
 cost of each actor beyond the first as a fraction of the 1-actor time, measured, and as
-counted in floating-point operations of one update ("FLOP ratio": the marginal an update with no fixed per-update overhead would show on a
-device whose time goes into arithmetic, as a CPU's does; fixed overhead - Python, dispatch,
-the environment - pulls the measured marginal below it).
+counted in floating-point operations of one update ("FLOP ratio": the marginal an update
+with no fixed per-update overhead would show on a device whose time goes into arithmetic, as
+a CPU's does; fixed overhead - Python, dispatch, the environment - pulls the measured
+marginal below it).
 Footprint: each N in a fresh process, for a clean peak-memory reading: seconds for one
 default evaluation (every actor, 10 deterministic + 10 stochastic episodes), its share of
 wall time when it runs every 10 training episodes, and peak memory.

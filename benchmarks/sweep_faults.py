@@ -259,7 +259,8 @@ def corrupt_trial(trial: Trial, rng: random.Random, span: float, reference: Path
 EDITS = {
     "seed 3 added": lambda n: config(n, [1, 2, 3]),
     "lr changed": lambda n: config(n, [1, 2], lr=0.001),
-    "malformed YAML": lambda n: yaml.safe_dump(config(n, [1, 2])).replace("common:", "common: [", 1),
+    "malformed YAML": lambda n: yaml.safe_dump(config(n, [1, 2])).replace("common:",
+                                                                          "common: [", 1),
     "unknown key": lambda n: config(n, [1, 2], batch_sise=32),
 }
 

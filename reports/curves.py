@@ -94,7 +94,8 @@ def read_metrics(path: Path) -> Any | None:
     return None if frame.empty else frame
 
 
-def load_runs(records: list[RunRecord]) -> dict[tuple[str, tuple[float, ...]], list[tuple[RunRecord, Any]]]:
+def load_runs(records: list[RunRecord]
+              ) -> dict[tuple[str, tuple[float, ...]], list[tuple[RunRecord, Any]]]:
     """(task, w2_weights) → [(record, metrics DataFrame sorted by step)] for runs with metrics."""
     groups: dict[tuple[str, tuple[float, ...]], list[tuple[RunRecord, Any]]] = {}
     for record in records:
@@ -158,13 +159,19 @@ def with_ci(mean: float, low: float, high: float) -> str:
     return f"{mean:.1f} [{low:.1f}, {high:.1f}]"
 
 
+def ci_cell(row: dict[str, Any], kind: str) -> str:
+    """row[kind_mean] with its interval row[kind_ci_low], row[kind_ci_high]; "–" without a
+    mean (no seed has the value)."""
+    mean = row[f"{kind}_mean"]
+    return "–" if math.isnan(mean) else with_ci(mean, row[f"{kind}_ci_low"],
+                                                 row[f"{kind}_ci_high"])
+
+
 def budget_cell(row: dict[str, Any], kind: str, counted: str = "at_step_seeds") -> str:
     """kind "at_step", "window" or "window_vs_actor0": over the row[counted] seeds that reached
     the budget (AT_STEP here), with n when not all of row["seeds"] did."""
-    if math.isnan(row[f"{kind}_mean"]):  # no seed reached the budget, or actor 0's difference
-        return "–"
-    cell = with_ci(row[f"{kind}_mean"], row[f"{kind}_ci_low"], row[f"{kind}_ci_high"])
-    return cell if row[counted] == row["seeds"] else f"{cell} (n={row[counted]})"
+    cell = ci_cell(row, kind)  # "–": no seed reached the budget, or actor 0's difference
+    return cell if cell == "–" or row[counted] == row["seeds"] else f"{cell} (n={row[counted]})"
 
 
 def range_cell(low: int, high: int) -> str:
@@ -195,8 +202,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         for row in (r for r in rows if r["env"] == env):
             lines.append(f"| {row['w2_weights']} | {row['actor']} | {seeds_cell(row)} "
                          f"| {range_cell(row['steps_min'], row['steps_max'])} "
-                         f"| {with_ci(row['final_mean'], row['final_ci_low'], row['final_ci_high'])} "
-                         f"| {with_ci(row['best_mean'], row['best_ci_low'], row['best_ci_high'])} "
+                         f"| {ci_cell(row, 'final')} | {ci_cell(row, 'best')} "
                          f"| {budget_cell(row, 'at_step')} | {budget_cell(row, 'window')} "
                          f"| {budget_cell(row, 'window_vs_actor0')} |")
         lines.append("")

@@ -157,25 +157,20 @@ def table_rows(runs: list[Run]) -> list[dict[str, Any]]:
     return rows
 
 
-def cell(row: dict[str, Any], name: str) -> str:
-    from reports.curves import with_ci
-
-    mean = row[f"{name}_mean"]
-    return "–" if mean != mean else with_ci(mean, row[f"{name}_ci_low"], row[f"{name}_ci_high"])
-
-
 def markdown(rows: list[dict[str, Any]]) -> str:
+    from reports.curves import ci_cell
+
     lines = ["Offline to online: D4RL-referenced scores (v2 reference returns on v5 "
              "environments; returns where an environment has no D4RL references), mean over "
              "seeds [95% bootstrap interval].", "",
              "| env | method | actor | seeds | online steps | offline → online (end) | switch "
              "| dip | AUC |", "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        arrow = (f"{cell(row, 'offline')} → {cell(row, 'end')}" if row["offline_mean"] ==
-                 row["offline_mean"] else cell(row, "end"))
+        offline, end = ci_cell(row, "offline"), ci_cell(row, "end")
+        arrow = end if offline == "–" else f"{offline} → {end}"  # "–": not from an offline run
         lines.append(f"| {row['env']} | {row['method']} | {row['actor']} | {row['seeds']} | "
-                     f"{row['steps']} | {arrow} | {cell(row, 'switch')} | {cell(row, 'dip')} "
-                     f"| {cell(row, 'auc')} |")
+                     f"{row['steps']} | {arrow} | {ci_cell(row, 'switch')} "
+                     f"| {ci_cell(row, 'dip')} | {ci_cell(row, 'auc')} |")
     return "\n".join(lines) + "\n"
 
 

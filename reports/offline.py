@@ -102,8 +102,8 @@ import numpy as np
 
 from offline.readers import minari_root
 from reports.aggregate import covered_datasets, iqm_with_ci
-from reports.curves import (budget_cell, file_safe, mean_and_ci, range_cell, seed_bands,
-                            seeds_cell, weights_label, window_average, with_ci)
+from reports.curves import (budget_cell, ci_cell, file_safe, mean_and_ci, range_cell,
+                            seed_bands, seeds_cell, weights_label, window_average, with_ci)
 from reports.figures import curve_figure, weight_figure
 from reports.offline_runs import (BASELINE, GroupKey, Groups, OfflineRun, find_runs,
                                   load_groups, method_order, score_column, spread_column)
@@ -293,7 +293,7 @@ def spread_cell(row: dict[str, Any]) -> str:
 
 
 def markdown_row(row: dict[str, Any]) -> str:
-    end = with_ci(row["end_mean"], row["end_ci_low"], row["end_ci_high"])
+    end = ci_cell(row, "end")
     behaviour = "–" if math.isnan(row["behaviour_score"]) else f"{row['behaviour_score']:.1f}"
     return (f"| {row['dataset']} | {row['method']} | {row['actor']} | {seeds_cell(row)} "
             f"| {range_cell(row['steps_min'], row['steps_max'])}/{row['num_steps']} | {end} "

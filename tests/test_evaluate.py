@@ -19,7 +19,6 @@ SAC_RUN = "POSAC_Pendulum-v1_s2_w0.0-0.1"
 POGO_RUN = "POGO_invertedpendulum_random_s3_w1.0-0.5"
 
 
-
 @pytest.fixture(scope="module")
 def sac_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("sac")

@@ -465,7 +465,7 @@ def test_sampling_is_seeded():
     data = make_dataset()
     first, second, other = (OfflineSampler(data, seed) for seed in (5, 5, 6))
     for _ in range(3):
-        a, b, c = first.sample(16), second.sample(16), other.sample(16)
+        a, b = first.sample(16), second.sample(16)
         for x, y in zip(a, b):
             torch.testing.assert_close(x, y, rtol=0, atol=0)
     assert not torch.equal(first.sample(16).action, other.sample(16).action)

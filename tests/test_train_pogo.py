@@ -31,7 +31,6 @@ def hdf5_dataset(tmp_path_factory) -> Path:
                                 2000)
 
 
-
 def command(dataset: Path, root: Path, *extra: str) -> list[str]:
     return [sys.executable, str(REPO_ROOT / "train_pogo.py"), "--dataset", str(dataset),
             *TINY, *output_flags(root), *extra]

@@ -30,7 +30,6 @@ SMALL_RUN = ["--env-name", "InvertedPendulum-v5", "--seed", "7", "--num-steps", 
              "--eval-episodes", "2", "--log-freq", "100", "--checkpoint-freq", "150"]
 
 
-
 def train_command(root: Path, *extra: str) -> list[str]:
     return [sys.executable, str(REPO_ROOT / "train_sac.py"), *SMALL_RUN, *output_flags(root),
             *extra]

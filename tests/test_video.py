@@ -36,7 +36,6 @@ POGO_TINY = ["--env-name", "InvertedPendulum-v5", "--seed", "1", "--num-actors",
              "--hidden-size", "16", "--log-freq", "30"]
 
 
-
 def frames_of(path: Path) -> np.ndarray:
     return np.stack(list(iio.imiter(path, plugin="FFMPEG")))
 
