@@ -14,6 +14,7 @@ bootstrap); a timeout or truncation only ends the episode, so it is not a termin
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import warnings
@@ -214,6 +215,28 @@ def minari_root() -> Path:
     written out here because that function also creates the folder."""
     root = os.environ.get("MINARI_DATASETS_PATH")
     return Path(root) if root is not None else Path.home() / ".minari" / "datasets"
+
+
+def local_metadata(dataset_id: str) -> dict[str, Any]:
+    """A local Minari dataset's metadata.json, read as JSON without opening the dataset
+    (fast, for reports); {} when the dataset is not here or its metadata is unreadable."""
+    try:
+        metadata = json.loads((minari_root() / dataset_id / "data" / "metadata.json")
+                              .read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def metadata_env_id(metadata: dict[str, Any]) -> str | None:
+    """The environment a dataset's runs are evaluated on, as read_minari chooses it: its
+    eval_env_spec's id, else its env_spec's (None without either)."""
+    for key in ("eval_env_spec", "env_spec"):
+        try:
+            return str(json.loads(metadata[key])["id"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
 
 
 def read_minari(dataset_id: str, env_name: str | None) -> dict[str, Any]:

@@ -36,8 +36,9 @@ Definitions
   100·(return − ref_min)/(ref_max − ref_min) with D4RL's reference returns
   (`actor_{i}_deterministic_score`). D4RL measured them on its -v2 environments: on a
   dataset whose runs were evaluated on a -v4/-v5 environment (summary.json's env_id, else
-  config.json's env_name) the tables call the scores D4RL-referenced (v2 reference returns
-  on v5 environments), elsewhere D4RL-normalised.
+  config.json's env_name, else the local Minari dataset's environment) the tables call the
+  scores D4RL-referenced (v2 reference returns on v5 environments), elsewhere
+  D4RL-normalised.
 - group: the runs (one per seed) with the same dataset, method, chain weights (w2_weights),
   settings (distance, data_term, weight_units; absent data_term and weight_units, from runs
   made before those options, are their defaults pointwise and sum) and budget (num_steps,
@@ -91,7 +92,6 @@ evaluated yet, or the name is misspelt).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 import sys
@@ -100,7 +100,7 @@ from typing import Any
 
 import numpy as np
 
-from offline.readers import minari_root
+from offline.readers import local_metadata, minari_root
 from reports.aggregate import covered_datasets, iqm_with_ci
 from reports.curves import (budget_cell, ci_cell, file_safe, mean_and_ci, range_cell,
                             seed_bands, seeds_cell, weights_label, window_average, with_ci)
@@ -156,10 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
 def metadata_summary(dataset: str, key: str) -> float | None:
     """A number of make_dataset.py's summary in the local Minari dataset's metadata (the
     behaviour policy's normalised_score, or behaviour_spread), if there is one."""
-    path = minari_root() / dataset / "data" / "metadata.json"
     try:
-        return float(json.loads(path.read_bytes())["make_dataset"]["summary"][key])
-    except (OSError, ValueError, KeyError, TypeError):  # not local, not make_dataset's, none
+        return float(local_metadata(dataset)["make_dataset"]["summary"][key])
+    except (ValueError, KeyError, TypeError):  # not local, not make_dataset's, none
         return None
 
 

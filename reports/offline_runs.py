@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from offline.readers import local_metadata, metadata_env_id
 from reports.curves import read_metrics
 from sweeps.script import load_script
 from utils import UsageError
@@ -105,8 +106,8 @@ def run_of(folder: Path, config: dict[str, Any]) -> OfflineRun:
     """The run train_pogo.py wrote into `folder` (its folder name is the run's file_name)."""
     summary = folder / "summary.json"
     finished = summary.exists()
-    # a finished run's summary names the environment it was evaluated on; before that only
-    # an explicit --env-name does (a Minari dataset's own environment is not in config.json)
+    # a finished run's summary names the environment it was evaluated on; before that an
+    # explicit --env-name does, else the local Minari dataset's metadata (not config.json)
     env_id = read_json_object(summary).get("env_id") if finished else None
     try:
         return OfflineRun(name=folder.name, dataset=str(config["dataset"]),
@@ -114,7 +115,8 @@ def run_of(folder: Path, config: dict[str, Any]) -> OfflineRun:
                           weights=tuple(float(w) for w in config["w2_weights"]),
                           settings=settings_from(config, folder / "config.json"),
                           seed=int(config["seed"]), num_steps=int(config["num_steps"]),
-                          env_id=env_id or config.get("env_name"),
+                          env_id=(env_id or config.get("env_name")
+                                  or metadata_env_id(local_metadata(str(config["dataset"])))),
                           metrics_csv=folder / "training" / f"{folder.name}_metrics.csv",
                           finished=finished)
     except (KeyError, TypeError, ValueError) as error:

@@ -444,6 +444,26 @@ def test_scores_of_a_running_v4_run_are_d4rl_referenced_from_its_env_name(tmp_pa
             "dataset here were evaluated on Hopper-v4") in header
 
 
+def test_scores_of_a_running_run_are_d4rl_referenced_from_its_minari_dataset(tmp_path,
+                                                                           monkeypatch):
+    """Without summary.json or --env-name, the local Minari dataset's metadata names the
+    environment (its eval_env_spec before its env_spec), as train_pogo.py reads it."""
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    metadata = tmp_path / "minari" / CHEETAH / "data" / "metadata.json"
+    metadata.parent.mkdir(parents=True)
+    spec = '{{"id": "{}", "entry_point": "x"}}'
+    metadata.write_text(json.dumps({"env_spec": spec.format("HalfCheetah-v4"),
+                                    "eval_env_spec": spec.format("HalfCheetah-v5")}))
+    results = tmp_path / "results"
+    write_run(results, CHEETAH, True, [1.0], 0, [20], [[5.0]], 1.0, False)
+    write_run(results, HOPPER, True, [1.0], 0, [20], [[5.0]], 1.0, False)  # not stored here
+    report(results, tmp_path / "out")
+    header = (tmp_path / "out" / "offline_results.md").read_text().splitlines()[2]
+    assert (f"{REFERENCED}: the runs on {CHEETAH} were evaluated on HalfCheetah-v5, while "
+            f"D4RL measured") in header
+    assert header.endswith("The others are D4RL-normalised.")
+
+
 # dataset → seed → last-fifth score of actor 0 (constant curves, so the last fifth is the
 # value); actor 1 scores 100 minus it. 4 seeds × 3 datasets = 12 scores: the interquartile
 # mean drops exactly 3 at each end
