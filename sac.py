@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from model import GaussianPolicy, QNetwork
 from replay_memory import Batch
 from transport import gaussian_w2_squared_log_std
-from utils import (adam, check_agent_settings, descend_, frozen, soft_update_, stream_seed,
-                   with_finite)
+from utils import (adam, check_agent_settings, descend_, frozen, load_moments, soft_update_,
+                   stream_seed, with_finite)
 
 CRITIC_TARGET_POLICIES = ("online", "target")
 Q_NORMALIZE_FORMS = ("abs-mean", "mean-abs")
@@ -318,22 +318,23 @@ class POSAC:
 
     def load_trained(self, state: dict[str, Any]) -> None:
         """Continue a trained agent (e.g. an offline run's final checkpoint): its actors,
-        critic and target critic, their optimisers and α (with its optimiser when both tune
-        it), not its random streams or update count. Actor 0's target copy, where this
-        config uses one, is the trained one's if it kept one, else actor 0 itself."""
+        critic and target critic, their optimisers' moments (under this config's lr) and α
+        (with its optimiser's when both tune it), not its random streams or update count.
+        Actor 0's target copy, where this config uses one, is the trained one's if it kept
+        one, else actor 0 itself."""
         for actor, actor_state in zip(self.actors, state["actors"], strict=True):
             actor.load_state_dict(actor_state)
         for opt, opt_state in zip(self.actor_optimizers, state["actor_optimizers"], strict=True):
-            opt.load_state_dict(opt_state)
+            load_moments(opt, opt_state)
         self.critic.load_state_dict(state["critic"])
         self.critic_target.load_state_dict(state["critic_target"])
-        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        load_moments(self.critic_optimizer, state["critic_optimizer"])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
         if self.actor0_target is not None:
             self.actor0_target.load_state_dict(state.get("actor0_target", state["actors"][0]))
         if self.config.automatic_entropy_tuning and "alpha_optimizer" in state:
-            self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
+            load_moments(self.alpha_optimizer, state["alpha_optimizer"])
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Exactly the agent that state_dict() saved (resume): load_trained, then the random

@@ -127,8 +127,8 @@ def add_offline_flags(parser: argparse.ArgumentParser) -> None:
                               "normalised like the chain's)")
     offline.add_argument("--init-from", default=None,
                          help="start from a finished POSAC run (its results directory or "
-                              "_final.pt): its actors, critic, targets, optimisers and α; "
-                              "the run evaluates them at step 0")
+                              "_final.pt): its actors, critic, targets, optimiser states and "
+                              "α, and its environment's settings")
     offline.add_argument("--offline-data", default=None,
                          help="online: draw a share of every minibatch from this dataset "
                               "(RLPD's symmetric sampling), the rest from the replay memory")
@@ -158,6 +158,11 @@ def check_offline_flags(args: argparse.Namespace) -> None:
     if not 0.0 < args.offline_ratio < 1.0:
         raise UsageError(f"--offline-ratio must lie in (0, 1) (got {args.offline_ratio}); "
                          f"RLPD's symmetric sampling is 0.5")
+    if (args.offline_data is not None
+            and not 0 < round(args.offline_ratio * args.batch_size) < args.batch_size):
+        raise UsageError(f"--offline-ratio {args.offline_ratio} of --batch-size "
+                         f"{args.batch_size} leaves the dataset or the replay memory no row; "
+                         f"move the ratio towards 0.5 or enlarge the batch")
     if args.offline_data is not None and args.cuda_graphs:
         raise UsageError("--cuda-graphs does not record --offline-data's sampling; drop one")
     if args.eval_freq is None:
@@ -238,8 +243,9 @@ def open_dataset_for(spec: str, env_name: str) -> tuple[Any, Any]:
     return data, env
 
 
-def check_init(checkpoint: dict[str, Any], args: argparse.Namespace, env: Any) -> None:
-    """UsageError unless the --init-from run's agent can continue as this run's."""
+def check_init(checkpoint: dict[str, Any], args: argparse.Namespace) -> None:
+    """UsageError unless the --init-from run's agent can continue as this run's (its spaces
+    are checked once the environment is built)."""
     algorithm, source = checkpoint["algorithm"], args.init_from
     if algorithm != "POSAC":
         raise UsageError(f"{source} is a {algorithm} run: its noise-input or deterministic "
@@ -248,32 +254,38 @@ def check_init(checkpoint: dict[str, Any], args: argparse.Namespace, env: Any) -
     if checkpoint["env_id"] != args.env_name:
         raise UsageError(f"{source} was trained on {checkpoint['env_id']}, not on --env-name "
                          f"{args.env_name}; give --env-name {checkpoint['env_id']}")
-    check_spaces(checkpoint, env, args.env_name)
     config = checkpoint["agent_config"]
     for flag, trained, asked in (("--num-actors", config["num_actors"], args.num_actors),
                                  ("--hidden-size", config["hidden_size"], args.hidden_size)):
         if trained != asked:
             raise UsageError(f"{source} has {flag} {trained}, this run {asked}; give "
                              f"{flag} {trained}")
-    if checkpoint["obs_mean"] is not None:
-        raise UsageError(f"{source}'s actors saw normalised observations, which POSAC online "
-                         f"does not; start from a run on raw observations")
 
 
 def open_task(args: argparse.Namespace) -> Task:
     """The training environment, and the dataset (--dataset, --offline-data) or the run to
-    start from (--init-from), checked against it (UsageError)."""
+    start from (--init-from), checked against it (UsageError). Offline, the environment is
+    the dataset's; online, --env-name built with the settings (kwargs) of the run it starts
+    from, else of the --offline-data dataset, so that the step-0 evaluation of a continued
+    run is the offline run's last one and the data come from the environment trained on."""
     if args.dataset is not None:
         data, env = open_dataset_for(args.dataset, args.env_name)
         return Task(env_id=data.env_id, env=env, env_kwargs=data.env_kwargs, data=data)
-    env = make_env(args.env_name)
-    init = None
+    init = data = None
     if args.init_from is not None:
         init = read_final_checkpoint(resolve_run(Path(args.init_from))[0])
-        check_init(init, args, env)
-    data = (None if args.offline_data is None
-            else open_dataset_for(args.offline_data, args.env_name)[0])
-    return Task(env_id=args.env_name, env=env, data=data, init=init)
+        check_init(init, args)
+    if args.offline_data is not None:
+        data = open_dataset_for(args.offline_data, args.env_name)[0]
+    env_kwargs = dict(init["env_kwargs"] if init else data.env_kwargs if data else {})
+    if init and data and data.env_kwargs != env_kwargs:
+        raise UsageError(f"{args.offline_data} was collected on {args.env_name} with "
+                         f"{data.env_kwargs}, {args.init_from} trained on it with {env_kwargs}; "
+                         f"give an --offline-data dataset of the run's environment")
+    env = make_env(args.env_name, **env_kwargs)
+    if init:
+        check_spaces(init, env, args.env_name)
+    return Task(env_id=args.env_name, env=env, env_kwargs=env_kwargs, data=data, init=init)
 
 
 def parse_and_check(argv: list[str] | None) -> tuple[argparse.Namespace, RunPaths, Task]:
@@ -418,8 +430,10 @@ class SACTrainer(Trainer):
 
     def train(self) -> None:
         last_return = float("nan")
-        if self.args.init_from is not None and not self.state.history:
-            self.evaluate()  # the switch: the pretrained actors, before any online step
+        if not self.state.history:
+            # the starting actors, before any step, so that every learning curve (and its
+            # area) starts at step 0; with --init-from this is the switch
+            self.evaluate()
         while self.state.total_steps < self.args.num_steps:
             episode_return, completed = self.run_episode(last_return)
             if not completed:

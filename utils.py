@@ -77,6 +77,15 @@ def adam(params: Any, lr: float) -> Any:
                             capturable=params[0].device.type == "cuda")
 
 
+def load_moments(optimizer: Any, state: dict[str, Any]) -> None:
+    """An optimizer's saved state (Adam's moments and step counts) under this optimizer's
+    own settings: torch's load_state_dict would also take the saved lr, betas, eps and
+    fused/capturable flags, so a continued run would train at the earlier run's lr."""
+    groups = [{**saved, **{key: value for key, value in own.items() if key != "params"}}
+              for saved, own in zip(state["param_groups"], optimizer.param_groups, strict=True)]
+    optimizer.load_state_dict({**state, "param_groups": groups})
+
+
 def descend_(optimizer: Any, loss: Any) -> None:
     """One optimizer step on `loss`: fresh gradients, backward, step."""
     optimizer.zero_grad(set_to_none=True)

@@ -256,13 +256,14 @@ def band_rows(frames: list[Any], grid: np.ndarray, column: str,
              "ci_high": high[k], "seeds": len(frames)} for k, step in enumerate(grid)]
 
 
-def plot_band(ax: Any, line: Any, color: Any, label: str, band_alpha: float,
+def plot_band(ax: Any, line: Any, color: Any, label: str, band_alpha: float, x: str = "step",
               **style: Any) -> None:
-    """A curve's mean line (a marker when it is one point) and its CI band when it has one."""
-    ax.plot(line["step"], line["mean"], color=color, marker="o" if len(line) == 1 else None,
+    """A curve's mean line over line[x] (a marker when it is one point) and its CI band when
+    it has one."""
+    ax.plot(line[x], line["mean"], color=color, marker="o" if len(line) == 1 else None,
             label=label, **style)
     if line["ci_low"].notna().all():
-        ax.fill_between(line["step"], line["ci_low"], line["ci_high"], color=color,
+        ax.fill_between(line[x], line["ci_low"], line["ci_high"], color=color,
                         alpha=band_alpha, linewidth=0)
 
 

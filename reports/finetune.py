@@ -2,19 +2,24 @@
 
     python -m reports.finetune --results-dir results [--out-dir results/finetune_report]
 
-Finds in --results-dir every train_sac.py run: offline runs (config.json names a `dataset`),
-online runs started from one (summary.json's `init_from`) and online runs from scratch
-(with or without `offline_data`), reads their metrics CSVs (one row per evaluation) and
-writes into --out-dir:
+Finds in --results-dir every finished train_sac.py run (summary.json written; unfinished
+ones are named and left out): offline runs (config.json names a `dataset`), online runs
+started from one (config.json's `init_from`) and online runs from scratch (with or without
+`offline_data`), reads their metrics CSVs (one row per evaluation) and writes into --out-dir:
 
-    finetune_results.md, finetune_results.csv   one row per environment × method × actor
-    curves_{env}.png, curves_{env}.csv           both phases on one x-axis: the offline run's
+    finetune_results.md, finetune_results.csv   one row per environment × method × setting
+                                                 × actor
+    curves_{env}.png, curves_{env}.csv           both phases on one x-axis: the offline runs'
                                                  gradient steps, then (shifted by them) the
-                                                 environment steps of the online runs
+                                                 environment steps of the online runs; per
+                                                 group the mean over seeds of each seed's
+                                                 curve interpolated onto their common steps,
+                                                 with its 95% bootstrap band
 
 Methods: "offline → online" (an online run with init_from; its offline run by the name of
-the final checkpoint it started from), "scratch" and "scratch + data" (online from scratch,
-without and with --offline-data).
+the run it started from), "scratch" and "scratch + data" (online from scratch, without and
+with --offline-data). Runs are grouped by environment, method and setting (chain weights,
+online steps, and the dataset share with --offline-data), so unlike runs are never pooled.
 
 Definitions (per seed, then the mean over seeds with a 95% percentile-bootstrap interval,
 reports.curves.bootstrap_ci; the score is D4RL's normalised score of the deterministic
@@ -26,8 +31,10 @@ returns: on -v5 environments "D4RL-referenced (v2 reference returns on v5 enviro
 - dip: the largest drop below the switch score after it, min(0, min_t score_t − switch);
 - end: the last evaluation;
 - AUC: the area under the online learning curve (evaluations linearly interpolated over
-  environment steps, from the first to the last evaluation) over its length, i.e. the
-  curve's mean score.
+  environment steps) over [0, its last step], divided by that length, i.e. the curve's
+  mean score. Every online train_sac.py run evaluates at step 0, so every method's area
+  covers the same span, its first steps included; "–" for a run without an evaluation at
+  step 0 (made before train_sac.py evaluated there).
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ class Run:
     seed: int
     method: str | None  # None: an offline run
     offline_name: str | None  # the offline run an online run started from
+    setting: str  # what else tells the method's runs apart, e.g. "w [0.0, 0.1], 100000 steps"
     metrics_csv: Path
 
 
@@ -69,33 +77,47 @@ def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def setting_of(settings: dict[str, Any]) -> str:
+    """A run's setting besides its method and seed, as the table and curves name it."""
+    from reports.curves import weights_label
+
+    text = f"w {weights_label(settings['w2_weights'])}, {settings['num_steps']} steps"
+    if settings.get("dataset"):
+        return f"{text}, data weight {settings['data_weight']:g}"
+    return text + (f", data share {settings['offline_ratio']:g}"
+                   if settings.get("offline_data") else "")
+
+
 def run_of(folder: Path) -> Run | None:
     """The train_sac.py run in `folder`, or None for anything else."""
     settings = read_json(folder / "config.json")  # the run's flags
     if "automatic_entropy_tuning" not in settings:  # not train_sac.py's (train_pogo.py's)
         return None
-    metrics = folder / "training" / f"{folder.name}_metrics.csv"
-    if settings.get("dataset"):
-        return Run(folder.name, settings["env_name"], settings["seed"], None, None, metrics)
-    init = read_json(folder / "summary.json").get("init_from")
-    if settings.get("init_from") and init is None:
-        return None  # unfinished: its link is written when it finishes
-    offline_name = (Path(init["final_checkpoint"]).name.removesuffix("_final.pt")
-                    if init else None)
-    method = (METHODS[0] if offline_name else
+    init = settings.get("init_from")
+    method = (None if settings.get("dataset") else METHODS[0] if init else
               METHODS[2] if settings.get("offline_data") else METHODS[1])
+    # the run it started from: a results directory or its _final.pt, named after the run
+    offline_name = Path(init).name.removesuffix("_final.pt") if init else None
     return Run(folder.name, settings["env_name"], settings["seed"], method, offline_name,
-               metrics)
+               setting_of(settings), folder / "training" / f"{folder.name}_metrics.csv")
 
 
 def find_runs(results_dir: Path) -> list[Run]:
+    """The finished train_sac.py runs of `results_dir` (the unfinished ones are named on
+    standard output and left out: a group's seeds must all have run their whole budget)."""
     if not results_dir.is_dir():
         raise UsageError(f"{results_dir} is not a directory; give --results-dir the folder "
                          f"that holds the runs' results")
-    runs = [run for folder in sorted(results_dir.iterdir()) if folder.is_dir()
-            for run in [run_of(folder)] if run is not None]
+    runs, unfinished = [], []
+    for folder in sorted(path for path in results_dir.iterdir() if path.is_dir()):
+        run = run_of(folder)
+        if run is not None:
+            (runs if (folder / "summary.json").is_file() else unfinished).append(run)
+    if unfinished:
+        print(f"left out {len(unfinished)} unfinished run(s): "
+              f"{', '.join(run.name for run in unfinished)}")
     if not any(run.method for run in runs):
-        raise UsageError(f"{results_dir} holds no online train_sac.py run with metrics; run "
+        raise UsageError(f"{results_dir} holds no finished online train_sac.py run; run "
                          f"the offline-to-online sweeps first (README, Offline to online)")
     return runs
 
@@ -118,10 +140,11 @@ def seed_measures(online: Any, offline: Any | None, env: str, actor: int) -> dic
     from reports.curves import window_average
 
     steps, values = scores(online, env, actor)
+    from_start = steps[0] == 0 and len(steps) > 1
     measures = {"end": values[-1], "offline": float("nan"), "switch": float("nan"),
                 "dip": float("nan"),
-                "auc": (window_average(steps, values, steps[0], steps[-1])
-                        if len(steps) > 1 else values[0])}
+                "auc": window_average(steps, values, 0, steps[-1]) if from_start
+                else float("nan")}
     if offline is not None and steps[0] == 0:
         measures["offline"] = scores(offline, env, actor)[1][-1]
         measures["switch"] = values[0]
@@ -129,31 +152,43 @@ def seed_measures(online: Any, offline: Any | None, env: str, actor: int) -> dic
     return measures
 
 
+def num_actors(frame: Any) -> int:
+    return sum(column.endswith("_deterministic") for column in frame)
+
+
+def groups_of(runs: list[Run], frames: dict[str, Any],
+              online: bool) -> dict[tuple[str, str, str], list[Run]]:
+    """(env, method, setting) → its runs (one per seed) with an evaluation, online or
+    offline ones (method "offline"), in METHODS' order."""
+    order = {method: k for k, method in enumerate(METHODS)}
+    groups: dict[tuple[str, str, str], list[Run]] = {}
+    for run in sorted(runs, key=lambda r: (r.env, order.get(r.method, -1), r.setting, r.seed)):
+        if (run.method is not None) == online and frames[run.name] is not None:
+            groups.setdefault((run.env, run.method or "offline", run.setting), []).append(run)
+    return groups
+
+
 def table_rows(runs: list[Run]) -> list[dict[str, Any]]:
-    """One row per environment × method × actor: each measure's mean and 95% interval."""
+    """One row per environment × method × setting × actor: each measure's mean and 95%
+    interval over the group's seeds."""
     import numpy as np
 
     from reports.curves import mean_and_ci, read_metrics
 
     frames = {run.name: read_metrics(run.metrics_csv) for run in runs}
-    offline = {run.name: run for run in runs if run.method is None}
+    offline = {run.name for run in runs if run.method is None}
     rows = []
-    for env in sorted({run.env for run in runs}):
-        for method in METHODS:
-            group = [run for run in runs if run.env == env and run.method == method
-                     and frames[run.name] is not None]
-            if not group:
-                continue
-            actors = sum(column.endswith("_deterministic") for column in frames[group[0].name])
-            for actor in range(actors):
-                per_seed = [seed_measures(frames[run.name], frames.get(run.offline_name)
-                                          if run.offline_name in offline else None, env, actor)
-                            for run in group]
-                row = {"env": env, "method": method, "actor": actor, "seeds": len(group),
-                       "steps": int(min(frames[run.name]["step"].iloc[-1] for run in group))}
-                for name in MEASURES:
-                    row.update(mean_and_ci(name, np.array([m[name] for m in per_seed])))
-                rows.append(row)
+    for (env, method, setting), group in groups_of(runs, frames, online=True).items():
+        for actor in range(min(num_actors(frames[run.name]) for run in group)):
+            per_seed = [seed_measures(frames[run.name], frames[run.offline_name]
+                                      if run.offline_name in offline else None, env, actor)
+                        for run in group]
+            row = {"env": env, "method": method, "setting": setting, "actor": actor,
+                   "seeds": len(group),
+                   "steps": int(min(frames[run.name]["step"].iloc[-1] for run in group))}
+            for name in MEASURES:
+                row.update(mean_and_ci(name, np.array([m[name] for m in per_seed])))
+            rows.append(row)
     return rows
 
 
@@ -163,42 +198,48 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["Offline to online: D4RL-referenced scores (v2 reference returns on v5 "
              "environments; returns where an environment has no D4RL references), mean over "
              "seeds [95% bootstrap interval].", "",
-             "| env | method | actor | seeds | online steps | offline → online (end) | switch "
-             "| dip | AUC |", "|---|---|---|---|---|---|---|---|---|"]
+             "| env | method | setting | actor | seeds | online steps | offline → online (end) "
+             "| switch | dip | AUC |", "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         offline, end = ci_cell(row, "offline"), ci_cell(row, "end")
         arrow = end if offline == "–" else f"{offline} → {end}"  # "–": not from an offline run
-        lines.append(f"| {row['env']} | {row['method']} | {row['actor']} | {row['seeds']} | "
-                     f"{row['steps']} | {arrow} | {ci_cell(row, 'switch')} "
+        lines.append(f"| {row['env']} | {row['method']} | {row['setting']} | {row['actor']} "
+                     f"| {row['seeds']} | {row['steps']} | {arrow} | {ci_cell(row, 'switch')} "
                      f"| {ci_cell(row, 'dip')} | {ci_cell(row, 'auc')} |")
     return "\n".join(lines) + "\n"
 
 
-def curve_frame(runs: list[Run], env: str) -> Any:
-    """The curves of one environment on one x-axis: offline runs at their gradient steps,
-    online runs at offset + environment steps (offset: the offline budget reached)."""
+def curve_frame(runs: list[Run], env: str) -> tuple[Any, int]:
+    """The curves of one environment on one x-axis: the offline runs' groups at their
+    gradient steps, the online groups at offset + environment steps (offset: the longest
+    offline run's last step); per group and actor the mean over seeds on their common
+    steps with its 95% bootstrap band (reports.curves.seed_bands)."""
     import pandas as pd
 
-    from reports.curves import read_metrics
+    from reports.curves import read_metrics, seed_bands
 
-    frames = {run.name: read_metrics(run.metrics_csv) for run in runs if run.env == env}
+    runs = [run for run in runs if run.env == env]
+    frames = {run.name: read_metrics(run.metrics_csv) for run in runs}
     offline_end = max((int(frames[run.name]["step"].iloc[-1]) for run in runs
-                       if run.env == env and run.method is None and frames[run.name] is not None),
-                      default=0)
-    parts = []
-    for run in runs:
-        frame = frames.get(run.name)
-        if run.env != env or frame is None:
-            continue
-        actors = sum(column.endswith("_deterministic") for column in frame)
-        for actor in range(actors):
-            steps, values = scores(frame, env, actor)
-            parts.append(pd.DataFrame({
-                "x": steps + (0 if run.method is None else offline_end),
-                "phase": "offline" if run.method is None else "online",
-                "method": run.method or METHODS[0], "actor": actor, "seed": run.seed,
-                "score": values}))
-    return pd.concat(parts, ignore_index=True), offline_end
+                       if run.method is None and frames[run.name] is not None), default=0)
+    rows = []
+    for online, offset in ((False, 0), (True, offline_end)):
+        for (_, method, setting), group in groups_of(runs, frames, online).items():
+            scored = []
+            for run in group:  # each seed's normalised scores beside its steps
+                frame = frames[run.name][["step"]].copy()
+                for actor in range(num_actors(frames[run.name])):
+                    frame[f"score_{actor}"] = scores(frames[run.name], env, actor)[1]
+                scored.append(frame)
+            actors = min(num_actors(frames[run.name]) for run in group)
+            rows += seed_bands(scored, f"{env} {method} {setting}", [
+                (f"score_{actor}", {"phase": "online" if online else "offline",
+                                    "method": method, "setting": setting, "actor": actor})
+                for actor in range(actors)])
+    curves = pd.DataFrame(rows)
+    if not curves.empty:
+        curves.insert(0, "x", curves["step"] + (curves["phase"] == "online") * offline_end)
+    return curves, offline_end
 
 
 def plot(curves: Any, offline_end: int, env: str, path: Path) -> None:
@@ -207,18 +248,23 @@ def plot(curves: Any, offline_end: int, env: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from reports.curves import plot_band
+
     fig, ax = plt.subplots(figsize=(8, 4.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for k, ((method, actor), group) in enumerate(curves.groupby(["method", "actor"], sort=False)):
-        for phase, part in group.groupby("phase", sort=False):  # one colour for both phases
-            mean = part.groupby("x")["score"].mean()
-            ax.plot(mean.index, mean.to_numpy(), color=colors[k % len(colors)],
-                    label=f"{method}, actor {actor}" if phase == "online" else None,
-                    linestyle="-" if phase == "online" else ":")
+    settings = curves["setting"].nunique() > 1 if not curves.empty else False
+    keys: dict[tuple[str, int], Any] = {}  # one colour per method × actor; offline as →
+    for (phase, method, setting, actor), line in (curves.groupby(
+            ["phase", "method", "setting", "actor"], sort=False) if not curves.empty else []):
+        key = (METHODS[0] if phase == "offline" else method, actor)
+        color = keys.setdefault(key, colors[len(keys) % len(colors)])
+        label = f"{method}, actor {actor}" + (f" ({setting})" if settings else "")
+        plot_band(ax, line, color, label, 0.15, x="x",
+                  linestyle="-" if phase == "online" else ":")
     ax.axvline(offline_end, color="grey", linewidth=0.8)
     ax.set_xlabel("offline gradient steps, then environment steps")
     ax.set_ylabel("D4RL-referenced score")
-    ax.set_title(f"{env}: offline to online (dotted: offline phase; mean over seeds)")
+    ax.set_title(f"{env}: offline to online (dotted: offline phase; mean over seeds, 95% band)")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

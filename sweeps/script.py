@@ -332,10 +332,10 @@ def resolve_runs(runs: list[Run], script: Script, source: str, enabled_key: str,
     for run in runs:
         try:
             args = parsed_args(run, script, parser)
+            paths = script.module.run_paths(args)  # e.g. an --init-from run not finished yet
         except UsageError as error:
             rejected.setdefault(str(error), []).append(label_of(run))
             continue
-        paths = script.module.run_paths(args)
         place(run, paths, args)
         if not thorough:
             continue

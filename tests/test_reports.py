@@ -585,17 +585,19 @@ HOPPER_RANDOM, HOPPER_EXPERT = -20.272305, 3234.3  # D4RL's hopper references
 
 def write_sac_run(root: Path, name: str, seed: int, scores: dict[int, list[float]],
                   steps: list[int], dataset: str | None = None, offline_data: str | None = None,
-                  init_from: str | None = None) -> None:
-    """A train_sac.py run's config.json, summary.json and metrics CSV, the actors'
-    deterministic returns made from the given normalised scores."""
+                  init_from: str | None = None, weights: tuple[float, ...] = (0.0, 0.1),
+                  finished: bool = True) -> None:
+    """A train_sac.py run's config.json, summary.json (when finished) and metrics CSV, the
+    actors' deterministic returns made from the given normalised scores."""
     folder = root / name
     (folder / "training").mkdir(parents=True)
     config = {"env_name": "Hopper-v5", "seed": seed, "automatic_entropy_tuning": True,
-              "dataset": dataset, "offline_data": offline_data, "init_from": init_from}
+              "dataset": dataset, "offline_data": offline_data, "init_from": init_from,
+              "w2_weights": list(weights), "num_steps": steps[-1], "offline_ratio": 0.5,
+              "data_weight": 1.0 if dataset else 0.0}
     (folder / "config.json").write_text(json.dumps(config))
-    if init_from:
-        (folder / "summary.json").write_text(json.dumps({"init_from": {
-            "final_checkpoint": f"checkpoints/x/{Path(init_from).name}_final.pt"}}))
+    if finished:
+        (folder / "summary.json").write_text(json.dumps({"steps": steps[-1]}))
     returns = {f"actor_{i}_deterministic": [HOPPER_RANDOM + s * (HOPPER_EXPERT - HOPPER_RANDOM)
                                             / 100 for s in values]
                for i, values in scores.items()}
@@ -603,40 +605,66 @@ def write_sac_run(root: Path, name: str, seed: int, scores: dict[int, list[float
         folder / "training" / f"{name}_metrics.csv", index=False)
 
 
-def test_the_finetune_report_measures_the_switch_the_dip_the_end_and_the_area(tmp_path):
-    for seed, shift in ((0, 0.0), (1, 2.0)):
+def test_the_finetune_report_measures_the_switch_the_dip_the_end_and_the_area(tmp_path, capsys):
+    # seed → (online steps, actor 0's online scores, scratch steps, scratch scores): the
+    # seeds evaluate at different steps, as online runs evaluating every 10 episodes do
+    online = {0: ([0, 1000, 2000, 4000], [20, 5, 15, 30], [0, 1000, 4000], [0, 0, 40]),
+              1: ([0, 1500, 2000, 4000], [20, 7, 17, 32], [0, 2000, 4000], [0, 20, 40])}
+    for seed, (steps, values, scratch_steps, scratch_values) in online.items():
         offline = f"POSAC_posac-hopper-medium-replay-v1_s{seed}_w0.0-0.1_data1"
         write_sac_run(tmp_path, offline, seed, {0: [10, 20], 1: [12, 22]}, [5000, 10000],
                       dataset="posac/hopper/medium-replay-v1")
-        # actor 0 online: 20 at the switch, down to 5, then 15 and 30 (+ shift after step 0)
         write_sac_run(tmp_path, f"POSAC_Hopper-v5_s{seed}_from", seed,
-                      {0: [20, 5 + shift, 15 + shift, 30 + shift], 1: [22, 22, 22, 22]},
-                      [0, 1000, 2000, 4000], init_from=f"results/{offline}")
-        write_sac_run(tmp_path, f"POSAC_Hopper-v5_s{seed}", seed, {0: [0, 40], 1: [0, 0]},
-                      [1000, 4000])
-    (tmp_path / "POSAC_Hopper-v5_s0_unfinished").mkdir()  # no config: skipped
+                      {0: values, 1: [22] * 4}, steps, init_from=f"results/{offline}")
+        write_sac_run(tmp_path, f"POSAC_Hopper-v5_s{seed}", seed,
+                      {0: scratch_values, 1: [0] * 3}, scratch_steps)
+    # another setting is its own row, never pooled; an unfinished run is left out, named
+    write_sac_run(tmp_path, "POSAC_Hopper-v5_s0_w0.5", 0, {0: [0, 90], 1: [0, 90]},
+                  [0, 4000], weights=(0.0, 0.5))
+    write_sac_run(tmp_path, "POSAC_Hopper-v5_s2", 2, {0: [0, 99], 1: [0, 99]}, [0, 1000],
+                  finished=False)
+    (tmp_path / "POSAC_Hopper-v5_s0_no_config").mkdir()  # not a run: skipped
     finetune.main(["--results-dir", str(tmp_path), "--out-dir", str(tmp_path / "report")])
+    assert "left out 1 unfinished run(s): POSAC_Hopper-v5_s2" in capsys.readouterr().out
     table = pd.read_csv(tmp_path / "report" / "finetune_results.csv")
     first = table[(table.method == "offline → online") & (table.actor == 0)].iloc[0]
-    # by hand: offline end 20 (both seeds); dip −15 and −13; end 30 and 32; area over
-    # [0, 4000]: (1000·12.5 + 1000·10 + 2000·22.5)/4000 = 16.875, +(1000·1 + 1000·2 +
-    # 2000·2)/4000 = 1.75 with the shift
-    assert first["offline_mean"] == pytest.approx(20.0)
-    assert first["switch_mean"] == pytest.approx(20.0)
-    assert first["dip_mean"] == pytest.approx(-14.0)
-    assert first["end_mean"] == pytest.approx(31.0)
-    assert first["auc_mean"] == pytest.approx(16.875 + 1.75 / 2)
+    # by hand: offline end 20 (both seeds); dips −15 and −13; ends 30 and 32; areas over
+    # [0, 4000]: (1000·12.5 + 1000·10 + 2000·22.5)/4000 = 16.875 and
+    # (1500·13.5 + 500·12 + 2000·24.5)/4000 = 18.8125. With two seeds the bootstrap's
+    # resampled means are a, (a + b)/2 and b, so its 95% interval is [min, max]
+    assert (first["offline_mean"], first["switch_mean"]) == pytest.approx((20.0, 20.0))
+    assert (first["dip_mean"], first["dip_ci_low"], first["dip_ci_high"]) == pytest.approx(
+        (-14.0, -15.0, -13.0))
+    assert (first["end_mean"], first["end_ci_low"], first["end_ci_high"]) == pytest.approx(
+        (31.0, 30.0, 32.0))
+    assert (first["auc_mean"], first["auc_ci_low"], first["auc_ci_high"]) == pytest.approx(
+        ((16.875 + 18.8125) / 2, 16.875, 18.8125))
     flat = table[(table.method == "offline → online") & (table.actor == 1)].iloc[0]
     assert flat["dip_mean"] == 0.0 and flat["offline_mean"] == pytest.approx(22.0)
-    scratch = table[(table.method == "scratch") & (table.actor == 0)].iloc[0]
-    assert scratch["end_mean"] == pytest.approx(40.0) and scratch["auc_mean"] == pytest.approx(20.0)
-    assert np.isnan(scratch["switch_mean"])
+    scratch = table[(table.method == "scratch") & (table.actor == 0)]
+    assert scratch["setting"].tolist() == ["w [0.0, 0.1], 4000 steps",
+                                           "w [0.0, 0.5], 4000 steps"]
+    assert scratch["seeds"].tolist() == [2, 1]
+    assert scratch["end_mean"].tolist() == pytest.approx([40.0, 90.0])
+    # the same span [0, 4000] as the offline → online runs: (3000·20)/4000 and
+    # (2000·10 + 2000·30)/4000
+    assert (scratch.iloc[0]["auc_mean"], scratch.iloc[0]["auc_ci_low"],
+            scratch.iloc[0]["auc_ci_high"]) == pytest.approx((17.5, 15.0, 20.0))
+    assert np.isnan(scratch.iloc[0]["switch_mean"])
     text = (tmp_path / "report" / "finetune_results.md").read_text()
-    assert "| Hopper-v5 | offline → online | 0 | 2 | 4000 | 20.0" in text
+    assert ("| Hopper-v5 | offline → online | w [0.0, 0.1], 4000 steps | 0 | 2 | 4000 | 20.0"
+            in text)
     curves = pd.read_csv(tmp_path / "report" / "curves_Hopper-v5.csv")
-    online = curves[(curves.phase == "online") & (curves.seed == 0) & (curves.actor == 0)
-                    & (curves.method == "offline → online")]
-    assert online["x"].tolist() == [10000, 11000, 12000, 14000]  # after the offline phase
+    line = curves[(curves.phase == "online") & (curves.actor == 0)
+                  & (curves.method == "offline → online")]
+    # the seeds interpolated onto their common steps, then averaged, after the offline phase:
+    # at 1000 seed 1 is 20 + (7 − 20)·1000/1500; at 1500 seed 0 is 10
+    assert line["x"].tolist() == [10000, 11000, 11500, 12000, 14000]
+    assert line["mean"].tolist() == pytest.approx(
+        [20.0, (5 + 20 - 13 * 1000 / 1500) / 2, (10 + 7) / 2, 16.0, 31.0])
+    offline_line = curves[(curves.phase == "offline") & (curves.actor == 1)]
+    assert offline_line["x"].tolist() == [5000, 10000] and offline_line["mean"].tolist() == [
+        pytest.approx(12.0), pytest.approx(22.0)]
     assert (tmp_path / "report" / "curves_Hopper-v5.png").stat().st_size > 0
 
 
@@ -644,4 +672,4 @@ def test_the_finetune_report_without_online_runs_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         finetune.main(["--results-dir", str(tmp_path)])
     assert exit_info.value.code == 2
-    assert "holds no online train_sac.py run" in capsys.readouterr().err
+    assert "holds no finished online train_sac.py run" in capsys.readouterr().err

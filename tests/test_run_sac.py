@@ -145,6 +145,21 @@ def test_seed_in_a_text_value_becomes_each_runs_seed():
     assert runs[0].settings["lr"] == 0.001
 
 
+def test_an_init_from_run_that_has_not_finished_is_a_one_line_problem(tmp_path):
+    """The second sweep of an offline-to-online pair, started too early: each seed's missing
+    run is named in one line and nothing starts (the run's name depends on it)."""
+    (tmp_path / "results" / "POSAC_x_s1").mkdir(parents=True)  # started, not finished
+    write(tmp_path, tiny_config(init_from="results/POSAC_x_s{seed}"))
+    result = sweep(tmp_path, "--dry-run")
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and all(line.startswith("run_sac.py: error: sweep.yaml: ")
+                                   for line in lines), result.stderr
+    assert "(seed 1): train_sac.py rejects these settings: results/POSAC_x_s1 has no " \
+           "summary.json" in lines[0]
+    assert "results/POSAC_x_s2 does not exist" in lines[1]
+
+
 def test_without_num_actors_each_w2_setting_sets_its_own_chain_length(tmp_path):
     text = GOOD.replace("  num_actors: 2\n", "").replace(
         "w2_weights: [0.0, 0.1]", "w2_weights_list: [[0.0], [0.0, 0.1], [0.0, 0.1, 0.1]]")

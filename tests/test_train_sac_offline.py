@@ -74,7 +74,8 @@ def online(offline, dataset, tmp_path_factory) -> Path:
     return root
 
 
-def test_the_offline_run_is_posac_on_raw_data_with_its_data_term_logged(offline):
+def test_the_offline_run_is_posac_on_raw_data_with_its_data_term_logged(offline, dataset,
+                                                                        tmp_path):
     rows = rows_of(offline, OFFLINE_RUN)
     assert [int(row["step"]) for row in rows] == [100, 200, 300]
     assert all(row["w2_0"] not in ("", "0.0") for row in rows)  # E[−log π0(a_D|s)]
@@ -83,6 +84,19 @@ def test_the_offline_run_is_posac_on_raw_data_with_its_data_term_logged(offline)
     assert checkpoint["algorithm"] == "POSAC" and checkpoint["obs_mean"] is None
     assert checkpoint["agent_config"]["data_weight"] == 1.0
     assert checkpoint["env_id"] == "InvertedPendulum-v5"
+    # the minibatches are the file's transitions as stored: raw observations and rewards
+    import h5py
+    import numpy as np
+
+    args, paths, task = train_sac.parse_and_check(offline_command(dataset, tmp_path)[2:])
+    batch = train_sac.OfflineSACTrainer(args, paths, task).sampler.sample(64)
+    with h5py.File(dataset, "r") as handle:
+        stored = np.concatenate([handle["observations"][:],
+                                 handle["rewards"][:].reshape(-1, 1)], axis=1).astype(np.float32)
+    sampled = np.concatenate([batch.obs.numpy(), batch.reward.reshape(-1, 1).numpy()], axis=1)
+    # every sampled (s, r) is a stored row, to float32 precision
+    gaps = np.abs(sampled[:, None, :] - stored[None, :, :]).max(axis=2).min(axis=1)
+    assert gaps.max() < 1e-6
 
 
 def test_the_online_run_starts_where_the_offline_run_ended(offline, online):
@@ -116,6 +130,19 @@ def test_init_from_loads_every_network_and_alpha_and_collects_from_step_0(offlin
                           (agent.critic_target, trained["critic_target"])]:
         for key, value in module.state_dict().items():
             torch.testing.assert_close(value, state[key], rtol=0, atol=0)
+    # the optimisers' moments and step counts from the offline run, under this run's lr
+    optimizers = [(agent.critic_optimizer, trained["critic_optimizer"]),
+                  *zip(agent.actor_optimizers, trained["actor_optimizers"])]
+    for optimizer, saved in optimizers:
+        for index, tensors in saved["state"].items():
+            loaded = optimizer.state_dict()["state"][index]
+            for key in ("step", "exp_avg", "exp_avg_sq"):
+                torch.testing.assert_close(loaded[key], tensors[key], rtol=0, atol=0)
+    lr_trainer = train_sac.SACTrainer(*train_sac.parse_and_check(
+        [*online_flags(offline, dataset), "--lr", "0.001", *output_flags(tmp_path / "lr")]))
+    assert {group["lr"] for optimizer in (lr_trainer.agent.critic_optimizer,
+                                          *lr_trainer.agent.actor_optimizers)
+            for group in optimizer.param_groups} == {0.001}  # the offline run's was 3e-4
     # α from the offline run (fixed there at 0.05), tuned from there on (its flag's 0.2 unused)
     assert agent.log_alpha.item() == trained["log_alpha"].item() == pytest.approx(math.log(0.05))
     assert agent.log_alpha.requires_grad
@@ -158,6 +185,25 @@ def test_kill_and_resume_gives_the_uninterrupted_run(phase, offline, online, dat
     assert rows_of(tmp_path, name) == rows_of(reference, name)
 
 
+def test_init_from_builds_the_environment_with_the_runs_settings(offline, dataset, tmp_path,
+                                                                 capsys):
+    """The online environment takes the offline run's env kwargs (those it was evaluated
+    with, so step 0 scores what it scored), and a dataset from other settings is refused."""
+    trained = torch.load(offline / "checkpoints" / "invertedpendulum_random"
+                         / f"{OFFLINE_RUN}_final.pt", weights_only=True)
+    trained["env_kwargs"] = {"reset_noise_scale": 0.05}
+    checkpoint = tmp_path / f"{OFFLINE_RUN}_final.pt"
+    torch.save(trained, checkpoint)
+    flags = [*CHAIN, "--init-from", str(checkpoint), *output_flags(tmp_path)]
+    _, _, task = train_sac.parse_and_check(flags)
+    assert task.env_kwargs == {"reset_noise_scale": 0.05}
+    assert task.env.unwrapped._reset_noise_scale == 0.05
+    with pytest.raises(SystemExit) as exit_info:
+        train_sac.parse_and_check([*flags, "--offline-data", str(dataset)])
+    assert exit_info.value.code == 2
+    assert "give an --offline-data dataset of the run's environment" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def pogo_run(dataset, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("pogo")
@@ -183,6 +229,8 @@ def pogo_run(dataset, tmp_path_factory) -> Path:
     (["--dataset", "DATA", "--automatic-entropy-tuning"], "the data term sets actor 0's entropy"),
     (["--dataset", "DATA", "--init-from", "OFFLINE"], "--init-from does not go with --dataset"),
     (["--offline-data", "DATA", "--offline-ratio", "1.5"], "--offline-ratio must lie in (0, 1)"),
+    (["--offline-data", "DATA", "--batch-size", "32", "--offline-ratio", "0.01"],
+     "leaves the dataset or the replay memory no row"),
     (["--dataset", "DATA", "--env-name", "Hopper-v5"], "Hopper-v5 has"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(extra, message, offline, pogo_run,

@@ -312,12 +312,13 @@ class Experiment:
         import torch
 
         atomic_write(self.paths.final_checkpoint, lambda tmp: torch.save(final_parts, tmp))
-        for resume_checkpoint in self.paths.resume_checkpoints:  # hold the data: not needed now
-            resume_checkpoint.unlink()
         final = self.state.history[-1]
         atomic_write_json(self.paths.summary_json, {
             "file_name": self.paths.file_name, "steps": self.state.total_steps, **summary,
             "wall_time_s": round(self.elapsed(), 3), "final_eval": final})
+        # only now that the run is marked finished: a kill before the marker resumes from them
+        for resume_checkpoint in self.paths.resume_checkpoints:  # they hold the replay memory
+            resume_checkpoint.unlink()
         self.close_writers(exit_code=0, summary={**final, "steps": self.state.total_steps})
         n, paths = self.num_actors, self.paths
         modes = [key.split("_", 2)[2] for key in final
