@@ -133,7 +133,8 @@ def test_cuda_graphs_compute_what_the_plain_loop_computes(tmp_path, flags):
         trainer.experiment.writer.close()
     plain, graphs = (trainer.agent.state_dict() for trainer in trainers)
     assert_states_match(plain, graphs, exact=True)
-    assert all(graph.graph is not None for graph in trainers[1].update_step.graphs) and trainers[1].act.graph is not None
+    assert all(graph.graph is not None for graph in trainers[1].update_step.graphs)
+    assert trainers[1].act.graph is not None
     assert trainers[0].agent.num_updates == trainers[1].agent.num_updates == 400 - 63
     rows = [metrics_rows_of(trainer) for trainer in trainers]
     assert rows[0] == rows[1]

@@ -66,7 +66,8 @@ def test_log_prob_matches_transformed_distribution():
     action, log_prob = policy.sample(mean, log_std, noise)
     dist = TransformedDistribution(
         Normal(mean.double(), log_std.double().exp()),
-        [TanhTransform(), AffineTransform(policy.action_bias.double(), policy.action_scale.double())])
+        [TanhTransform(),
+         AffineTransform(policy.action_bias.double(), policy.action_scale.double())])
     pre_tanh = (mean + log_std.exp() * noise).double()
     expected_action = torch.tanh(pre_tanh) * policy.action_scale + policy.action_bias
     assert torch.allclose(action.double(), expected_action, atol=1e-6)
@@ -88,7 +89,8 @@ def test_log_prob_of_a_given_action_matches_transformed_distribution():
     action = unit * policy.action_scale + policy.action_bias
     dist = TransformedDistribution(
         Normal(mean, log_std.exp()),
-        [TanhTransform(), AffineTransform(policy.action_bias.double(), policy.action_scale.double())])
+        [TanhTransform(),
+         AffineTransform(policy.action_bias.double(), policy.action_scale.double())])
     expected = dist.log_prob(action).sum(-1)
     policy.double()
     actual = policy.log_prob(mean, log_std, action)

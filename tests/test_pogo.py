@@ -87,7 +87,8 @@ def reference_critic_grads(snapshot, batch, config):
     a' = clip(π0'(s', z) + clip(σ·ε, −c, c)·max_action, ±max_action)."""
     gen = snapshot["td"]
     with torch.no_grad():
-        z = torch.randn(BATCH, 1, ACTION_DIM, generator=gen) if not config.deterministic_actors else None
+        z = (torch.randn(BATCH, 1, ACTION_DIM, generator=gen)
+             if not config.deterministic_actors else None)
         eps = torch.randn(BATCH, ACTION_DIM, generator=gen)
         policy = actor_output(snapshot["actor_targets"][0], batch.next_obs, z)[:, 0]
         noise = (config.policy_noise * eps).clamp(-config.noise_clip, config.noise_clip)
@@ -117,7 +118,8 @@ def reference_actor_steps(agent, snapshot, batch, critic):
     cfg = agent.config
     k = cfg.num_samples if not cfg.deterministic_actors else 1
     def draw(gen, samples=k):
-        return torch.randn(BATCH, samples, ACTION_DIM, generator=gen) if not cfg.deterministic_actors else None
+        return (torch.randn(BATCH, samples, ACTION_DIM, generator=gen)
+                if not cfg.deterministic_actors else None)
 
     # actor 0 against the data action: one sample per state (K for the energy scores);
     # the chain: K (2K, two independent sets, for the unbiased distance)

@@ -212,7 +212,8 @@ environments:
 BAD = {
     "unknown_key": ([("batch_size: 16", "batch_sise: 16")],
                     ["common", "unknown key 'batch_sise'", "did you mean batch_size?"]),
-    "unknown_key_in_entry": ([("w2_weights: [0.0, 0.1]", "w2_weights: [0.0, 0.1]\n    hiden-size: 8")],
+    "unknown_key_in_entry": ([("w2_weights: [0.0, 0.1]",
+                               "w2_weights: [0.0, 0.1]\n    hiden-size: 8")],
                              ["environments.InvertedPendulum-v5", "'hiden-size'", "hidden_size"]),
     "unknown_top_level": ([("\nenvironments:", "\nenviroments:")],
                           ["top-level key 'enviroments'", "environments"]),
@@ -230,7 +231,8 @@ BAD = {
     "w2_actor0_nonzero": ([("[0.0, 0.1]", "[0.5, 0.1]")],
                           ["InvertedPendulum-v5 w2 [0.5, 0.1] (seeds 1, 2)", "actor 0"]),
     "enabled_without_entry": ([("[InvertedPendulum-v5]", "[InvertedPendulum-v5, Hopper-v5]"),
-                               ("\nenvironments:", "\nenvironments:\n  Hoper-v5: {w2_weights: 0.1}")],
+                               ("\nenvironments:",
+                                "\nenvironments:\n  Hoper-v5: {w2_weights: 0.1}")],
                               ["'Hopper-v5' has no entry", "'Hoper-v5' a misspelling",
                                "Hopper-v5: {}"]),
     "no_enabled": ([("enabled_environments: [InvertedPendulum-v5]", "enabled_environments: []")],
@@ -265,7 +267,8 @@ BAD = {
                         ["train_sac.py rejects", "exceeds --replay-size 8"]),
     "malformed_yaml": ([("seeds: [1, 2]", "seeds: [1, 2")], ["sweep.yaml:3", "malformed YAML"]),
     "not_a_mapping": ([(GOOD, "- just\n- a list\n")], ["must be a mapping"]),
-    "no_environments": ([("\nenvironments:\n  InvertedPendulum-v5:\n    w2_weights: [0.0, 0.1]", "")],
+    "no_environments": ([("\nenvironments:\n  InvertedPendulum-v5:\n    w2_weights: [0.0, 0.1]",
+                          "")],
                         ["no environments section"]),
 }
 
@@ -874,8 +877,8 @@ def test_summary_numbers_against_hand_made_metrics(tmp_path):
              3: [(120, 5.0, 3.0), (330, 35.0, 4.0), (400, 400.0, 7.0)],
              4: [(90, 0.0, 4.0), (310, 60.0, 3.0), (510, 800.0, 10.0)]}
     for seed, rows in evals.items():
-        write_metrics(runs / name(seed, "0.0-0.0") / "training" / f"{name(seed, '0.0-0.0')}_metrics.csv",
-                      rows)
+        run = name(seed, "0.0-0.0")
+        write_metrics(runs / run / "training" / f"{run}_metrics.csv", rows)
     (runs / name(1, "0.0-0.0") / "summary.json").write_text("{}")
     write_metrics(runs / name(2, "0.0-0.5") / "training" / f"{name(2, '0.0-0.5')}_metrics.csv",
                   [(200, 7.0, 70.0), (400, 9.0, 90.0)])  # one seed only
@@ -966,6 +969,7 @@ def test_summary_return_at_100k_and_its_late_average_interpolate_and_skip_seeds_
     assert row["window_vs_actor0_mean"] == ""  # actor 0 has no difference to itself
     markdown = (runs / "summary" / "summary.md").read_text()
     assert (f"| {float(row['at_step_mean']):.1f} [{float(row['at_step_ci_low']):.1f}, "
-            f"{float(row['at_step_ci_high']):.1f}] (n=2) | {float(row['window_mean']):.1f} [") in markdown
+            f"{float(row['at_step_ci_high']):.1f}] (n=2) | {float(row['window_mean']):.1f} [") \
+        in markdown
     assert (f"| {float(row_1['window_vs_actor0_mean']):.1f} "
             f"[{float(row_1['window_vs_actor0_ci_low']):.1f}, ") in markdown

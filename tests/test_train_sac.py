@@ -353,7 +353,8 @@ def test_a_diverging_update_stops_the_run_at_once(tmp_path, capsys):
     assert seen[-1] is False and all(seen[:-1])  # stopped by the first non-finite update
     assert len(seen) >= 2 and trainer.state.total_steps == 250 + len(seen) - 1
     assert "non-finite" in capsys.readouterr().err
-    checkpoint = tmp_path / "checkpoints" / "Pendulum-v1" / "POSAC_Pendulum-v1_s123456_w0.0_latest.pt"
+    checkpoint = (tmp_path / "checkpoints" / "Pendulum-v1"
+                  / "POSAC_Pendulum-v1_s123456_w0.0_latest.pt")
     assert assert_finite_checkpoint(checkpoint)["run"]["total_steps"] == 200
 
 
