@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "dimensions; seed: the design seed's units, where w_0 multiplies "
                             "the mean over action dimensions (w_0/dim(A) in sum units) and "
                             "w_i≥1 geomloss's ½‖x − y‖² (w_i/2), so the seed's 10,10,10 "
-                            "gives the seed's balance")
+                            "gives the seed's balance (with --data-term energy or anchored, "
+                            "w_0/dim(A) is a convention: docs/offline.md)")
     agent.add_argument("--td3-bc", action=argparse.BooleanOptionalAction, default=False,
                        help="TD3+BC: one deterministic actor, Q term normalised with 2.5/E|Q|, "
                             "and --w2-weights w weighs a behaviour-cloning term averaged over "

@@ -235,11 +235,18 @@ def test_unbiased_distance_is_minimised_at_the_reference_spread(d):
 
 def test_unbiased_distance_is_exact_in_the_mean():
     """A shift μ adds ‖μ‖² in expectation, as in the closed-form W2² (the same draws with
-    and without the shift, so only the shift's own noise 2⟨μ, x̄ − ȳ⟩ remains)."""
+    and without the shift, so only the shift's own noise 2⟨μ, x̄ − ȳ⟩ remains); and off the
+    reference's spread the whole surface is ‖μ‖² + M·(s − 1)², M from the assignment solver
+    (the biased K-sample W2² would give ‖μ‖² + d·s² + d − 2·s·M: 6.2 against 1.0 at s = ½)."""
     x, y = unit_gaussian_sets(6, 8, 6000, seed=20)
     shift = torch.tensor([0.3, -0.2, 0.0, 0.5, 0.1, -0.4], dtype=torch.float64)
     added = unbiased_w2_squared(x + shift, y) - unbiased_w2_squared(x, y)
     assert added.mean().item() == pytest.approx(shift.pow(2).sum().item(), abs=0.01)
+    m = expected_matching(x[:, :4], y[:, :4])
+    for spread in (0.5, 1.5):
+        value = unbiased_w2_squared(spread * x + shift, y).mean().item()
+        expected = shift.pow(2).sum().item() + m * (spread - 1) ** 2
+        assert value == pytest.approx(expected, abs=0.05)
 
 
 def test_sinkhorn_distance_has_the_exact_distances_bias():
@@ -411,6 +418,23 @@ def test_an_actor_fitted_with_the_energy_scores_keeps_the_datas_conditional_spre
     assert spreads["energy"] == pytest.approx(0.2, rel=0.15)
     assert spreads["anchored"] == pytest.approx(0.2, rel=0.15)
     assert spreads["pointwise"] < 0.05
+
+
+@pytest.mark.parametrize("beta", [0.1, 0.5, 1.0, 1.5])
+def test_energy_score_is_the_u_statistic_of_its_definition(beta):
+    """Against a loop over the samples: the mean β-distance to the point minus half the mean
+    over the K(K−1) ordered pairs k ≠ l (no self-pair), at small β too."""
+    gen = torch.Generator().manual_seed(40)
+    x = torch.randn(5, 4, 3, generator=gen, dtype=torch.float64)
+    point = torch.randn(5, 1, 3, generator=gen, dtype=torch.float64)
+    expected = []
+    for xs, a in zip(x, point[:, 0]):
+        to_point = sum(float(torch.linalg.vector_norm(v - a)) ** beta for v in xs) / 4
+        pairs = [float(torch.linalg.vector_norm(xs[k] - xs[m])) ** beta
+                 for k in range(4) for m in range(4) if k != m]
+        expected.append(to_point - 0.5 * sum(pairs) / len(pairs))
+    torch.testing.assert_close(energy_score(x, point, beta=beta),
+                               torch.tensor(expected, dtype=torch.float64), rtol=1e-6, atol=1e-6)
 
 
 def test_energy_score_needs_two_samples_and_has_finite_gradients_at_ties():
