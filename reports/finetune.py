@@ -252,13 +252,15 @@ def plot(curves: Any, offline_end: int, env: str, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    settings = curves["setting"].nunique() > 1 if not curves.empty else False
+    # a label names the setting only where its phase has more than one
+    several = (curves.groupby("phase")["setting"].nunique() > 1).to_dict() \
+        if not curves.empty else {}
     keys: dict[tuple[str, int], Any] = {}  # one colour per method × actor; offline as →
     for (phase, method, setting, actor), line in (curves.groupby(
             ["phase", "method", "setting", "actor"], sort=False) if not curves.empty else []):
         key = (METHODS[0] if phase == "offline" else method, actor)
         color = keys.setdefault(key, colors[len(keys) % len(colors)])
-        label = f"{method}, actor {actor}" + (f" ({setting})" if settings else "")
+        label = f"{method}, actor {actor}" + (f" ({setting})" if several[phase] else "")
         plot_band(ax, line, color, label, 0.15, x="x",
                   linestyle="-" if phase == "online" else ":")
     ax.axvline(offline_end, color="grey", linewidth=0.8)
