@@ -223,7 +223,7 @@ def curve_frame(runs: list[Run], env: str) -> tuple[Any, int]:
     offline_end = max((int(frames[run.name]["step"].iloc[-1]) for run in runs
                        if run.method is None and frames[run.name] is not None), default=0)
     rows = []
-    for online, offset in ((False, 0), (True, offline_end)):
+    for online in (False, True):
         for (_, method, setting), group in groups_of(runs, frames, online).items():
             scored = []
             for run in group:  # each seed's normalised scores beside its steps
