@@ -29,8 +29,8 @@ from utils import (OneLineErrorParser, UsageError, dataset_task, flag_fields,
 PROGRAM = "train_pogo.py"
 with interruptible(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
     from training import trainer
-    from training.evaluation import (SPREAD_DRAWS, SPREAD_STATES, action_spread,
-                                     noise_input_policies)
+    from training.evaluation import (SPREAD_DRAWS, action_spread, noise_input_policies,
+                                     spread_rows)
     from training.trainer import (MEMORY_OVERHEAD_BYTES, OfflineTrainer, Task,
                                   train_to_end)
     from video.recording import add_video_flags
@@ -236,7 +236,6 @@ class POGOTrainer(OfflineTrainer):
     modes = EVALUATION_MODES
 
     def build(self, task: Task) -> None:
-        import numpy as np
         import torch
 
         from offline.data import OfflineSampler
@@ -253,9 +252,8 @@ class POGOTrainer(OfflineTrainer):
             self.agent.update(self.sampler.sample(args.batch_size)))
         if self.data.has_reference_scores:
             self.scores = self.data.normalized_score
-        rows = np.random.default_rng(stream_seed(args.seed, "spread")).choice(
-            len(self.data), min(SPREAD_STATES, len(self.data)), replace=False)
-        self.spread_states = torch.as_tensor(self.data.obs[np.sort(rows)], device=self.device)
+        self.spread_states = torch.as_tensor(self.data.obs[spread_rows(len(self.data), args.seed)],
+                                             device=self.device)
 
     def eval_measures(self) -> dict[str, float]:
         """spread_i: each actor's spread (training/evaluation.action_spread) at the run's

@@ -349,11 +349,10 @@ def behaviour_spread(policy: Any, episodes: list[Episode], seed: int) -> float:
     actions, one per state, cannot show a per-state spread.)"""
     import torch
 
-    from training.evaluation import SPREAD_DRAWS, SPREAD_STATES, action_spread
+    from training.evaluation import SPREAD_DRAWS, action_spread, spread_rows
 
     obs = np.concatenate([episode.observations[:-1] for episode in episodes])
-    rng = np.random.default_rng(stream_seed(seed, "spread"))
-    rows = np.sort(rng.choice(len(obs), min(SPREAD_STATES, len(obs)), replace=False))
+    rows = spread_rows(len(obs), seed)
     generator = torch.Generator().manual_seed(stream_seed(seed, "spread"))
     action_dim = episodes[0].actions.shape[-1]
     return action_spread(policy, torch.as_tensor(obs[rows]), action_dim, SPREAD_DRAWS,

@@ -89,6 +89,7 @@ def test_spread_is_the_final_actors_spread_at_the_documented_states(finished, hd
     standard deviation over SPREAD_DRAWS noise draws at SPREAD_STATES dataset states drawn
     from the run's 'spread' stream, averaged over states and action dimensions."""
     from offline.data import load_dataset
+    from training.evaluation import SPREAD_STATES
     from training.final_checkpoint import build_actors, read_final_checkpoint
     from utils import stream_seed
 
@@ -97,7 +98,7 @@ def test_spread_is_the_final_actors_spread_at_the_documented_states(finished, hd
         root / "checkpoints" / "invertedpendulum_random" / f"{RUN}_final.pt")
     data = load_dataset(str(hdf5_dataset), "InvertedPendulum-v5")
     rows = np.random.default_rng(stream_seed(3, "spread")).choice(
-        len(data), train_pogo.SPREAD_STATES, replace=False)
+        len(data), SPREAD_STATES, replace=False)
     obs = torch.as_tensor(data.obs[np.sort(rows)], dtype=torch.float64)
     obs = (obs - checkpoint["obs_mean"].double()) / checkpoint["obs_std"].double()
     generator = torch.Generator().manual_seed(stream_seed(3, "spread"))

@@ -110,6 +110,14 @@ def noise_input_policies(actors: list[Any], obs_mean: Any, obs_std: Any) -> list
     return [policy(float64_copy(actor)) for actor in actors]
 
 
+def spread_rows(num_states: int, seed: int) -> np.ndarray:
+    """The rows of a dataset's states (in order) at which a spread is measured: SPREAD_STATES
+    of them (all, if fewer) drawn without replacement from the run's `spread` stream, so
+    the behaviour policy's spread and the actors' are measured alike."""
+    rng = np.random.default_rng(stream_seed(seed, "spread"))
+    return np.sort(rng.choice(num_states, min(SPREAD_STATES, num_states), replace=False))
+
+
 def action_spread(policy: Policy, obs: Any, action_dim: int, draws: int, generator: Any
                   ) -> float:
     """The policy's spread at the states obs [S, obs_dim]: the standard deviation of its
