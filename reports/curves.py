@@ -36,6 +36,7 @@ Definitions
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from utils import UsageError
 
 AT_STEP = 100_000  # the common budget every table reports, however long the runs
 WINDOW_START = 80_000  # the late-training average covers [WINDOW_START, AT_STEP]
@@ -82,6 +85,20 @@ def bootstrap_ci(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def weights_label(weights: tuple[float, ...]) -> str:
     return "[" + ", ".join(repr(float(w)) for w in weights) + "]"
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A run's config.json or summary.json; UsageError naming it when it is unreadable or
+    not a JSON object."""
+    try:
+        content = json.loads(path.read_bytes())
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{path} unreadable ({error}); restore it or move its run folder "
+                         f"out of the results folder") from None
+    if not isinstance(content, dict):
+        raise UsageError(f"{path} is not a JSON object; restore it or move its run folder out "
+                         f"of the results folder")
+    return content
 
 
 def read_metrics(path: Path) -> Any | None:

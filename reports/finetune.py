@@ -40,7 +40,6 @@ returns: on -v5 environments "D4RL-referenced (v2 reference returns on v5 enviro
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,10 +72,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def setting_of(settings: dict[str, Any]) -> str:
     """A run's setting besides its method and seed, as the table and curves name it."""
     from reports.curves import weights_label
@@ -89,8 +84,13 @@ def setting_of(settings: dict[str, Any]) -> str:
 
 
 def run_of(folder: Path) -> Run | None:
-    """The train_sac.py run in `folder`, or None for anything else."""
-    settings = read_json(folder / "config.json")  # the run's flags
+    """The train_sac.py run in `folder`, or None for anything else (UsageError for an
+    unreadable config.json)."""
+    from reports.curves import read_json_object
+
+    if not (folder / "config.json").is_file():
+        return None
+    settings = read_json_object(folder / "config.json")  # the run's flags
     if "automatic_entropy_tuning" not in settings:  # not train_sac.py's (train_pogo.py's)
         return None
     init = settings.get("init_from")
@@ -168,14 +168,13 @@ def groups_of(runs: list[Run], frames: dict[str, Any],
     return groups
 
 
-def table_rows(runs: list[Run]) -> list[dict[str, Any]]:
+def table_rows(runs: list[Run], frames: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per environment × method × setting × actor: each measure's mean and 95%
-    interval over the group's seeds."""
+    interval over the group's seeds (frames: each run's metrics by name)."""
     import numpy as np
 
-    from reports.curves import mean_and_ci, read_metrics
+    from reports.curves import mean_and_ci
 
-    frames = {run.name: read_metrics(run.metrics_csv) for run in runs}
     offline = {run.name for run in runs if run.method is None}
     rows = []
     for (env, method, setting), group in groups_of(runs, frames, online=True).items():
@@ -209,17 +208,16 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def curve_frame(runs: list[Run], env: str) -> tuple[Any, int]:
+def curve_frame(runs: list[Run], frames: dict[str, Any], env: str) -> tuple[Any, int]:
     """The curves of one environment on one x-axis: the offline runs' groups at their
     gradient steps, the online groups at offset + environment steps (offset: the longest
     offline run's last step); per group and actor the mean over seeds on their common
     steps with its 95% bootstrap band (reports.curves.seed_bands)."""
     import pandas as pd
 
-    from reports.curves import read_metrics, seed_bands
+    from reports.curves import seed_bands
 
     runs = [run for run in runs if run.env == env]
-    frames = {run.name: read_metrics(run.metrics_csv) for run in runs}
     offline_end = max((int(frames[run.name]["step"].iloc[-1]) for run in runs
                        if run.method is None and frames[run.name] is not None), default=0)
     rows = []
@@ -276,13 +274,16 @@ def plot(curves: Any, offline_end: int, env: str, path: Path) -> None:
 def write_report(runs: list[Run], out_dir: Path) -> list[Path]:
     import pandas as pd
 
+    from reports.curves import read_metrics
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = table_rows(runs)
+    frames = {run.name: read_metrics(run.metrics_csv) for run in runs}  # read once
+    rows = table_rows(runs, frames)
     written = [out_dir / "finetune_results.md", out_dir / "finetune_results.csv"]
     written[0].write_text(markdown(rows))
     pd.DataFrame(rows).to_csv(written[1], index=False)
     for env in sorted({run.env for run in runs}):
-        curves, offline_end = curve_frame(runs, env)
+        curves, offline_end = curve_frame(runs, frames, env)
         curves.to_csv(out_dir / f"curves_{env}.csv", index=False)
         plot(curves, offline_end, env, out_dir / f"curves_{env}.png")
         written += [out_dir / f"curves_{env}.csv", out_dir / f"curves_{env}.png"]

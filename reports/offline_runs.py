@@ -5,14 +5,13 @@ summarises. Bad input (an unreadable config.json, an unknown setting, no run) is
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from offline.readers import local_metadata, metadata_env_id
-from reports.curves import read_metrics
+from reports.curves import read_json_object, read_metrics
 from sweeps.script import load_script
 from utils import UsageError
 
@@ -74,18 +73,6 @@ def score_column(actor: int) -> str:
 
 def spread_column(actor: int) -> str:
     return f"spread_{actor}"
-
-
-def read_json_object(path: Path) -> dict[str, Any]:
-    try:
-        content = json.loads(path.read_bytes())
-    except (OSError, ValueError) as error:
-        raise UsageError(f"{path} unreadable ({error}); restore it or move its run folder "
-                         f"out of the results folder") from None
-    if not isinstance(content, dict):
-        raise UsageError(f"{path} is not a JSON object; restore it or move its run folder out "
-                         f"of the results folder")
-    return content
 
 
 def settings_from(config: dict[str, Any], path: Path) -> Settings:

@@ -668,6 +668,18 @@ def test_the_finetune_report_measures_the_switch_the_dip_the_end_and_the_area(tm
     assert (tmp_path / "report" / "curves_Hopper-v5.png").stat().st_size > 0
 
 
+def test_the_finetune_report_on_an_unreadable_config_is_one_line(tmp_path, capsys):
+    write_sac_run(tmp_path, "POSAC_Hopper-v5_s0", 0, {0: [0, 40]}, [0, 4000])
+    (tmp_path / "POSAC_Hopper-v5_s1").mkdir()
+    (tmp_path / "POSAC_Hopper-v5_s1" / "config.json").write_text('{"env_name": "Hop')
+    with pytest.raises(SystemExit) as exit_info:
+        finetune.main(["--results-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "POSAC_Hopper-v5_s1/config.json unreadable" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_finetune_report_without_online_runs_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         finetune.main(["--results-dir", str(tmp_path)])
