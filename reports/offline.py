@@ -1,10 +1,13 @@
 """POGO's offline results: train_pogo.py runs → two tables and learning curves per dataset.
 
     python -m reports.offline --results-dir results [--out-dir results/offline_report] \\
+        [--datasets posac/hopper/medium-v0 ...] \\
         [--behaviour-score posac/hopper/medium-v0=71.1 ...] [--bootstrap-reps 50000]
 
 Finds every train_pogo.py run in --results-dir (a folder whose config.json names a `dataset`;
-other runs there, such as train_sac.py's POSAC_*, are skipped), reads its metrics CSV (one
+other runs there, such as train_sac.py's POSAC_*, are skipped), keeps those on --datasets if
+given (so that the aggregate covers one table's datasets, not every version in the folder),
+reads its metrics CSV (one
 row per evaluation) and writes, into --out-dir (the figures drawn by reports/figures.py):
 
     offline_results.md, offline_results.csv   one row per dataset × method (TD3+BC, or POGO
@@ -142,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out-dir", type=Path, default=None,
                         help="where the tables and the figures go (default: "
                              "RESULTS_DIR/offline_report)")
+    parser.add_argument("--datasets", nargs="+", default=None, metavar="DATASET",
+                        help="report only the runs on these datasets (default: every dataset "
+                             "with a run in --results-dir)")
     parser.add_argument("--behaviour-score", type=behaviour_override, action="append",
                         default=[], metavar="DATASET=SCORE",
                         help="the behaviour policy's normalised score of a dataset (repeatable); "
@@ -451,10 +457,22 @@ def write_report(groups: Groups, behaviour: dict[str, tuple[float | None, str]],
     return written
 
 
+def runs_on(runs: list[OfflineRun], datasets: list[str] | None) -> list[OfflineRun]:
+    """The runs on `datasets` (all runs for None); a named dataset without a run is an
+    error, so that a typo does not drop a dataset from the table unnoticed."""
+    if datasets is None:
+        return runs
+    missing = sorted(set(datasets) - {run.dataset for run in runs})
+    if missing:
+        raise UsageError(f"--datasets: no train_pogo.py run on {', '.join(missing)}; the runs "
+                         f"are on {', '.join(sorted({run.dataset for run in runs}))}")
+    return [run for run in runs if run.dataset in datasets]
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
-        groups = load_groups(find_runs(args.results_dir))
+        groups = load_groups(runs_on(find_runs(args.results_dir), args.datasets))
         datasets = list(dict.fromkeys(key.dataset for key in groups))
         behaviour = behaviour_scores(datasets, dict(args.behaviour_score))
     except UsageError as error:

@@ -518,6 +518,19 @@ def test_aggregate_is_the_interquartile_mean_with_a_reproducible_interval(tmp_pa
     assert f"| TD3+BC [1.0] | 0 | 100 | 1 | 33.0 | {CHEETAH} | – |" in markdown
 
 
+def test_datasets_flag_limits_the_tables_and_the_aggregate_to_the_named_datasets(tmp_path):
+    results = aggregate_results(tmp_path)
+    named = [CHEETAH, HOPPER]
+    out = tmp_path / "out"
+    rows = report(results, out, "--datasets", *named)
+    assert {dataset for dataset, _, _ in rows} == set(named)
+    aggregate = pd.read_csv(out / "aggregate_results.csv")
+    pogo = aggregate[aggregate["method"] == "POGO [1.0, 1.0]"].iloc[0]
+    flat = np.array([v for dataset in named for v in AGGREGATE_SCORES[dataset]])
+    assert pogo["iqm"] == pytest.approx(scipy.stats.trim_mean(flat, 0.25))
+    assert pogo["datasets"] == "; ".join(named) and pd.isna(pogo["left_out"])
+
+
 def unknown_distance(root: Path) -> None:
     write_run(root, HOPPER, False, [1.0], 0, [20], [[5.0]], 1.0, False,
               settings={"distance": "wasserstein"})
@@ -560,6 +573,8 @@ BAD_INPUT = {
     "no '='": (one_run, ["--behaviour-score", "46.3"], "expected DATASET=SCORE"),
     "unknown distance": (unknown_distance, [], "distance 'wasserstein', which train_pogo.py"),
     "no bootstrap": (one_run, ["--bootstrap-reps", "0"], "must be a positive integer"),
+    "dataset without runs": (one_run, ["--datasets", HOPPER, "posac/hopper/medium-v9"],
+                             "--datasets: no train_pogo.py run on posac/hopper/medium-v9"),
 }
 
 
