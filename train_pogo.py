@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
 from typing import Any
 
 from training.run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_network_flags,
@@ -212,7 +213,9 @@ def open_task(args: argparse.Namespace) -> Task:
     """The dataset and the environment it is evaluated on, checked against each other and
     against the agent's settings (UsageError)."""
     data, env = load_checked(args.dataset, args.env_name)
-    agent_config(args, data.action_dim)
+    warning = agent_config(args, data.action_dim).cost_warning()
+    if warning is not None:
+        print(f"{PROGRAM}: warning: {warning}", file=sys.stderr, flush=True)
     return Task(env_id=data.env_id, env=env, env_kwargs=data.env_kwargs, data=data)
 
 

@@ -174,6 +174,22 @@ def test_new_terms_and_seed_units_name_their_runs_and_reach_the_agent(hdf5_datas
     assert train_pogo.summed_weights(args, 6) == pytest.approx((10 / 6, 5.0, 5.0))
 
 
+@pytest.mark.parametrize("distance", ["exact", "unbiased"])
+def test_eight_samples_with_an_enumerating_distance_warn_of_the_cost(hdf5_dataset, tmp_path,
+                                                                     capsys, distance):
+    argv = ["--dataset", str(hdf5_dataset), *TINY, *output_flags(tmp_path),
+            "--distance", distance]
+    train_pogo.parse_and_check([*argv, "--num-samples", "7"])
+    train_pogo.parse_and_check([*argv, "--num-samples", "8", "--distance", "sinkhorn"])
+    train_pogo.parse_and_check([*argv, "--num-samples", "8", "--num-actors", "1",
+                                "--w2-weights", "1"])  # no chain, nothing enumerated
+    assert "warning" not in capsys.readouterr().err
+    train_pogo.parse_and_check([*argv, "--num-samples", "8"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("train_pogo.py: warning: num_samples 8 with "
+                                               f"the {distance} distance enumerates 40,320")
+
+
 def test_flag_choices_are_the_agents():
     # the script names them without importing torch; the agent and transport.py define them
     import pogo
