@@ -6,6 +6,7 @@ It draws ε in the documented order: from the agent's generator [B, A] for the T
 a', then [1, B, A] for actor 0; from its chain generator [N − 1, B, A] for actors 1 … N−1."""
 
 import copy
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -68,9 +69,22 @@ def min_q(critic, obs, action):
     return torch.min(critic.q1(x), critic.q2(x)).squeeze(-1)
 
 
-def reference_update(agent, batch, pre_update_references=False):
-    """Returns copies of (actors, critic, critic_target, log_alpha) after one update, and
-    each actor's gradient (Adam's first step ignores a loss's scale; gradients do not)."""
+@dataclass
+class Expected:
+    """The reference's state after one update, its gradients (Adam's first step ignores a
+    loss's scale; gradients do not) and the metrics the update should log."""
+    actors: list
+    critic: torch.nn.Module
+    critic_target: torch.nn.Module
+    log_alpha: torch.Tensor
+    actor_grads: list
+    critic_grads: list
+    alpha_grad: torch.Tensor | None
+    metrics: dict
+
+
+def reference_update(agent, batch, pre_update_references=False) -> Expected:
+    """One update from the equations, on copies of the agent's networks."""
     cfg = agent.config
     gen = copy_generator(agent)
     actors = copy.deepcopy(agent.actors)
@@ -85,12 +99,15 @@ def reference_update(agent, batch, pre_update_references=False):
         y = batch.reward + cfg.gamma * batch.mask * (
             min_q(critic_target, batch.next_obs, next_action) - alpha * next_log_prob)
     x = torch.cat([batch.obs, batch.action], -1)
-    critic_loss = ((critic.q1(x).squeeze(-1) - y) ** 2).mean() + \
-                  ((critic.q2(x).squeeze(-1) - y) ** 2).mean()
+    q1 = critic.q1(x).squeeze(-1)
+    critic_loss = ((q1 - y) ** 2).mean() + ((critic.q2(x).squeeze(-1) - y) ** 2).mean()
     critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr)
     critic_opt.zero_grad()
     critic_loss.backward()
+    critic_grads = [p.grad.clone() for p in critic.parameters()]
     critic_opt.step()
+    metrics = {"critic_loss": critic_loss.detach(), "q_data": q1.mean().detach(),
+               "actor_loss": [], "actor_q": [], "entropy": []}
 
     previous = None
     log_prob_0 = None
@@ -116,6 +133,9 @@ def reference_update(agent, batch, pre_update_references=False):
             ref_mean, ref_std = previous
             w2 = (((mean - ref_mean) ** 2).sum(-1) + ((std - ref_std) ** 2).sum(-1)).mean()
             loss = lam * sac + cfg.w2_weights[i] * w2
+        metrics["actor_loss"].append(loss.detach())
+        metrics["actor_q"].append(min_q(critic, batch.obs, action).mean().detach())
+        metrics["entropy"].append(-log_prob.mean().detach())
         if pre_update_references:  # the next actor's reference: this actor before its update
             with torch.no_grad():
                 _, _, ref_mean, ref_std = reference_sample(actor, batch.obs,
@@ -132,15 +152,21 @@ def reference_update(agent, batch, pre_update_references=False):
                                                            torch.zeros(BATCH, ACTION_DIM))
         previous = (ref_mean, ref_std)
 
-    if cfg.automatic_entropy_tuning:
+    alpha_grad = None
+    if cfg.automatic_entropy_tuning:  # H_target = −dim(A)
         alpha_loss = -(log_alpha * (log_prob_0 - ACTION_DIM)).mean()
         alpha_opt = torch.optim.Adam([log_alpha], lr=cfg.lr)
         alpha_loss.backward()
+        alpha_grad = log_alpha.grad.clone()
         alpha_opt.step()
+        metrics["alpha_loss"] = alpha_loss.detach()
     with torch.no_grad():
         for tp, p in zip(critic_target.parameters(), critic.parameters()):
             tp.copy_(cfg.tau * p + (1 - cfg.tau) * tp)
-    return actors, critic, critic_target, log_alpha.detach(), actor_grads
+    metrics.update({name: torch.stack(metrics[name])
+                    for name in ("actor_loss", "actor_q", "entropy")})
+    return Expected(actors, critic, critic_target, log_alpha.detach(), actor_grads,
+                    critic_grads, alpha_grad, metrics)
 
 
 def assert_modules_close(a, b, atol=1e-5):
@@ -148,15 +174,23 @@ def assert_modules_close(a, b, atol=1e-5):
         assert torch.allclose(pa, pb, atol=atol, rtol=1e-4), name
 
 
-def assert_agent_matches(agent, expected):
-    actors, critic, critic_target, log_alpha, actor_grads = expected
-    for actor, ref, grads in zip(agent.actors, actors, actor_grads, strict=True):
+def assert_agent_matches(agent, expected: Expected, metrics=None):
+    """Parameters and gradients (the update's own) of every network and of log α, and,
+    given the update's `metrics`, every logged value the reference computes."""
+    for actor, ref, grads in zip(agent.actors, expected.actors, expected.actor_grads,
+                                 strict=True):
         assert_modules_close(actor, ref)
-        for p, g in zip(actor.parameters(), grads, strict=True):  # the update's own gradient
+        for p, g in zip(actor.parameters(), grads, strict=True):
             torch.testing.assert_close(p.grad, g, atol=1e-6, rtol=1e-4)
-    assert_modules_close(agent.critic, critic)
-    assert_modules_close(agent.critic_target, critic_target)
-    assert torch.allclose(agent.log_alpha.detach(), log_alpha, atol=1e-6)
+    for p, g in zip(agent.critic.parameters(), expected.critic_grads, strict=True):
+        torch.testing.assert_close(p.grad, g, atol=1e-6, rtol=1e-4)
+    assert_modules_close(agent.critic, expected.critic)
+    assert_modules_close(agent.critic_target, expected.critic_target)
+    assert torch.allclose(agent.log_alpha.detach(), expected.log_alpha, atol=1e-6)
+    if expected.alpha_grad is not None:
+        torch.testing.assert_close(agent.log_alpha.grad, expected.alpha_grad)
+    for name, value in (metrics and expected.metrics or {}).items():
+        torch.testing.assert_close(metrics[name], value, atol=1e-5, rtol=1e-4, msg=name)
 
 
 @pytest.mark.parametrize("automatic_entropy_tuning", [False, True])
@@ -164,8 +198,7 @@ def test_single_actor_update_is_plain_sac(automatic_entropy_tuning):
     agent = make_agent(1, automatic_entropy_tuning=automatic_entropy_tuning)
     batch = make_batch()
     expected = reference_update(agent, batch)
-    agent.update(batch)
-    assert_agent_matches(agent, expected)
+    assert_agent_matches(agent, expected, agent.update(batch))
     if automatic_entropy_tuning:  # α really moved (Adam's first step is ±lr)
         step = abs(agent.log_alpha.item() - torch.tensor(0.2).log().item())
         assert step == pytest.approx(1e-3, abs=1e-6)
@@ -182,8 +215,7 @@ def test_chain_update_matches_equations(num_actors, q_normalize, form):
         # start from identical optimizer state: the reference uses fresh Adams
         for opt in [agent.critic_optimizer, agent.alpha_optimizer, *agent.actor_optimizers]:
             opt.state.clear()
-        agent.update(batch)
-        assert_agent_matches(agent, expected)
+        assert_agent_matches(agent, expected, agent.update(batch))
 
 
 @pytest.mark.parametrize("num_actors,q_normalize", [(1, True), (3, True), (3, False)])
@@ -197,8 +229,8 @@ def test_offline_update_pulls_actor_0_to_the_data_by_its_log_score(num_actors, q
             opt.state.clear()
         before = copy.deepcopy(agent.actors[0])
         metrics = agent.update(batch)
-        assert_agent_matches(agent, expected)
-    # the data term is logged as actor 0's w2, and weighted in its actor_loss
+        assert_agent_matches(agent, expected, metrics)  # actor_loss holds w_D·log score
+    # the data term is logged as actor 0's w2
     _, _, mean, std = reference_sample(before, batch.obs, torch.zeros(BATCH, ACTION_DIM))
     log_score = -data_log_prob(mean, std, batch.action).mean()
     torch.testing.assert_close(metrics["w2"][0], log_score.detach())
@@ -221,10 +253,10 @@ def test_w2_reference_is_previous_actor_after_its_update():
             _, _, ref_mean, ref_std = reference_sample(reference_actor, batch.obs, zeros)
         return (((mean - ref_mean) ** 2).sum(-1) + ((std - ref_std) ** 2).sum(-1)).mean().item()
 
-    after, before = w2_to(sequential[0][0]), w2_to(actor0_before)
+    after, before = w2_to(sequential.actors[0]), w2_to(actor0_before)
     assert abs(after - before) > 100 * 1e-6 * after  # the two readings are distinguishable
     assert metrics["w2"][1].item() == pytest.approx(after, rel=1e-6)
-    assert_agent_matches(agent, sequential)
+    assert_agent_matches(agent, sequential, metrics)
 
 
 @pytest.mark.parametrize("num_actors", [2, 3])
@@ -240,7 +272,7 @@ def test_parallel_chain_update_uses_references_from_before_the_step(num_actors):
     with torch.no_grad():
         _, _, mean, std = reference_sample(actor1_before, batch.obs, zeros)
         _, _, ref_mean, ref_std = reference_sample(actor0_before, batch.obs, zeros)
-        _, _, after_mean, after_std = reference_sample(sequential[0][0], batch.obs, zeros)
+        _, _, after_mean, after_std = reference_sample(sequential.actors[0], batch.obs, zeros)
     before = (((mean - ref_mean) ** 2).sum(-1) + ((std - ref_std) ** 2).sum(-1)).mean().item()
     after = (((mean - after_mean) ** 2).sum(-1) + ((std - after_std) ** 2).sum(-1)).mean().item()
     assert abs(after - before) > 100 * 1e-6 * before
