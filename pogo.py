@@ -31,11 +31,12 @@ is minimised by a Dirac at the data's conditional mean, so actor 0 loses the beh
 policy's spread. `data_term='energy'` draws K and scores them with the energy score
 (transport.energy_score), a strictly proper scoring rule: in expectation over the data it is
 minimised only by the data's conditional distribution, spread included, from one data action
-per state. Its pull is bounded (unit norm per sample), so where the Q term grows with the
-critic's scale it drags the mean off the data and the score's best spread widens with the
-offset (halfcheetah medium, w = 10). `data_term='anchored'` adds the squared error of the
-mean, ‖E_z π0(s, z) − a‖² (transport.anchored_energy_score): the seed's pull on the mean,
-growing with the distance, without its collapsing tr Cov term; still strictly proper.
+per state. Its pull is bounded (a unit vector towards a per sample), so where the Q term
+grows with the critic's scale it drags the mean off the data and the score's best spread
+widens with the offset (halfcheetah medium, w = 10). `data_term='anchored'` adds the
+squared error of the mean, ‖E_z π0(s, z) − a‖² (transport.anchored_energy_score): the seed's
+pull on the mean, growing with the distance, without its collapsing tr Cov term; still
+strictly proper.
 A deterministic actor has K = 1: its distances are ‖πi(s) − πi−1(s)‖² and
 ‖π0(s) − a‖².
 

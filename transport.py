@@ -213,8 +213,10 @@ def energy_score(x: torch.Tensor, point: torch.Tensor, beta: float = 1.0) -> tor
     state recovers the behaviour policy's whole conditional distribution, where the squared
     distance E‖X − a‖² = ‖E X − a‖² + tr Cov X is minimised by a Dirac at the conditional
     mean. At β = 1, averaged over states, it is (up to a constant in π0) half the energy
-    distance between π0(·|s) and the data's conditional distribution; its gradient has at
-    most unit norm per sample, so its pull does not grow with the distance. At β = 2 it is
+    distance between π0(·|s) and the data's conditional distribution; its gradient is
+    bounded, K·∂ES_1/∂x_k = u(x_k − a) − mean_{l≠k} u(x_k − x_l) with u(v) = v/‖v‖ (a unit
+    pull towards a, at most a unit push from the other samples), so its pull does not grow
+    with the distance. At β = 2 it is
     ‖E X − a‖² exactly (proper, not strictly: only the mean is scored), a pull on the mean
     that grows with the distance and no force on the spread. Units: distance^β. A small
     constant inside each norm (β < 2) keeps its gradient finite where two points coincide;

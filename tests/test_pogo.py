@@ -235,10 +235,12 @@ def test_actors_update_every_policy_freq_calls():
     assert changed == [False, False, True, False, False, True, False]
 
 
-def test_td3_bc_configuration_is_td3_bc():
+@pytest.mark.parametrize("bc_weight", [1.0, 2.5])
+def test_td3_bc_configuration_is_td3_bc(bc_weight):
     """TD3+BC (Fujimoto & Gu 2021, author's code): λ = α/mean|Q(s, π(s))| detached,
-    L_π = −λ·mean Q + mean((π(s) − a)²); target noise randn·(σ·max) clamped at ±c·max."""
-    config = POGOConfig.td3_bc(ACTION_DIM, hidden_size=32, lr=1e-2)
+    L_π = −λ·mean Q + bc_weight·mean((π(s) − a)²) (the paper's bc_weight is 1); target
+    noise randn·(σ·max) clamped at ±c·max."""
+    config = POGOConfig.td3_bc(ACTION_DIM, bc_weight, hidden_size=32, lr=1e-2)
     agent = POGO(OBS_DIM, ACTION_DIM, MAX_ACTION, config, seed=3)
     agent.update(make_batch(4))
     batch = make_batch(5)
@@ -261,7 +263,7 @@ def test_td3_bc_configuration_is_td3_bc():
     pi = torch.tanh(actor.net(batch.obs)) * MAX_ACTION
     q = agent.critic.q1(torch.cat([batch.obs, pi], -1))
     lmbda = 2.5 / q.abs().mean().detach()
-    actor_loss = -lmbda * q.mean() + F.mse_loss(pi, batch.action)
+    actor_loss = -lmbda * q.mean() + bc_weight * F.mse_loss(pi, batch.action)
     grads = torch.autograd.grad(actor_loss, list(actor.parameters()))
     torch.testing.assert_close(metrics["actor_loss"][0], actor_loss.detach())
     assert_all_close([p.grad for p in agent.actors[0].parameters()], grads, rtol=1e-4, atol=1e-7)

@@ -78,7 +78,9 @@ def test_the_offline_run_is_posac_on_raw_data_with_its_data_term_logged(offline,
                                                                         tmp_path):
     rows = rows_of(offline, OFFLINE_RUN)
     assert [int(row["step"]) for row in rows] == [100, 200, 300]
-    assert all(row["w2_0"] not in ("", "0.0") for row in rows)  # E[−log π0(a_D|s)]
+    # E[−log π0(a_D|s)] (its value against the equations: tests/test_sac.py): logged, and a
+    # log score of a tanh-Gaussian on a 1-D action in [−3, 3], neither 0 nor runaway
+    assert all(0.0 < abs(float(row["w2_0"])) < 50.0 for row in rows)
     checkpoint = torch.load(offline / "checkpoints" / "invertedpendulum_random"
                             / f"{OFFLINE_RUN}_final.pt", weights_only=True)
     assert checkpoint["algorithm"] == "POSAC" and checkpoint["obs_mean"] is None

@@ -54,9 +54,30 @@ def test_exact_in_one_dimension_is_sorted_matching(k):
 
 
 def test_exact_is_a_distance_on_identical_and_permuted_sets():
-    x, _ = random_sets((5, 4, 3), seed=1)
+    """Zero on a set and on its permutations (a set is a measure, not a sequence),
+    symmetric, and positive between different sets (against the brute force's value)."""
+    x, y = random_sets((5, 4, 3), seed=1)
     shuffled = x[:, torch.tensor([2, 0, 3, 1])]
+    assert exact_w2_squared(x, x).abs().max() < 1e-6
     assert exact_w2_squared(x, shuffled).abs().max() < 1e-6
+    torch.testing.assert_close(exact_w2_squared(x, y), exact_w2_squared(y, x))
+    assert (exact_w2_squared(x, y) > 0).all()
+    torch.testing.assert_close(exact_w2_squared(x, y), brute_force_w2_squared(y, x))
+
+
+def test_squared_distances_keep_nearby_points_apart_in_float32():
+    """Points 1e3 from the origin and 1e-3 apart: the differences' form gives ‖Δ‖² to float32
+    precision, where ‖x‖² + ‖y‖² − 2⟨x, y⟩ would cancel to rounding noise of order
+    1e6·2⁻²⁴ ≈ 0.06, 10⁴ times the distance."""
+    gen = torch.Generator().manual_seed(30)
+    x = 1e3 + torch.randn(8, 4, 6, generator=gen)
+    delta = 1e-3 * torch.randn(8, 4, 6, generator=gen)
+    expected = (delta.double().pow(2).sum(-1)).mean(-1)  # the identity plan is optimal here
+    y = x + delta
+    torch.testing.assert_close(exact_w2_squared(x, y).double(),
+                               ((y.double() - x.double()).pow(2).sum(-1)).mean(-1),
+                               rtol=1e-3, atol=0.0)
+    torch.testing.assert_close(exact_w2_squared(x, y).double(), expected, rtol=0.05, atol=0.0)
 
 
 def test_exact_gradient_against_finite_differences_and_brute_force():
@@ -122,7 +143,7 @@ def test_sinkhorn_gradient_matches_exact_at_small_blur():
 
 
 # -------------------------------------------------------------------- dispatcher
-@pytest.mark.parametrize("method", ["exact", "sinkhorn"])
+@pytest.mark.parametrize("method", ["exact", "sinkhorn", "unbiased"])
 def test_distance_to_a_single_point_is_exact_for_every_method(method):
     """Against a Dirac every coupling is the product: W2² = (1/K) Σ_i ‖x_i − a‖², which is
     also the exact W2² against K copies of a."""
@@ -255,7 +276,18 @@ def test_sinkhorn_distance_has_the_exact_distances_bias():
     x, y = unit_gaussian_sets(6, 4, 3000, seed=21)
     spreads = torch.linspace(0.1, 0.7, 13)
     means = [sinkhorn_w2_squared(s * x.float(), y.float()).mean().item() for s in spreads]
-    assert minimiser(spreads, means) == pytest.approx(0.316, abs=0.03)
+    m = expected_matching(x, y)  # the exact distance's minimiser M/d, from SciPy
+    assert minimiser(spreads, means) == pytest.approx(m / 6, abs=0.03)
+
+
+def test_unbiased_distance_with_one_sample_per_set_compares_only_the_means():
+    """K = 1 (x, y of [.., 2, A]): every W2² is a squared distance between two points, and
+    E[D] = ‖μ‖² whatever the spread s: ¼·4·(‖μ‖² + d·s² + d) − ½·2d·s² − ½·2d."""
+    x, y = unit_gaussian_sets(6, 2, 100_000, seed=23)
+    shift = torch.tensor([0.3, -0.2, 0.0, 0.5, 0.1, -0.4], dtype=torch.float64)
+    for spread in (0.3, 2.0):
+        value = unbiased_w2_squared(spread * x + shift, y).mean().item()
+        assert value == pytest.approx(shift.pow(2).sum().item(), abs=0.05), spread
 
 
 def test_unbiased_distance_refuses_odd_or_unequal_sample_sets():
@@ -435,6 +467,27 @@ def test_energy_score_is_the_u_statistic_of_its_definition(beta):
         expected.append(to_point - 0.5 * sum(pairs) / len(pairs))
     torch.testing.assert_close(energy_score(x, point, beta=beta),
                                torch.tensor(expected, dtype=torch.float64), rtol=1e-6, atol=1e-6)
+
+
+def test_energy_score_gradient_is_a_unit_pull_to_the_point_and_a_bounded_push():
+    """K·∂ES_1/∂x_k = u(x_k − a) − mean_{l≠k} u(x_k − x_l), u(v) = v/‖v‖, written out here:
+    a point 10³ away pulls no harder than one nearby."""
+    gen = torch.Generator().manual_seed(41)
+    x = torch.randn(2, 5, 3, generator=gen, dtype=torch.float64)
+    for distance in (1.0, 1e3):
+        point = torch.full((2, 1, 3), distance, dtype=torch.float64)
+        moving = x.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(energy_score(moving, point).sum(), moving)
+
+        def unit(v):
+            return v / torch.linalg.vector_norm(v, dim=-1, keepdim=True)
+
+        pairs = x.unsqueeze(-2) - x.unsqueeze(-3)  # [.., k, l, A]: x_k − x_l
+        off_diagonal = ~torch.eye(5, dtype=torch.bool).unsqueeze(-1)
+        # (the diagonal, masked out, is moved off zero first)
+        push = torch.where(off_diagonal, unit(pairs + torch.eye(5).unsqueeze(-1)), 0).sum(-2) / 4
+        torch.testing.assert_close(5 * grad, unit(x - point) - push, rtol=1e-6, atol=1e-9)
+        assert (torch.linalg.vector_norm(5 * grad, dim=-1) <= 2 + 1e-9).all()
 
 
 def test_energy_score_needs_two_samples_and_has_finite_gradients_at_ties():
