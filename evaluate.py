@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "{env}_s{seed}_e{episodes})")
     parser.add_argument("--cuda", action="store_true", help="run the actors on the GPU")
     add_threads_flag(parser)
-    add_video_flags(parser)
+    add_video_flags(parser, training=False)
     return parser
 
 
@@ -158,7 +158,7 @@ def evaluate(args: argparse.Namespace, plan: Plan) -> None:
 
     checkpoint, ids = plan.checkpoint, plan.actors
     modes = MODES if stochastic_actors(checkpoint) else ("deterministic",)
-    videos = (RunVideos(args, plan.out, len(ids), plan.env_id, plan.env_kwargs, ids)
+    videos = (RunVideos(args.video_size, plan.out, len(ids), plan.env_id, plan.env_kwargs, ids)
               if args.capture_video else None)
     evaluator = Evaluator(plan.env_id, len(ids), args.episodes, plan.seed, modes,
                           plan.env_kwargs, make_recorded_env=videos.make_env if videos else None,

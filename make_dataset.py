@@ -14,10 +14,10 @@ data.
     python make_dataset.py --env-name HalfCheetah-v5 --policy random --num-steps 200000 \\
         --seed 0 --dataset-id posac/halfcheetah/random-v0
 
-The episodes come from episode_sources.py (its docstring says how rollouts are seeded and a
+The episodes come from offline/sources.py (its docstring says how rollouts are seeded and a
 run's episodes rebuilt); a last one cut off is left out of the return statistics. Reference
 scores (ref_min: a random policy's mean return, ref_max: an expert's) come from the flags,
-else D4RL's (offline_readers.D4RL_REF_SCORES), else ref_min is measured (see --help). The
+else D4RL's (offline.readers.D4RL_REF_SCORES), else ref_min is measured (see --help). The
 metadata holds them, a description and, under "make_dataset", the command, seeds, source
 (with its sha256), summary, reference-score sources, versions and the arrays' checksum:
 same flags, machine and package versions, same arrays. Bad input is one `make_dataset.py:
@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def episodes_checksum(episodes: Iterable[Any]) -> str:
-    """'sha256:…' of the episodes' arrays (CHECKSUM_DEFINITION); takes episode_sources'
+    """'sha256:…' of the episodes' arrays (CHECKSUM_DEFINITION); takes offline.sources'
     Episodes or Minari's EpisodeData alike, so a loaded dataset can be checked."""
     digest = hashlib.sha256()
     for episode in episodes:

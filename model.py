@@ -1,4 +1,5 @@
-"""Networks: the tanh-squashed diagonal Gaussian actor and the twin-Q critic."""
+"""Networks: the tanh-squashed diagonal Gaussian actor (POSAC), the noise-input actor
+(POGO) and the twin-Q critic."""
 
 from __future__ import annotations
 

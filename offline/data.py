@@ -1,5 +1,5 @@
 """Offline datasets for training: the transitions of a Minari dataset or a D4RL hdf5 file
-(read by offline_readers.py), their normalisation statistics, and seeded sampling.
+(read by offline/readers.py), their normalisation statistics, and seeded sampling.
 
 `OfflineSampler` moves the transitions to the training device, normalises states
 (s ← (s − μ) / (σ + 1e-3), with the dataset's μ, σ) and optionally scales rewards
@@ -117,7 +117,7 @@ def check_matches_env(dataset: OfflineDataset, obs_dim: int, action_dim: int) ->
 
 
 def load_dataset(spec: str, env_name: str | None = None) -> OfflineDataset:
-    """A D4RL hdf5 file or a locally stored Minari dataset id (offline_readers.read_dataset)."""
+    """A D4RL hdf5 file or a locally stored Minari dataset id (offline.readers.read_dataset)."""
     return OfflineDataset(**read_dataset(spec, env_name))
 
 

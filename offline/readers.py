@@ -1,5 +1,5 @@
 """Offline datasets' files read into arrays, without pickle, each check a one-line
-DatasetError naming the problem and the fix (offline_data.py makes them an OfflineDataset).
+DatasetError naming the problem and the fix (offline/data.py makes them an OfflineDataset).
 
 * A Minari dataset id (`mujoco/halfcheetah/medium-v0`), from the local Minari folder
   ($MINARI_DATASETS_PATH, else ~/.minari/datasets), never downloaded; its metadata name the

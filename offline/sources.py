@@ -1,5 +1,5 @@
 """Where a dataset's episodes come from, each source checked against the environment first
-(bad input: UsageError): uniform random actions, an actor of a train_sac.py checkpoint, or the
+(bad input: UsageError): uniform random actions, an actor of either training script's final checkpoint, or the
 episodes a train_sac.py --save-replay file holds.
 
 Rollouts take exactly M environment steps, every generator seeded by utils.stream_seed(S, …):

@@ -1,4 +1,4 @@
-"""offline_report.py's figures: learning curves per dataset and the last-fifth score against
+"""reports/offline.py's figures: learning curves per dataset and the last-fifth score against
 the chain weights. Each function takes the report's numbers (its curve rows or table rows)
 and draws them; nothing here computes a statistic. Figures are drawn by the Agg canvas
 without pyplot, so no global figure state is switched or left open."""

@@ -1,5 +1,5 @@
 """make_dataset.py against independent computations: datasets are written into a temporary
-Minari folder, read back (with Minari and with offline_data.load_dataset), and checked
+Minari folder, read back (with Minari and with offline.data.load_dataset), and checked
 against what the test computes itself: the environment re-played from each episode's
 stored reset seed with the stored actions, the seeds, actions and ε drawn from the
 utils.stream_seed streams the docs name, the actor's tanh(μ)·scale + bias in numpy, the
@@ -130,7 +130,7 @@ def test_help_imports_no_torch():
                             cwd=REPO_ROOT, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "--from-replay" in result.stdout
-    for low, high in D4RL_REF_SCORES.values():  # the help's numbers are offline_data's
+    for low, high in D4RL_REF_SCORES.values():  # the help's numbers are offline.readers'
         assert f"{low} / {high}" in " ".join(result.stdout.split())
     assert result.stdout.strip().splitlines()[-1] == "False False False"
 

@@ -1,4 +1,4 @@
-"""Tests for offline_data and offline_readers: datasets written here (a Minari dataset
+"""Tests for offline/data.py and offline/readers.py: datasets written here (a Minari dataset
 through minari's own writer, D4RL-format hdf5 files through h5py) are loaded back and
 compared array by array with what was written; normalisation, scores and sampling are
 checked against numpy computations made here; every bad input must give one DatasetError

@@ -10,7 +10,7 @@ Outputs of a run (file_name from the script's prefix, task, seed and weights unl
     {results_dir}/{file_name}/summary.json               written last: the run finished
     {checkpoint_dir}/{group}/{file_name}_latest.pt       resume checkpoint (removed at the end)
     {checkpoint_dir}/{group}/{file_name}_previous.pt     the one before it (fallback; removed too)
-    {checkpoint_dir}/{group}/{file_name}_final.pt        final networks
+    {checkpoint_dir}/{group}/{file_name}_final.pt        the self-contained final checkpoint
     {checkpoint_dir}/{group}/{file_name}_replay.pt       collected data (train_sac.py --save-replay)
 
 A training script the sweep can launch is a module with `build_parser()`, `validate_args(args)`

@@ -88,8 +88,9 @@ class Trainer(abc.ABC):
         self.args, self.task = args, task
         self.experiment = Experiment(self.program, args, paths, args.num_actors)
         self.device = torch.device("cuda" if args.cuda else "cpu")
-        self.videos = (RunVideos(args, paths.results, args.num_actors, task.env_id,
-                                 task.env_kwargs) if args.capture_video else None)
+        self.videos = (RunVideos(args.video_size, paths.results, args.num_actors, task.env_id,
+                                 task.env_kwargs, every=args.video_every)
+                       if args.capture_video else None)
         self.evaluator = Evaluator(task.env_id, args.num_actors, args.eval_episodes, args.seed,
                                    self.modes, task.env_kwargs,
                                    make_recorded_env=self.videos.make_env if self.videos else None)

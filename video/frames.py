@@ -1,4 +1,4 @@
-"""Frames for the evaluation videos (video.py): fitting a rendered frame to the video size,
+"""Frames for the evaluation videos (video/recording.py): fitting a rendered frame to the video size,
 the labels drawn on the chain video's tiles (actor, return, DONE) in a built-in bitmap font,
 and the greyed frame a finished actor holds. Pure numpy, no rendering, no files."""
 

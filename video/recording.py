@@ -81,17 +81,24 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def add_video_flags(parser: argparse.ArgumentParser) -> None:
-    """The video flags every training script takes."""
+def add_video_flags(parser: argparse.ArgumentParser, training: bool = True) -> None:
+    """The video flags of the training scripts, or with training=False of evaluate.py (one
+    evaluation, written to its --out-dir, no TensorBoard, no --video-every)."""
     group = parser.add_argument_group("videos")
-    group.add_argument("--capture-video", action="store_true",
-                       help="record every actor's first deterministic evaluation episode to "
-                            "{results_dir}/{file_name}/videos/step_{step}_actor_{i}.mp4, and "
-                            "all actors side by side to step_{step}_chain.mp4 (also shown in "
-                            "TensorBoard when small); changes no number")
-    group.add_argument("--video-every", type=positive_int, default=1, metavar="K",
-                       help="with --capture-video: record at every K-th evaluation (the first "
-                            "evaluation is always recorded)")
+    if not training:
+        group.add_argument("--capture-video", action="store_true",
+                           help="film every chosen actor's first deterministic episode to "
+                                "{out_dir}/videos/step_{steps}_actor_{i}.mp4, and all of them "
+                                "side by side to step_{steps}_chain.mp4; changes no number")
+    else:
+        group.add_argument("--capture-video", action="store_true",
+                           help="record every actor's first deterministic evaluation episode "
+                                "to {results_dir}/{file_name}/videos/step_{step}_actor_{i}.mp4, "
+                                "and all actors side by side to step_{step}_chain.mp4 (also "
+                                "shown in TensorBoard when small); changes no number")
+        group.add_argument("--video-every", type=positive_int, default=1, metavar="K",
+                           help="with --capture-video: record at every K-th evaluation (the "
+                                "first evaluation is always recorded)")
     group.add_argument("--video-size", type=frame_size, default=DEFAULT_SIZE, metavar="WxH",
                        help="with --capture-video: WIDTHxHEIGHT of each actor's video "
                             "(multiples of 16)")
@@ -318,10 +325,11 @@ class RunVideos:
     """A run's video settings: which evaluations are recorded, where the files go, and the
     rendering environments the evaluator plays the recorded episodes in."""
 
-    def __init__(self, args: argparse.Namespace, results: Path, num_actors: int,
-                 env_name: str, env_kwargs: dict[str, Any] | None = None,
-                 actor_ids: list[int] | None = None):
-        self.every, self.size = args.video_every, parse_size(args.video_size)
+    def __init__(self, size: str, results: Path, num_actors: int, env_name: str,
+                 env_kwargs: dict[str, Any] | None = None, actor_ids: list[int] | None = None,
+                 every: int = 1):
+        """`size`: --video-size; `every`: --video-every (evaluate.py's one evaluation: 1)."""
+        self.every, self.size = every, parse_size(size)
         self.directory = Path(results) / "videos"
         self.num_actors, self.env_name, self.actor_ids = num_actors, env_name, actor_ids
         self.env_kwargs = dict(env_kwargs or {})
