@@ -1,6 +1,6 @@
 """Where a dataset's episodes come from, each source checked against the environment first
-(bad input: UsageError): uniform random actions, an actor of either training script's final checkpoint, or the
-episodes a train_sac.py --save-replay file holds.
+(bad input: UsageError): uniform random actions, an actor of either training script's final
+checkpoint, or the episodes a train_sac.py --save-replay file holds.
 
 Rollouts take exactly M environment steps, every generator seeded by utils.stream_seed(S, …):
 episode resets draw their seeds (stored as Minari's episode seeds) from numpy

@@ -7,8 +7,8 @@
 Finds every train_pogo.py run in --results-dir (a folder whose config.json names a `dataset`;
 other runs there, such as train_sac.py's POSAC_*, are skipped), keeps those on --datasets if
 given (so that the aggregate covers one table's datasets, not every version in the folder),
-reads its metrics CSV (one
-row per evaluation) and writes, into --out-dir (the figures drawn by reports/figures.py):
+reads its metrics CSV (one row per evaluation) and writes, into --out-dir (the figures drawn
+by reports/figures.py):
 
     offline_results.md, offline_results.csv   one row per dataset × method (TD3+BC, or POGO
                                               with one chain-weight setting) × actor
