@@ -67,8 +67,8 @@ def test_exact_is_a_distance_on_identical_and_permuted_sets():
 
 def test_squared_distances_keep_nearby_points_apart_in_float32():
     """Points 1e3 from the origin and 1e-3 apart: the differences' form gives ‖Δ‖² to float32
-    precision, where ‖x‖² + ‖y‖² − 2⟨x, y⟩ would cancel to rounding noise of order
-    1e6·2⁻²⁴ ≈ 0.06, 10⁴ times the distance."""
+    precision, where ‖x‖² + ‖y‖² − 2⟨x, y⟩ (‖x‖² ≈ 6·10⁶) would cancel to rounding noise of
+    order 6·10⁶·2⁻²⁴ ≈ 0.4, 10⁵ times the distance (about 6·10⁻⁶)."""
     gen = torch.Generator().manual_seed(30)
     x = 1e3 + torch.randn(8, 4, 6, generator=gen)
     delta = 1e-3 * torch.randn(8, 4, 6, generator=gen)
