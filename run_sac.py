@@ -350,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.launcher != "local" and args.gpus:
         fail("--gpus pins runs on this machine; with Slurm use --gpus-per-task")
     try:
-        runs, script = load_sweep(args.config, thorough=not args.summarize)
+        runs, script = load_sweep(args.config,
+                                 thorough=not (args.summarize or args.rebuild_summaries))
     except ConfigError as error:
         for problem in error.problems:
             print(f"run_sac.py: error: {problem}", file=sys.stderr)

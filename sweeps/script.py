@@ -154,6 +154,7 @@ class Run:
     summary_json: Path = Path()
     metrics_csv: Path = Path()
     latest_checkpoint: Path = Path()
+    previous_checkpoint: Path = Path()
     final_checkpoint: Path = Path()
     log: Path = Path()
     num_steps: int = 0
@@ -166,13 +167,25 @@ class Run:
 
     @property
     def finished(self) -> bool:
-        """The script wrote summary.json: the run is never started again (even when that
-        file turns out to be unreadable: see summary_problem)."""
-        return self.summary_json.exists()
+        """The script wrote summary.json (or wrote it and lost it since: lost_summary): the
+        run is never started again, even when that file is unreadable (summary_problem)."""
+        return self.summary_json.exists() or self.lost_summary
+
+    @property
+    def lost_summary(self) -> bool:
+        """The final checkpoint is there, summary.json and the resume checkpoints are not:
+        the script deletes those only after writing summary.json, so the run finished. (A
+        final checkpoint beside a resume checkpoint is a run stopped while finishing: it is
+        not finished, and resumes.)"""
+        return (self.final_checkpoint.is_file() and not self.summary_json.exists()
+                and not self.latest_checkpoint.exists()
+                and not self.previous_checkpoint.exists())
 
     def read_summary(self) -> dict[str, Any]:
         """summary.json, checked for what the sweep reads: `steps`, `wall_time_s`, and
         `final_eval` with every actor's deterministic return. Raises CorruptSummary."""
+        if self.lost_summary:
+            raise CorruptSummary("missing, beside the run's final checkpoint")
         try:
             summary = json.loads(self.summary_json.read_bytes())
         except OSError as error:
@@ -314,6 +327,7 @@ def place(run: Run, paths: RunPaths, args: argparse.Namespace) -> None:
     run.file_name, run.results = paths.file_name, paths.results
     run.summary_json, run.metrics_csv = paths.summary_json, paths.metrics_csv
     run.latest_checkpoint, run.final_checkpoint = paths.latest_checkpoint, paths.final_checkpoint
+    run.previous_checkpoint = paths.previous_checkpoint
     run.log = Path(args.results_dir) / "logs" / f"{paths.file_name}.log"
     run.num_steps, run.cuda = args.num_steps, args.cuda
 
@@ -337,7 +351,7 @@ def resolve_runs(runs: list[Run], script: Script, source: str, enabled_key: str,
             rejected.setdefault(str(error), []).append(label_of(run))
             continue
         place(run, paths, args)
-        if not thorough:
+        if not thorough or run.lost_summary:  # (lost_summary: reported as a corrupt summary)
             continue
         try:
             check_resume(args, paths, parser)

@@ -194,6 +194,38 @@ def test_parse_w2_weights_rejects(text, num_actors):
         parse_w2_weights(text, num_actors, actor0_zero=True)
 
 
+def test_a_run_stopped_between_its_final_checkpoint_and_its_summary_resumes(tmp_path,
+                                                                            monkeypatch):
+    """Stopped after writing _final.pt but before summary.json (its resume checkpoints still
+    there): not a finished run that lost its summary, but one that resumes, finishes, and
+    ends as the uninterrupted run does."""
+    import training.experiment
+
+    argv = TINY_RUN + ["--checkpoint-freq", "20"]
+    train_sac.main(argv + output_args(tmp_path / "whole"))
+    write_json = training.experiment.atomic_write_json
+
+    def stop_at_the_summary(path, value):
+        if path.name == "summary.json":
+            raise RuntimeError("stopped between the final checkpoint and the summary")
+        write_json(path, value)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(training.experiment, "atomic_write_json", stop_at_the_summary)
+        with pytest.raises(RuntimeError, match="stopped between"):
+            train_sac.main(argv + output_args(tmp_path / "cut"))
+    assert len(list((tmp_path / "cut" / "checkpoints").rglob("*_final.pt"))) == 1
+    assert list((tmp_path / "cut" / "checkpoints").rglob("*_latest.pt"))
+    assert not list((tmp_path / "cut" / "results").rglob("summary.json"))
+    train_sac.main(argv + output_args(tmp_path / "cut") + ["--resume"])
+    summaries = [json.loads(next((tmp_path / root / "results").rglob("summary.json")).read_text())
+                 for root in ("whole", "cut")]
+    whole, cut = ({k: v for k, v in summary["final_eval"].items() if k != "wall_time_s"}
+                  for summary in summaries)
+    assert cut == whole and "actor_0_deterministic" in cut
+    assert not list((tmp_path / "cut" / "checkpoints").rglob("*_latest.pt"))
+
+
 def test_a_lost_summary_or_config_is_one_line_and_nothing_is_overwritten(tmp_path, capsys):
     """A finished run whose summary.json is gone is not trained again over its results, and
     an unreadable config.json is named, not a traceback."""

@@ -730,6 +730,30 @@ def test_an_unreadable_summary_json_is_named_with_what_is_wrong(case, tmp_path):
     assert run.summary_problem() is None
 
 
+def test_a_lost_summary_json_is_reported_never_rerun_and_can_be_rebuilt(tmp_path):
+    """A finished run whose summary.json is gone (its final checkpoint is there, its resume
+    checkpoints were deleted when it finished) does not block the sweep: it is reported as
+    corrupt, never trained again, and --rebuild-summaries writes it from the metrics CSV."""
+    write(tmp_path, tiny_config(seeds=[1], num_steps=400))
+    assert sweep(tmp_path, "--no-summary").returncode == 0
+    summary_json = tmp_path / "results" / name(1) / "summary.json"
+    final_eval = json.loads(summary_json.read_text())["final_eval"]
+    summary_json.unlink()
+
+    result = sweep(tmp_path, "--no-summary")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 runs: 1 finished already (skipped), 0 to run" in result.stdout
+    assert ("└ summary.json unreadable (missing, beside the run's final checkpoint); not "
+            "re-run, nothing overwritten; its metrics CSV and final checkpoint are intact"
+            ) in result.stdout
+    assert not summary_json.exists()
+    rebuilt = sweep(tmp_path, "--rebuild-summaries")
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert json.loads(summary_json.read_text())["final_eval"] == final_eval
+    again = sweep(tmp_path, "--no-summary")
+    assert again.returncode == 0 and row_of(again.stdout, name(1), "skipped"), again.stdout
+
+
 def test_a_corrupt_summary_json_is_reported_never_rerun_and_can_be_rebuilt(tmp_path):
     write(tmp_path, tiny_config(num_steps=400))
     results = tmp_path / "results"

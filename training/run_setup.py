@@ -161,12 +161,16 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
 
 def check_resume(args: argparse.Namespace, paths: RunPaths,
                  parser: argparse.ArgumentParser) -> None:
-    """Never overwrite a finished run; on --resume, the saved settings must match the flags."""
-    if paths.final_checkpoint.exists() and not paths.summary_json.exists():
+    """Never overwrite a finished run; on --resume, the saved settings must match the flags.
+    A final checkpoint without summary.json is a finished run that lost its summary only when
+    no resume checkpoint is left (they are deleted after summary.json is written); beside
+    one, it is a run stopped while finishing, which resumes and writes both again."""
+    if (paths.final_checkpoint.exists() and not paths.summary_json.exists()
+            and not paths.resume_checkpoints):
         raise UsageError(f"{paths.final_checkpoint} holds this run's final weights but "
                          f"{paths.summary_json} is missing: the run finished and lost its "
-                         f"summary; rebuild it with run_sac.py --rebuild-summaries, or delete "
-                         f"both to train the run again")
+                         f"summary; rebuild it from the metrics CSV with run_sac.py "
+                         f"--rebuild-summaries, or delete both to train the run again")
     if not paths.results.exists():
         return
     if not args.resume:
