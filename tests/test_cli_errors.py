@@ -195,7 +195,7 @@ def test_parse_w2_weights_rejects(text, num_actors):
 
 
 def test_a_run_stopped_between_its_final_checkpoint_and_its_summary_resumes(tmp_path,
-                                                                            monkeypatch):
+                                                                            monkeypatch, capsys):
     """Stopped after writing _final.pt but before summary.json (its resume checkpoints still
     there): not a finished run that lost its summary, but one that resumes, finishes, and
     ends as the uninterrupted run does."""
@@ -217,6 +217,16 @@ def test_a_run_stopped_between_its_final_checkpoint_and_its_summary_resumes(tmp_
     assert len(list((tmp_path / "cut" / "checkpoints").rglob("*_final.pt"))) == 1
     assert list((tmp_path / "cut" / "checkpoints").rglob("*_latest.pt"))
     assert not list((tmp_path / "cut" / "results").rglob("summary.json"))
+    # the same run in another results folder, sharing the checkpoint folder, neither resumes
+    # from this one's checkpoint nor overwrites it
+    other = output_args(tmp_path / "other")
+    other[other.index("--checkpoint-dir") + 1] = str(tmp_path / "cut" / "checkpoints")
+    before = snapshot(tmp_path / "cut")
+    capsys.readouterr()
+    for resume in ([], ["--resume"]):
+        message = expect_usage_error(argv + other + resume, capsys)
+        assert "_latest.pt exists but" in message and "is another run's" in message
+    assert snapshot(tmp_path / "cut") == before and not (tmp_path / "other").exists()
     train_sac.main(argv + output_args(tmp_path / "cut") + ["--resume"])
     summaries = [json.loads(next((tmp_path / root / "results").rglob("summary.json")).read_text())
                  for root in ("whole", "cut")]

@@ -171,6 +171,14 @@ def check_resume(args: argparse.Namespace, paths: RunPaths,
                          f"{paths.summary_json} is missing: the run finished and lost its "
                          f"summary; rebuild it from the metrics CSV with run_sac.py "
                          f"--rebuild-summaries, or delete both to train the run again")
+    if paths.resume_checkpoints and not paths.config_json.exists():
+        # a run writes config.json before its first checkpoint: these are another run's (one
+        # with another --results-dir and this --checkpoint-dir), or this one's whose results
+        # were deleted; resuming would train on them, starting over would overwrite them
+        raise UsageError(f"{paths.resume_checkpoints[0]} exists but {paths.config_json} does "
+                         f"not: the checkpoint is another run's, or this run's results were "
+                         f"deleted; give this run its own --checkpoint-dir or --run-name, or "
+                         f"delete the checkpoint to start it over")
     if not paths.results.exists():
         return
     if not args.resume:
