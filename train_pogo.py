@@ -25,7 +25,8 @@ from training.run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_networ
                                 interruptible)
 from training.tracking import add_tracking_flags, check_tracking
 from utils import (OneLineErrorParser, UsageError, dataset_task, flag_fields,
-                   parse_w2_weights, positive_int, run_name, stream_seed, with_finite)
+                   parse_w2_weights, positive_int, run_name, seed_int, stream_seed,
+                   with_finite)
 
 PROGRAM = "train_pogo.py"
 with interruptible(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                       default=True, help="states (and evaluation observations) → (s − μ)/σ")
     data.add_argument("--normalize-rewards", action=argparse.BooleanOptionalAction,
                       default=False, help="r · 1000/(max − min episode return), CORL's rule")
-    data.add_argument("--seed", type=int, default=0, help="seed for everything random")
+    data.add_argument("--seed", type=seed_int, default=0, help="seed for everything random")
     data.add_argument("--num-steps", type=positive_int, default=1_000_000,
                       help="gradient steps to train for")
     agent = parser.add_argument_group("agent")

@@ -29,7 +29,7 @@ from training.run_setup import (NON_NEGATIVE, OPTIMIZER_RANGES, POSITIVE, RunPat
 from training.tracking import add_tracking_flags, check_tracking
 from utils import (OneLineErrorParser, UsageError, atomic_write, config_from_flags,
                    dataset_task, non_negative_int, parse_w2_weights, positive_int, run_name,
-                   stream_seed, with_finite)
+                   seed_int, stream_seed, with_finite)
 
 PROGRAM = "train_sac.py"
 with interruptible(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     env = parser.add_argument_group("environment and budget")
     env.add_argument("--env-name", default="Humanoid-v5", help="Gymnasium environment id")
-    env.add_argument("--seed", type=int, default=123456, help="seed for everything random")
+    env.add_argument("--seed", type=seed_int, default=123456, help="seed for everything random")
     env.add_argument("--num-steps", type=positive_int, default=1_000_000,
                      help="environment steps to train for")
     env.add_argument("--start-steps", type=non_negative_int, default=None,

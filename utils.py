@@ -147,6 +147,18 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+MAX_SEED = 2**63  # seeds lie in [0, MAX_SEED): numpy and Gymnasium take no negative seed,
+# torch's generators none above 2**64 − 1, and the streams add offsets (SEED_OFFSETS) to it
+
+
+def seed_int(text: str) -> int:
+    """argparse type of --seed: an integer in [0, 2**63)."""
+    value = int(text)
+    if not 0 <= value < MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**63), got {text}")
+    return value
+
+
 def parse_w2_weights(text: str, num_actors: int, actor0_zero: bool) -> list[float]:
     """Parse `--w2-weights`: a comma list with one finite, non-negative value per actor, or a
     single number w meaning [0.0, w, w, …] when actor 0's weight must be 0.0 (`actor0_zero`,

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from sweeps.script import DEFAULT_SCRIPT, Run, Script, is_number, load_script, resolve_runs
-from utils import UsageError, parse_w2_weights
+from utils import MAX_SEED, UsageError, parse_w2_weights
 
 SWEEP_KEYS = {"seeds", "w2_weights", "w2_weights_list"}  # allowed in common and in an entry
 W2_KEYS = ("w2_weights", "w2_weights_list")
@@ -166,10 +166,10 @@ def weight_settings(entry: dict[str, Any], where: str, num_actors: int | None, s
 
 
 def seeds_of(value: Any, where: str, problems: list[str]) -> list[int]:
-    """`seeds`: a non-empty list of distinct integers."""
-    if not non_empty_list_of(value, int):
-        problems.append(f"{where}: must be a non-empty list of integers such as [1, 2, 3] "
-                        f"(got {value!r})")
+    """`seeds`: a non-empty list of distinct integers in [0, 2**63) (utils.MAX_SEED)."""
+    if not non_empty_list_of(value, int) or not all(0 <= seed < MAX_SEED for seed in value):
+        problems.append(f"{where}: must be a non-empty list of integers in [0, 2**63) such as "
+                        f"[1, 2, 3] (got {value!r})")
         return []
     if len(set(value)) != len(value):
         problems.append(f"{where}: lists a seed twice ({value})")
@@ -340,11 +340,15 @@ def with_seed(settings: dict[str, Any], seed: int) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- the file
 def duplicate_keys(text: str, source: str) -> list[str]:
-    """yaml.safe_load keeps the last of two equal keys silently; find them in the node tree."""
+    """yaml.safe_load keeps the last of two equal keys silently; find them in the node tree
+    (each node once: an alias may point back into its own node, `a: &x [*x]`)."""
     problems = []
-    stack = [yaml.compose(text, Loader=yaml.SafeLoader)]
+    stack, visited = [yaml.compose(text, Loader=yaml.SafeLoader)], set()
     while stack:
         node = stack.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
         if isinstance(node, yaml.MappingNode):
             seen: set[str] = set()
             for key_node, value_node in node.value:

@@ -72,6 +72,8 @@ CASES = {
     "num_steps_not_int": (["--num-steps", "ten"], ["--num-steps", "ten"]),
     "num_steps_float": (["--num-steps", "1.5"], ["--num-steps", "1.5"]),
     "num_steps_zero": (["--num-steps", "0"], ["--num-steps"]),
+    "seed_negative": (["--seed=-4"], ["--seed", "[0, 2**63)"]),
+    "seed_too_large": ([f"--seed={2**63}"], ["--seed", "[0, 2**63)"]),
     "lr_infinite": (["--lr", "inf"], ["--lr", "positive"]),
     "gamma_above_one": (["--gamma", "1.5"], ["--gamma", "[0, 1]"]),
 }

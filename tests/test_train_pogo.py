@@ -206,6 +206,7 @@ def test_flag_choices_are_the_agents():
     (["--dataset", "missing.hdf5", "--env-name", "Hopper-v5"], "missing.hdf5"),
     (["--dataset", "nobody/hopper/medium-v0"], "minari download"),
     (["--dataset", "DATA", "--env-name", "HalfCheetah-v5"], "HalfCheetah-v5"),
+    (["--dataset", "DATA", "--env-name", "InvertedPendulum-v5", "--seed=-1"], "[0, 2**63)"),
     (["--dataset", "DATA", "--env-name", "InvertedPendulum-v5", "--num-samples", "9"],
      "num_samples"),
     (["--dataset", "DATA", "--env-name", "InvertedPendulum-v5", "--distance", "energy"],
