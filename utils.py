@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import glob
 import json
 import os
 import signal
@@ -269,20 +270,40 @@ def atomic_write(path: Path, write: Callable[[Path], Any], backup: Path | None =
     (after renaming the old `path` to `backup`, when given).
 
     A reader (or a resumed run) sees the old file or the new one, never half of one; with a
-    backup, a kill between the two renames leaves the backup and no `path`."""
+    backup, a kill between the two renames leaves the backup and no `path`. The file gets
+    the permissions of one opened normally (mkstemp's are owner-only: results shared on a
+    cluster would be unreadable to the group), the folder is synced after the rename (so
+    the rename survives a power loss), and temporary files a kill left beside `path` by an
+    earlier write are removed (one run writes a path at a time: the sweep's lock)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    prefix = f".{path.name}."
+    for stale in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        stale.unlink(missing_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         if backup is not None and path.exists():
             os.replace(path, backup)
         os.replace(tmp, path)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: set back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: Path, text: str) -> None:

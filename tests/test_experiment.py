@@ -1,14 +1,18 @@
 """training/experiment.py: a checkpoint written before the metric renames (POSAC's `lambda`,
 POGO's `distance`) resumes with today's names, so the resumed run's CSV has one column per
-metric. (The whole-run resume checks live in test_train_sac.py and test_train_pogo.py.)"""
+metric; and utils.atomic_write, which writes every checkpoint and results file. (The
+whole-run resume checks live in test_train_sac.py and test_train_pogo.py.)"""
 
 import argparse
+import os
+import stat
 
+import pytest
 import torch
 
 from training.experiment import Experiment
 from training.run_setup import RunPaths
-from utils import renamed_metric
+from utils import atomic_write, atomic_write_text, renamed_metric
 
 
 def test_old_metric_names_are_renamed_on_resume(tmp_path):
@@ -33,3 +37,29 @@ def test_renamed_metric_leaves_other_names_alone():
     assert [renamed_metric(name) for name in ("lambda_12", "distance", "lambda_x",
                                               "actor_loss_1", "q_scale_0")] == [
         "q_scale_12", "w2", "lambda_x", "actor_loss_1", "q_scale_0"]
+
+
+def test_atomic_write_replaces_whole_files_readable_as_the_umask_allows(tmp_path):
+    path = tmp_path / "run" / "summary.json"
+    stale = tmp_path / "run" / ".summary.json.abc123.tmp"  # left by a writer killed earlier
+    stale.parent.mkdir()
+    stale.write_text("half")
+    old_mask = os.umask(0o027)
+    try:
+        atomic_write_text(path, "first")
+    finally:
+        os.umask(old_mask)
+    assert path.read_text() == "first" and not stale.exists()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640  # 0o666 & ~0o027, not mkstemp's 0o600
+    backup = tmp_path / "run" / "summary.previous"
+    atomic_write(path, lambda tmp: tmp.write_text("second"), backup=backup)
+    assert (path.read_text(), backup.read_text()) == ("second", "first")
+
+    def fails(tmp):
+        tmp.write_text("partial")
+        raise RuntimeError("the writer died")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(path, fails)
+    assert path.read_text() == "second"  # the old file whole, and no temporary file left
+    assert sorted(p.name for p in path.parent.iterdir()) == ["summary.json", "summary.previous"]
