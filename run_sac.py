@@ -58,7 +58,7 @@ from sweeps.config import ConfigError, load_sweep
 from sweeps.launch import child_env, launch_local, launch_submitit, shell_line
 from sweeps.script import CorruptSummary, Run, Script, rebuild_summary
 from sweeps.view import ProgressView, RunStatus, check_summaries, status_table
-from utils import OneLineErrorParser, non_negative_int, positive_int, usage_error
+from utils import OneLineErrorParser, non_negative_int, positive_float, positive_int, usage_error
 
 
 def fail(message: str) -> NoReturn:
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--gpus-per-task", type=non_negative_int, default=0,
                          help="GPUs per run (needs cuda: true in the YAML)")
     cluster.add_argument("--cpus-per-task", type=positive_int, default=4, help="CPUs per run")
-    cluster.add_argument("--mem-gb", type=float, default=None,
+    cluster.add_argument("--mem-gb", type=positive_float, default=None,
                          help="memory per run (default: the cluster's)")
     cluster.add_argument("--max-requeues", type=non_negative_int, default=5,
                          help="times a job may be requeued after hitting --time")

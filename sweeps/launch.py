@@ -164,6 +164,10 @@ class RunTask:
 
 
 # --------------------------------------------------------------------------- outcomes
+# how a run the sweep stopped exits: the script's own exit on SIGINT, or killed by a signal
+STOPPED_EXIT_CODES = (130, -signal.SIGINT, -signal.SIGTERM, -signal.SIGKILL)
+
+
 def mark_interrupted(state: RunStatus) -> None:
     """A run stopped by the sweep: where it will resume from."""
     state.status = "interrupted"
@@ -266,7 +270,8 @@ def stop_local(running: list[Child], pending: list[RunStatus], stop: CaughtSigna
         time.sleep(0.1)
     for child in running:
         finish_state(child.state, child.process.returncode, child.log)
-        mark_interrupted(child.state)
+        if child.process.returncode in STOPPED_EXIT_CODES:  # (it may have finished or failed
+            mark_interrupted(child.state)                   # on its own meanwhile)
     for state in pending:
         state.status = "not started"
     view.refresh(force=True)

@@ -321,6 +321,15 @@ def test_cli_reports_every_problem_one_line_each_exit_2_and_writes_nothing(tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.yaml"]
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-1", "lots"])
+def test_a_memory_request_that_is_not_a_positive_number_is_one_line(value, tmp_path):
+    write(tmp_path, GOOD)
+    result = sweep(tmp_path, "--launcher", "submitit-local", f"--mem-gb={value}", "--dry-run")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "--mem-gb" in result.stderr
+    assert "must be a positive number" in result.stderr
+
+
 def test_each_launch_slot_keeps_one_gpu_round_robin():
     # the pool as the issue asks: gpus[slot % len(gpus)], so no GPU serves more than
     # ceil(jobs / len(gpus)) runs at once (the least-loaded pool it replaces is gone)
@@ -614,6 +623,39 @@ def test_tiny_sweep_end_to_end_kill_resume_then_skip(tmp_path):
     assert third.returncode == 0, third.stderr
     assert "2 runs: 2 finished already (skipped), 0 to run" in third.stdout
     assert row_of(third.stdout, name(2), r"skipped\s+800/800"), third.stdout
+
+
+def test_stopping_the_sweep_marks_only_the_runs_it_stopped_interrupted(tmp_path):
+    """Runs that finished or failed on their own while the sweep was stopping keep that
+    status; only the one the stop ended is `interrupted` (with where it resumes from)."""
+    def child(seed: int, code: str, finished: bool) -> sweep_launch.Child:
+        folder = tmp_path / f"run{seed}"
+        folder.mkdir()
+        if finished:
+            (folder / "summary.json").write_text("{}")
+        run = sweep_script.Run(task=ENV, w2_weights=(0.0,), seed=seed, settings={},
+                               summary_json=folder / "summary.json",
+                               latest_checkpoint=folder / "latest.pt",
+                               previous_checkpoint=folder / "previous.pt",
+                               final_checkpoint=folder / "final.pt", log=folder / "log")
+        process = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+        state = sweep_view.RunStatus(run=run, status="running", started=time.time())
+        return sweep_launch.Child(state, process, open(run.log, "w"))
+
+    running = [child(1, "pass", finished=True),
+               child(2, "raise SystemExit(1)", finished=False),
+               child(3, "import time; time.sleep(60)", finished=False)]
+    time.sleep(1.0)  # the first two have ended on their own by now
+
+    class View:
+        def refresh(self, force: bool = False) -> None:
+            pass
+
+    stop = sweep_launch.CaughtSignals(signal.SIGINT)
+    stop.signum, stop.count = signal.SIGINT, 1
+    sweep_launch.stop_local(running, [], stop, View(), grace=5.0)
+    assert [c.state.status for c in running] == ["finished", "failed", "interrupted"]
+    assert running[2].state.message == "no checkpoint yet: starts over"
 
 
 def test_ctrl_c_stops_children_and_leaves_them_resumable(tmp_path):
