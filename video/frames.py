@@ -1,6 +1,7 @@
-"""Frames for the evaluation videos (video/recording.py): fitting a rendered frame to the video size,
-the labels drawn on the chain video's tiles (actor, return, DONE) in a built-in bitmap font,
-and the greyed frame a finished actor holds. Pure numpy, no rendering, no files."""
+"""Frames for the evaluation videos (video/recording.py): fitting a rendered frame to the
+video size, the labels drawn on the chain video's tiles (actor, return, DONE) in a built-in
+bitmap font, and the greyed frame a finished actor holds. Pure numpy, no rendering, no
+files."""
 
 from __future__ import annotations
 
