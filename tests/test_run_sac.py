@@ -534,7 +534,7 @@ def test_error_lines_of_any_script_are_recognised():
 
 
 # --------------------------------------------------------------------------- dry run
-def test_dry_run_prints_every_command_and_where_it_writes(tmp_path):
+def test_dry_run_prints_every_command_and_where_it_writes(tmp_path, monkeypatch):
     config = tiny_config(envs={ENV: {"w2_weights_list": [[0.0, 0.0], [0.0, 0.1]]}})
     write(tmp_path, config)
     results = tmp_path / "results"
@@ -545,6 +545,13 @@ def test_dry_run_prints_every_command_and_where_it_writes(tmp_path):
     checkpoint = tmp_path / "checkpoints" / ENV / f"{name(2)}_latest.pt"  # ... and a killed one
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_bytes(b"")
+    monkeypatch.chdir(tmp_path)  # (its config.json, as the run wrote it at its start)
+    runs, _ = sweep_config.load_sweep(Path("sweep.yaml"), thorough=False)
+    killed = next(run for run in runs if run.file_name == name(2))
+    args = train_sac.build_parser().parse_args(killed.argv)
+    train_sac.validate_args(args)
+    (results / name(2)).mkdir()
+    (results / name(2) / "config.json").write_text(json.dumps(run_setup.settings_of(args)))
     before = sorted(str(p) for p in tmp_path.rglob("*"))
     result = sweep(tmp_path, "--dry-run", "--jobs", "2")
     assert result.returncode == 0, result.stderr
