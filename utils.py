@@ -160,8 +160,9 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-MAX_SEED = 2**63  # seeds lie in [0, MAX_SEED): numpy and Gymnasium take no negative seed,
-# torch's generators none above 2**64 − 1, and the streams add offsets (SEED_OFFSETS) to it
+# Seeds lie in [0, MAX_SEED): numpy and Gymnasium take no negative seed, torch's generators
+# none above 2**64 − 1, and the streams add offsets (SEED_OFFSETS) to it.
+MAX_SEED = 2**63
 
 
 def seed_int(text: str) -> int:

@@ -270,8 +270,9 @@ def stop_local(running: list[Child], pending: list[RunStatus], stop: CaughtSigna
         time.sleep(0.1)
     for child in running:
         finish_state(child.state, child.process.returncode, child.log)
-        if child.process.returncode in STOPPED_EXIT_CODES:  # (it may have finished or failed
-            mark_interrupted(child.state)                   # on its own meanwhile)
+        # a run may also have finished or failed on its own during the grace period
+        if child.process.returncode in STOPPED_EXIT_CODES:
+            mark_interrupted(child.state)
     for state in pending:
         state.status = "not started"
     view.refresh(force=True)
