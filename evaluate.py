@@ -33,7 +33,7 @@ from typing import Any
 
 from training.run_setup import add_threads_flag, check_cuda, interruptible, use_threads
 from utils import (OneLineErrorParser, UsageError, atomic_write_json, atomic_write_text,
-                   non_negative_int, positive_int, usage_error)
+                   positive_int, seed_int, usage_error)
 
 PROGRAM = "evaluate.py"
 with interruptible(PROGRAM):
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated actor indices, e.g. 0,2 (default: all)")
     parser.add_argument("--episodes", type=positive_int, default=10,
                         help="episodes per actor and mode")
-    parser.add_argument("--seed", type=non_negative_int, default=None,
+    parser.add_argument("--seed", type=seed_int, default=None,
                         help="evaluation seed (default: the run's, as its own evaluations)")
     parser.add_argument("--env-name", default=None,
                         help="another Gymnasium id with the same spaces (e.g. a v4 → v5 "

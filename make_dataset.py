@@ -44,7 +44,7 @@ from offline.sources import (RANDOM, Episode, Plan, behaviour_spread, checkpoint
                              random_plan, replay_plan, uniform_actions)
 from training.evaluation import SPREAD_DEFINITION
 from training.run_setup import add_threads_flag, use_threads
-from utils import (OneLineErrorParser, UsageError, code_version, non_negative_int, positive_int,
+from utils import (OneLineErrorParser, UsageError, code_version, positive_int, seed_int,
                    usage_error)
 
 PROGRAM = "make_dataset.py"
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollout = parser.add_argument_group("rollouts (--policy)")
     rollout.add_argument("--num-steps", type=positive_int, default=None,
                          help="environment steps to collect (required with --policy)")
-    rollout.add_argument("--seed", type=non_negative_int, default=None,
+    rollout.add_argument("--seed", type=seed_int, default=None,
                          help="seed of the episode resets, random actions and ε (default 0)")
     rollout.add_argument("--actor", type=int, default=None,
                          help="index of the checkpoint's actor in the chain (default 0)")

@@ -216,12 +216,12 @@ def energy_score(x: torch.Tensor, point: torch.Tensor, beta: float = 1.0) -> tor
     distance between π0(·|s) and the data's conditional distribution; its gradient is
     bounded, K·∂ES_1/∂x_k = u(x_k − a) − mean_{l≠k} u(x_k − x_l) with u(v) = v/‖v‖ (a unit
     pull towards a, at most a unit push from the other samples), so its pull does not grow
-    with the distance. At β = 2 it is
-    ‖E X − a‖² exactly (proper, not strictly: only the mean is scored), a pull on the mean
-    that grows with the distance and no force on the spread. Units: distance^β. A small
-    constant inside each norm (β < 2) keeps its gradient finite where two points coincide;
-    the pair term runs over the K(K−1)/2 distinct pairs only, so no zero self-distance
-    enters it as (0 + ε)^{β/2} (a bias that grows as β falls: 8% at β = 0.1)."""
+    with the distance. At β = 2 it is ‖E X − a‖² exactly (proper, not strictly: only the
+    mean is scored), a pull on the mean that grows with the distance and no force on the
+    spread. Units: distance^β. A small constant inside each norm (β < 2) keeps its gradient
+    finite where two points coincide; the pair term runs over the K(K−1)/2 distinct pairs
+    only, so no zero self-distance enters it as (0 + ε)^{β/2} (a bias that grows as β
+    falls: 8% at β = 0.1)."""
     if not 0.0 < beta <= 2.0:
         raise ValueError(f"energy_score needs 0 < beta ≤ 2, got {beta}")
     k = x.shape[-2]
