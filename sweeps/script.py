@@ -154,12 +154,12 @@ class Run:
     summary_json: Path = Path()
     metrics_csv: Path = Path()
     latest_checkpoint: Path = Path()
-    previous_checkpoint: Path = Path()
     final_checkpoint: Path = Path()
     log: Path = Path()
     num_steps: int = 0
     cuda: bool = False
     peak_bytes: int = 0  # the script's estimate of its peak memory (thorough checks only)
+    paths: RunPaths | None = None  # the script's layout of the run's files, once placed
 
     @property
     def num_actors(self) -> int:
@@ -173,13 +173,8 @@ class Run:
 
     @property
     def lost_summary(self) -> bool:
-        """The final checkpoint is there, summary.json and the resume checkpoints are not:
-        the script deletes those only after writing summary.json, so the run finished. (A
-        final checkpoint beside a resume checkpoint is a run stopped while finishing: it is
-        not finished, and resumes.)"""
-        return (self.final_checkpoint.is_file() and not self.summary_json.exists()
-                and not self.latest_checkpoint.exists()
-                and not self.previous_checkpoint.exists())
+        """A finished run whose summary.json was lost since (RunPaths.lost_summary)."""
+        return self.paths is not None and self.paths.lost_summary
 
     def read_summary(self) -> dict[str, Any]:
         """summary.json, checked for what the sweep reads: `steps`, `wall_time_s`, and
@@ -327,7 +322,7 @@ def place(run: Run, paths: RunPaths, args: argparse.Namespace) -> None:
     run.file_name, run.results = paths.file_name, paths.results
     run.summary_json, run.metrics_csv = paths.summary_json, paths.metrics_csv
     run.latest_checkpoint, run.final_checkpoint = paths.latest_checkpoint, paths.final_checkpoint
-    run.previous_checkpoint = paths.previous_checkpoint
+    run.paths = paths
     run.log = Path(args.results_dir) / "logs" / f"{paths.file_name}.log"
     run.num_steps, run.cuda = args.num_steps, args.cuda
 

@@ -643,7 +643,6 @@ def test_stopping_the_sweep_marks_only_the_runs_it_stopped_interrupted(tmp_path)
         run = sweep_script.Run(task=ENV, w2_weights=(0.0,), seed=seed, settings={},
                                summary_json=folder / "summary.json",
                                latest_checkpoint=folder / "latest.pt",
-                               previous_checkpoint=folder / "previous.pt",
                                final_checkpoint=folder / "final.pt", log=folder / "log")
         process = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
         state = sweep_view.RunStatus(run=run, status="running", started=time.time())

@@ -148,6 +148,15 @@ class RunPaths:
                 if path.exists()]
 
     @property
+    def lost_summary(self) -> bool:
+        """The final checkpoint without summary.json and without a resume checkpoint: a
+        finished run (its resume checkpoints are deleted only after summary.json is
+        written) whose summary.json was lost since. A final checkpoint beside a resume
+        checkpoint is a run stopped while finishing, which resumes and writes both again."""
+        return (self.final_checkpoint.is_file() and not self.summary_json.exists()
+                and not self.resume_checkpoints)
+
+    @property
     def replay_checkpoint(self) -> Path:
         return self.final_checkpoint.with_name(f"{self.file_name}_replay.pt")
 
@@ -161,12 +170,9 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
 
 def check_resume(args: argparse.Namespace, paths: RunPaths,
                  parser: argparse.ArgumentParser) -> None:
-    """Never overwrite a finished run; on --resume, the saved settings must match the flags.
-    A final checkpoint without summary.json is a finished run that lost its summary only when
-    no resume checkpoint is left (they are deleted after summary.json is written); beside
-    one, it is a run stopped while finishing, which resumes and writes both again."""
-    if (paths.final_checkpoint.exists() and not paths.summary_json.exists()
-            and not paths.resume_checkpoints):
+    """Never overwrite a finished run (nor one that lost its summary: RunPaths.lost_summary);
+    on --resume, the saved settings must match the flags."""
+    if paths.lost_summary:
         raise UsageError(f"{paths.final_checkpoint} holds this run's final weights but "
                          f"{paths.summary_json} is missing: the run finished and lost its "
                          f"summary; rebuild it from the metrics CSV with run_sac.py "
