@@ -109,7 +109,8 @@ from reports.curves import (budget_cell, ci_cell, file_safe, mean_and_ci, range_
                             seed_bands, seeds_cell, weights_label, window_average, with_ci)
 from reports.figures import curve_figure, weight_figure
 from reports.offline_runs import (BASELINE, GroupKey, Groups, OfflineRun, find_runs,
-                                  load_groups, method_order, score_column, spread_column)
+                                  load_groups, method_order, runs_on, score_column,
+                                  spread_column)
 from utils import (OneLineErrorParser, UsageError, format_duration, positive_int,
                    usage_error)
 
@@ -455,18 +456,6 @@ def write_report(groups: Groups, behaviour: dict[str, tuple[float | None, str]],
     print(text, aggregate_text, sep="\n\n")
     print("wrote " + ", ".join(str(path) for path in written))
     return written
-
-
-def runs_on(runs: list[OfflineRun], datasets: list[str] | None) -> list[OfflineRun]:
-    """The runs on `datasets` (all runs for None); a named dataset without a run is an
-    error, so that a typo does not drop a dataset from the table unnoticed."""
-    if datasets is None:
-        return runs
-    missing = sorted(set(datasets) - {run.dataset for run in runs})
-    if missing:
-        raise UsageError(f"--datasets: no train_pogo.py run on {', '.join(missing)}; the runs "
-                         f"are on {', '.join(sorted({run.dataset for run in runs}))}")
-    return [run for run in runs if run.dataset in datasets]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -129,6 +129,18 @@ def find_runs(results_dir: Path) -> list[OfflineRun]:
     return runs
 
 
+def runs_on(runs: list[OfflineRun], datasets: list[str] | None) -> list[OfflineRun]:
+    """The runs on `datasets` (all runs for None); a named dataset without a run is an
+    error, so that a typo does not drop a dataset from the table unnoticed."""
+    if datasets is None:
+        return runs
+    missing = sorted(set(datasets) - {run.dataset for run in runs})
+    if missing:
+        raise UsageError(f"--datasets: no train_pogo.py run on {', '.join(missing)}; the runs "
+                         f"are on {', '.join(sorted({run.dataset for run in runs}))}")
+    return [run for run in runs if run.dataset in datasets]
+
+
 def method_order(key: GroupKey) -> tuple[Any, ...]:
     """The baseline first, then by method, weights, settings (the defaults first), budget."""
     return (key.method != BASELINE, key.method, key.weights,
