@@ -189,8 +189,9 @@ def assert_agent_matches(agent, expected: Expected, metrics=None):
     assert torch.allclose(agent.log_alpha.detach(), expected.log_alpha, atol=1e-6)
     if expected.alpha_grad is not None:
         torch.testing.assert_close(agent.log_alpha.grad, expected.alpha_grad)
-    for name, value in (metrics and expected.metrics or {}).items():
-        torch.testing.assert_close(metrics[name], value, atol=1e-5, rtol=1e-4, msg=name)
+    if metrics is not None:
+        for name, value in expected.metrics.items():
+            torch.testing.assert_close(metrics[name], value, atol=1e-5, rtol=1e-4, msg=name)
 
 
 @pytest.mark.parametrize("automatic_entropy_tuning", [False, True])
