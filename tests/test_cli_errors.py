@@ -196,15 +196,11 @@ def test_parse_w2_weights_rejects(text, num_actors):
         parse_w2_weights(text, num_actors, actor0_zero=True)
 
 
-def test_a_run_stopped_between_its_final_checkpoint_and_its_summary_resumes(tmp_path,
-                                                                            monkeypatch, capsys):
-    """Stopped after writing _final.pt but before summary.json (its resume checkpoints still
-    there): not a finished run that lost its summary, but one that resumes, finishes, and
-    ends as the uninterrupted run does."""
+def stop_before_the_summary(argv: list[str], monkeypatch) -> None:
+    """Run train_sac.main(argv) and stop it after its final checkpoint, before summary.json
+    (its config.json and resume checkpoints stay)."""
     import training.experiment
 
-    argv = TINY_RUN + ["--checkpoint-freq", "20"]
-    train_sac.main(argv + output_args(tmp_path / "whole"))
     write_json = training.experiment.atomic_write_json
 
     def stop_at_the_summary(path, value):
@@ -215,7 +211,17 @@ def test_a_run_stopped_between_its_final_checkpoint_and_its_summary_resumes(tmp_
     with monkeypatch.context() as patch:
         patch.setattr(training.experiment, "atomic_write_json", stop_at_the_summary)
         with pytest.raises(RuntimeError, match="stopped between"):
-            train_sac.main(argv + output_args(tmp_path / "cut"))
+            train_sac.main(argv)
+
+
+def test_a_run_stopped_between_its_final_checkpoint_and_its_summary_resumes(tmp_path,
+                                                                            monkeypatch, capsys):
+    """Stopped after writing _final.pt but before summary.json (its resume checkpoints still
+    there): not a finished run that lost its summary, but one that resumes, finishes, and
+    ends as the uninterrupted run does."""
+    argv = TINY_RUN + ["--checkpoint-freq", "20"]
+    train_sac.main(argv + output_args(tmp_path / "whole"))
+    stop_before_the_summary(argv + output_args(tmp_path / "cut"), monkeypatch)
     assert len(list((tmp_path / "cut" / "checkpoints").rglob("*_final.pt"))) == 1
     assert list((tmp_path / "cut" / "checkpoints").rglob("*_latest.pt"))
     assert not list((tmp_path / "cut" / "results").rglob("summary.json"))
@@ -254,3 +260,27 @@ def test_a_lost_summary_or_config_is_one_line_and_nothing_is_overwritten(tmp_pat
     (results / "config.json").write_text('{"lr": ')
     message = expect_usage_error(TINY_RUN + output_args(tmp_path) + ["--resume"], capsys)
     assert f"cannot read {results / 'config.json'}" in message and "delete" in message
+
+
+def test_resume_refuses_a_checkpoint_another_run_of_the_same_name_wrote(tmp_path, monkeypatch,
+                                                                         capsys):
+    """Two runs of one name (they differ in --lr, which the name leaves out) that wrote one
+    checkpoint file: the run whose config.json sits beside it must not resume from the
+    other's state. The settings stored in the checkpoint name the difference; nothing is
+    written."""
+    argv = TINY_RUN + ["--checkpoint-freq", "20"]
+    this, other = argv + output_args(tmp_path / "this"), argv + output_args(tmp_path / "other")
+    stop_before_the_summary(this, monkeypatch)
+    stop_before_the_summary(other + ["--lr", "0.001"], monkeypatch)
+    [latest] = (tmp_path / "this" / "checkpoints").rglob("*_latest.pt")
+    [previous] = (tmp_path / "this" / "checkpoints").rglob("*_previous.pt")
+    for mine in (latest, previous):
+        [theirs] = (tmp_path / "other" / "checkpoints").rglob(mine.name)
+        mine.write_bytes(theirs.read_bytes())
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    message = expect_usage_error(this + ["--resume"], capsys)
+    assert str(latest) in message and "other settings" in message
+    assert "lr (saved 0.001, now 0.0003)" in message
+    assert "results_dir" in message and "--resume" not in message.split("other settings")[1]
+    assert snapshot(tmp_path) == before

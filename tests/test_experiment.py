@@ -33,6 +33,23 @@ def test_old_metric_names_are_renamed_on_resume(tmp_path):
     assert row["q_scale_1"] == 0.25 and experiment.state.total_steps == 10
 
 
+def test_a_checkpoint_resumes_only_under_its_own_settings(tmp_path, capsys):
+    """Settings a resumed run may change (threads), and settings only one side has (a flag
+    added since; the old checkpoint above has none), are not compared; any other is."""
+    args = argparse.Namespace(resume=True, results_dir=str(tmp_path / "results"),
+                              log_dir=str(tmp_path / "runs"), run_name=None,
+                              checkpoint_dir=str(tmp_path / "checkpoints"), lr=3e-4, threads=1)
+    experiment = Experiment("train_sac.py", args, RunPaths.of(args, "RUN", group="task"), 1)
+    saved = {**vars(args), "threads": 2, "gone_flag": 1}
+    experiment.check_settings({"settings": saved}, tmp_path / "RUN_latest.pt")
+    args.new_flag = True
+    experiment.check_settings({"settings": saved}, tmp_path / "RUN_latest.pt")
+    with pytest.raises(SystemExit) as stopped:
+        experiment.check_settings({"settings": {**saved, "lr": 1e-3}}, tmp_path / "RUN_latest.pt")
+    assert stopped.value.code == 2
+    assert "lr (saved 0.001, now 0.0003)" in capsys.readouterr().err
+
+
 def test_renamed_metric_leaves_other_names_alone():
     assert [renamed_metric(name) for name in ("lambda_12", "distance", "lambda_x",
                                               "actor_loss_1", "q_scale_0")] == [

@@ -24,7 +24,7 @@ from typing import Any, Callable, NoReturn
 import numpy as np
 
 from training.evaluation import evaluation_table
-from training.run_setup import RunPaths, settings_of
+from training.run_setup import RunPaths, settings_conflicts, settings_of
 from training.tracking import Tracker
 from utils import (CaughtSignals, atomic_write, atomic_write_json, atomic_write_text,
                    format_duration, renamed_metric, usage_error)
@@ -193,7 +193,7 @@ class Experiment:
             self.diverged(bad, "in the state to checkpoint")
         self.state.last_checkpoint_step = self.state.total_steps
         run = {**asdict(self.state), "elapsed_before": self.elapsed()}
-        checkpoint = {"run": run, **parts}
+        checkpoint = {"run": run, "settings": settings_of(self.args), **parts}
         atomic_write(self.paths.latest_checkpoint, lambda tmp: torch.save(checkpoint, tmp),
                      backup=self.paths.previous_checkpoint)
 
@@ -206,6 +206,7 @@ class Experiment:
             try:
                 # on the CPU: generator states must stay CPU tensors; modules copy to their device
                 checkpoint = torch_load(path)
+                self.check_settings(checkpoint, path)
                 restore(checkpoint)
                 run = checkpoint["run"]
                 history = [{renamed_metric(key): value for key, value in row.items()}
@@ -222,6 +223,22 @@ class Experiment:
             return
         usage_error(self.program, f"{'; '.join(problems)}; delete the checkpoint file(s) to "
                                   f"start this run over, or restore a good copy")
+
+    def check_settings(self, checkpoint: dict[str, Any], path: Path) -> None:
+        """Exit 2 unless the checkpoint was written with these settings: one beside this
+        run's config.json can still be another run's of the same name (two runs started at
+        once with one --checkpoint-dir write one file), and resuming would train on it.
+        A setting one side lacks (a flag added since, or a checkpoint from before settings
+        were stored) is not compared."""
+        saved, current = checkpoint.get("settings", {}), settings_of(self.args)
+        shared = saved.keys() & current.keys()
+        conflicts = settings_conflicts({key: saved[key] for key in shared},
+                                       {key: current[key] for key in shared})
+        if conflicts:
+            usage_error(self.program, f"{path} was written by a run with other settings: "
+                                      f"{'; '.join(conflicts)}; another run of this name "
+                                      f"wrote it to this --checkpoint-dir: delete it to start "
+                                      f"this run over, or resume that run with its flags")
 
     def diverged(self, quantities: dict[str, Any] | str, where: str = "") -> NoReturn:
         """Stop the run (exit status 1) with one line naming the step and what went

@@ -168,6 +168,15 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     return {key: value for key, value in sorted(vars(args).items())}
 
 
+def settings_conflicts(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Each setting that differs between a saved run and these flags, as "key (saved …, now
+    …)", leaving out those a resumed run may change."""
+    return [f"{key} (saved {saved.get(key)!r}, now {current.get(key)!r})"
+            for key in sorted(set(saved) | set(current))
+            if key not in SETTINGS_ALLOWED_TO_CHANGE_ON_RESUME
+            and saved.get(key) != current.get(key)]
+
+
 def check_resume(args: argparse.Namespace, paths: RunPaths,
                  parser: argparse.ArgumentParser) -> None:
     """Never overwrite a finished run (nor one that lost its summary: RunPaths.lost_summary);
@@ -199,11 +208,7 @@ def check_resume(args: argparse.Namespace, paths: RunPaths,
             raise UsageError(f"cannot read {paths.config_json} ({error}), which --resume "
                              f"compares the settings with; restore it, or delete "
                              f"{paths.results} to train the run again") from None
-        current = settings_of(args)
-        conflicts = [f"{key} (saved {saved.get(key)!r}, now {current.get(key)!r})"
-                     for key in sorted(set(saved) | set(current))
-                     if key not in SETTINGS_ALLOWED_TO_CHANGE_ON_RESUME
-                     and saved.get(key) != current.get(key)]
+        conflicts = settings_conflicts(saved, settings_of(args))
         if conflicts:
             raise UsageError(f"--resume with settings that differ from the saved run in "
                              f"{paths.config_json}: {'; '.join(conflicts)}")
