@@ -339,7 +339,7 @@ class SACTrainer(Trainer):
         self.update_step, self.act = self.device_steps(args.cuda_graphs)
         # random actions and training episodes' reset seeds
         self.rng = np.random.default_rng(stream_seed(args.seed, "environment"))
-        self.episodes = 0
+        self.episodes, self.last_return = 0, float("nan")  # nan: no episode finished yet
 
     def device_steps(self, cuda_graphs: bool) -> tuple[Any, Any]:
         """The loop's device work as calls without arguments: one update on a fresh
@@ -371,7 +371,8 @@ class SACTrainer(Trainer):
 
     def checkpoint_parts(self) -> dict[str, Any]:
         parts = {"agent": self.agent.state_dict(), "memory": self.memory.state_dict(),
-                 "loop": {"episodes": self.episodes, "rng": self.rng.bit_generator.state}}
+                 "loop": {"episodes": self.episodes, "last_return": self.last_return,
+                          "rng": self.rng.bit_generator.state}}
         if self.offline is not None:
             parts["offline_data"] = self.offline.state_dict()
         return parts
@@ -380,6 +381,7 @@ class SACTrainer(Trainer):
         self.agent.load_state_dict(checkpoint["agent"])
         self.memory.load_state_dict(checkpoint["memory"])
         self.episodes = checkpoint["loop"]["episodes"]
+        self.last_return = checkpoint["loop"].get("last_return", float("nan"))  # older: none
         self.rng.bit_generator.state = checkpoint["loop"]["rng"]
         if self.offline is not None:
             self.offline.load_state_dict(checkpoint["offline_data"])
@@ -405,7 +407,7 @@ class SACTrainer(Trainer):
         if not np.isfinite(next_obs).all():
             self.experiment.diverged({"observation": next_obs.tolist()}, "from the environment")
 
-    def run_episode(self, last_return: float) -> tuple[float, bool]:
+    def run_episode(self) -> tuple[float, bool]:
         """Play one training episode (or until the step budget runs out), updating as it goes.
         Returns the episode's return and whether it ended by termination or truncation."""
         args, state, memory = self.args, self.state, self.memory
@@ -425,21 +427,21 @@ class SACTrainer(Trainer):
             if len(memory) >= args.batch_size and state.total_steps >= args.update_after:
                 for _ in range(args.updates_per_step):
                     self.update()
-            self.log_if_due(lambda: f"episode {self.episodes} | last return {last_return:.1f}")
+            self.log_if_due(lambda: f"episode {self.episodes} | last return "
+                                    f"{self.last_return:.1f}")
         return episode_return, done
 
     def train(self) -> None:
-        last_return = float("nan")
         if not self.state.history:
             # the starting actors, before any step, so that every learning curve (and its
             # area) starts at step 0; with --init-from this is the switch
             self.evaluate()
         while self.state.total_steps < self.args.num_steps:
-            episode_return, completed = self.run_episode(last_return)
+            episode_return, completed = self.run_episode()
             if not completed:
                 break
             self.episodes += 1
-            last_return = episode_return
+            self.last_return = episode_return
             self.experiment.add_scalar("train/episode_return", episode_return,
                                        self.state.total_steps)
             if self.episodes % self.args.eval_freq == 0:

@@ -38,11 +38,12 @@ import sys, time, argparse, torch
 sys.path.insert(0, {repo!r})
 from training.experiment import Experiment
 from training.run_setup import RunPaths
-args = argparse.Namespace(resume=False, num_steps=1, log_dir={root!r} + "/runs")
+args = argparse.Namespace(resume=False, num_steps=1, log_dir={root!r} + "/runs", track=False)
 paths = RunPaths.of(argparse.Namespace(run_name=None, results_dir={root!r} + "/results",
                     checkpoint_dir={root!r} + "/checkpoints", log_dir={root!r} + "/runs"),
                     "writer", "group")
 experiment = Experiment("writer", args, paths, 1)
+experiment.open_writer()
 memory = torch.randn(10_000_000)  # 40 MB, like a replay memory
 print("ready", flush=True)
 step = 0

@@ -51,6 +51,17 @@ def kill_at_first_checkpoint(command: list[str], cwd: Path, checkpoint: Path) ->
     assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
 
 
+def tensorboard_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of a run's TensorBoard folder as TensorBoard shows it, per tag, as (step,
+    value) pairs: with the events a resumed session purged left out."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(log_dir))
+    events.Reload()
+    return {tag: [(event.step, event.value) for event in events.Scalars(tag)]
+            for tag in events.Tags()["scalars"]}
+
+
 def output_flags(root: Path) -> list[str]:
     """A training script's output flags, every folder under `root`."""
     return ["--results-dir", str(root / "results"), "--log-dir", str(root / "runs"),

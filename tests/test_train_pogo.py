@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO_ROOT as REPO_ROOT_TEXT
-from conftest import kill_at_first_checkpoint, output_flags, random_pendulum_hdf5
+from conftest import (kill_at_first_checkpoint, output_flags, random_pendulum_hdf5,
+                      tensorboard_scalars)
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train_pogo
@@ -121,6 +122,8 @@ def test_kill_9_and_resume_equals_the_uninterrupted_run(finished, hdf5_dataset, 
                             text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0 and "Resuming" in result.stdout, result.stderr
     assert rows_of(tmp_path) == rows_of(finished[0])
+    assert tensorboard_scalars(tmp_path / "runs" / RUN) == \
+           tensorboard_scalars(finished[0] / "runs" / RUN)
     for i in range(2):
         name = f"{RUN}_actor_{i}.npy"
         assert (tmp_path / "results" / RUN / name).read_bytes() == \
@@ -244,3 +247,32 @@ def test_help_imports_no_torch():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT,
                    capture_output=True)
     assert torch.__version__  # the suite itself has torch
+
+
+def test_a_run_stopped_after_its_last_checkpoint_resumes_to_the_uninterrupted_outputs(
+        hdf5_dataset, tmp_path, monkeypatch):
+    """--num-steps is a checkpoint step but not an evaluation step: the final evaluation
+    comes before that checkpoint, so a run stopped after it (here as it writes summary.json)
+    resumes to the uninterrupted run's metrics (the update's losses in the last row
+    included) and TensorBoard scalars."""
+    import training.experiment
+
+    flags = ["--dataset", str(hdf5_dataset), *TINY, "--eval-freq", "200"]
+    train_pogo.main(flags + output_flags(tmp_path / "whole"))
+    write_json = training.experiment.atomic_write_json
+
+    def stop_at_the_summary(path, value):
+        if path.name == "summary.json":
+            raise RuntimeError("stopped after the last checkpoint")
+        write_json(path, value)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(training.experiment, "atomic_write_json", stop_at_the_summary)
+        with pytest.raises(RuntimeError, match="stopped after"):
+            train_pogo.main(flags + output_flags(tmp_path / "cut"))
+    train_pogo.main(flags + output_flags(tmp_path / "cut") + ["--resume"])
+    rows = rows_of(tmp_path / "cut")
+    assert [int(row["step"]) for row in rows] == [200, 300] and rows[-1]["critic_loss"]
+    assert rows == rows_of(tmp_path / "whole")
+    assert tensorboard_scalars(tmp_path / "cut" / "runs" / RUN) == \
+           tensorboard_scalars(tmp_path / "whole" / "runs" / RUN)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO_ROOT as REPO_ROOT_TEXT
-from conftest import kill_at_first_checkpoint, output_flags
+from conftest import kill_at_first_checkpoint, output_flags, tensorboard_scalars
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train_sac
@@ -53,8 +53,11 @@ def without_wall_time(rows):
 
 
 def assert_same_results(root: Path, expected_root: Path) -> None:
-    """Identical metrics CSV (every column but wall time) and .npy files, bit for bit."""
+    """Identical metrics CSV (every column but wall time), .npy files and TensorBoard
+    scalars, bit for bit."""
     assert without_wall_time(metrics_rows(root)) == without_wall_time(metrics_rows(expected_root))
+    assert tensorboard_scalars(root / "runs" / FILE_NAME) == \
+           tensorboard_scalars(expected_root / "runs" / FILE_NAME)
     for i in range(2):
         name = f"{FILE_NAME}_actor_{i}.npy"
         assert (root / "results" / FILE_NAME / name).read_bytes() == \
@@ -139,6 +142,38 @@ def test_sigkill_and_resume_matches_uninterrupted_run(finished_run, tmp_path):
     result = run_training(tmp_path, "--resume")
     assert "Resuming" in result.stdout
     assert_same_results(tmp_path, finished_run[0])
+    resumed, whole = progress_details(result.stdout), progress_details(finished_run[1].stdout)
+    assert resumed and resumed.items() <= whole.items()  # e.g. "last return" carried over
+
+
+def progress_details(stdout: str) -> dict[int, str]:
+    """Each progress line's fields but its rate and ETA, by step."""
+    return {int(line.split()[1].split("/")[0]): " | ".join(line.split(" | ")[:-2])
+            for line in stdout.splitlines() if line.startswith("step ")}
+
+
+def test_a_resumed_run_still_reports_the_episode_return_before_its_checkpoint(tmp_path):
+    """Pendulum's episodes last 200 steps: the resumed session's progress line at step 250
+    comes before any episode of its own has ended, and must still show episode 1's return."""
+    flags = ["--env-name", "Pendulum-v1", "--seed", "0", "--num-steps", "1000",
+             "--start-steps", "1000", "--batch-size", "16", "--hidden-size", "8",
+             "--eval-episodes", "1", "--eval-freq", "1000", "--log-freq", "50",
+             "--checkpoint-freq", "200"]
+
+    def command(root: Path, *extra: str) -> list[str]:
+        return [sys.executable, str(REPO_ROOT / "train_sac.py"), *flags, *output_flags(root),
+                *extra]
+
+    whole = subprocess.run(command(tmp_path / "whole"), capture_output=True, text=True,
+                           timeout=300, cwd=tmp_path)
+    checkpoint = (tmp_path / "cut" / "checkpoints" / "Pendulum-v1"
+                  / "POSAC_Pendulum-v1_s0_w0.0_latest.pt")
+    kill_at_first_checkpoint(command(tmp_path / "cut"), tmp_path, checkpoint)
+    resumed = subprocess.run(command(tmp_path / "cut", "--resume"), capture_output=True,
+                             text=True, timeout=300, cwd=tmp_path)
+    lines = progress_details(resumed.stdout)
+    assert "Resuming" in resumed.stdout and "episode 1 | last return -" in lines[250]
+    assert lines.items() <= progress_details(whole.stdout).items()
 
 
 def kill_after_two_checkpoints(root: Path, *extra: str) -> tuple[Path, Path]:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import REPO_ROOT as REPO_ROOT_TEXT
-from conftest import kill_at_first_checkpoint, output_flags, random_pendulum_hdf5
+from conftest import (kill_at_first_checkpoint, output_flags, random_pendulum_hdf5,
+                      tensorboard_scalars)
 
 import train_sac
 
@@ -185,6 +186,8 @@ def test_kill_and_resume_gives_the_uninterrupted_run(phase, offline, online, dat
     result = run(command("--resume"), tmp_path)
     assert result.returncode == 0 and "Resuming" in result.stdout, result.stderr
     assert rows_of(tmp_path, name) == rows_of(reference, name)
+    assert tensorboard_scalars(tmp_path / "runs" / name) == \
+           tensorboard_scalars(reference / "runs" / name)
 
 
 def test_init_from_builds_the_environment_with_the_runs_settings(offline, dataset, tmp_path,

@@ -151,12 +151,13 @@ class Experiment:
         self.tracker: Tracker | None = None
 
     def open_writer(self) -> None:
-        """TensorBoard, from the current step on (events logged past it by an interrupted
-        session are purged), and with --track the run's W&B run (training/tracking.py)."""
+        """TensorBoard, with the events an interrupted session logged after its checkpoint's
+        step purged (those at that step came before the checkpoint, which flushed them:
+        Trainer.checkpoint_if_due), and with --track the run's W&B run (training/tracking.py)."""
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(str(self.paths.tensorboard),
-                                    purge_step=self.state.total_steps)
+                                    purge_step=self.state.total_steps + 1)
         if self.args.track:
             self.tracker = Tracker.open(self.args, self.paths, self.program)
 
@@ -191,6 +192,7 @@ class Experiment:
         bad = first_non_finite(parts)
         if bad is not None:
             self.diverged(bad, "in the state to checkpoint")
+        self.flush()  # what is logged up to this step stays when a resume purges the rest
         self.state.last_checkpoint_step = self.state.total_steps
         run = {**asdict(self.state), "elapsed_before": self.elapsed()}
         checkpoint = {"run": run, "settings": settings_of(self.args), **parts}

@@ -183,7 +183,14 @@ class Trainer(abc.ABC):
             self.evaluate()
 
     def checkpoint_if_due(self) -> None:
+        """Every --checkpoint-freq steps. At the last step the final evaluation comes first,
+        so that a resumed run logs nothing at or before its checkpoint's step (TensorBoard
+        keeps those events, training/experiment.py open_writer) and its next evaluation
+        follows an update (the latest update's metrics, which an evaluation row holds, are
+        not checkpointed)."""
         if self.state.total_steps - self.state.last_checkpoint_step >= self.args.checkpoint_freq:
+            if self.state.total_steps >= self.args.num_steps:
+                self.final_evaluation()
             self.save_checkpoint()
 
     def save_checkpoint(self) -> None:
