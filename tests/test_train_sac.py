@@ -242,16 +242,20 @@ def test_ctrl_c_during_start_up_exits_130_with_one_line(tmp_path, delay):
     assert err.startswith("train_sac.py: interrupted")
 
 
-def test_ctrl_c_exits_130_and_names_the_checkpoint_to_resume_from(tmp_path):
+@pytest.mark.parametrize("signum, exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_signal_exits_128_plus_it_and_names_the_checkpoint_to_resume_from(
+        tmp_path, signum, exit_code):
+    """Ctrl-C, or the SIGTERM a scheduler (Slurm) sends before it kills a job: the run stops
+    at its next safe point, closes its writers and names the checkpoint."""
     checkpoint = tmp_path / "checkpoints" / "InvertedPendulum-v5" / f"{FILE_NAME}_latest.pt"
     process = subprocess.Popen(train_command(tmp_path), cwd=tmp_path,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.01)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     err = process.communicate(timeout=60)[1]
-    assert process.returncode == 130, err
+    assert process.returncode == exit_code, err
     last = err.strip().splitlines()[-1]
     assert last.startswith("train_sac.py: interrupted at step") and str(checkpoint) in last
 

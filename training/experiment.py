@@ -41,23 +41,32 @@ LINE_PATTERNS = {
 
 
 # --------------------------------------------------------------------------- stopping
+class Stopped(KeyboardInterrupt):
+    """A stop request (SIGINT, or SIGTERM as a scheduler sends before it kills a job),
+    honoured where it is safe; the process then exits 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.exit_code = 128 + signum
+
+
 class StopRequest(CaughtSignals):
-    """While entered, SIGINT only sets a flag that the loops honour at their next safe point
-    (`check`, between environment steps or updates). A KeyboardInterrupt raised at an
-    arbitrary point can land inside a library that holds a lock (TensorBoard's writer), and
-    the exit then deadlocks on that lock. A second SIGINT interrupts at once."""
+    """While entered, SIGINT and SIGTERM only set a flag that the loops honour at their next
+    safe point (`check`, between environment steps or updates). A KeyboardInterrupt raised
+    at an arbitrary point can land inside a library that holds a lock (TensorBoard's
+    writer), and the exit then deadlocks on that lock. A second signal stops at once."""
 
     def __init__(self) -> None:
-        super().__init__(signal.SIGINT)
+        super().__init__(signal.SIGINT, signal.SIGTERM)
 
     def handle(self, signum: int, frame: Any) -> None:
         super().handle(signum, frame)
         if self.count > 1:
-            raise KeyboardInterrupt
+            raise Stopped(self.signum)
 
     def check(self) -> None:
         if self.count:
-            raise KeyboardInterrupt
+            raise Stopped(self.signum)
 
 
 # --------------------------------------------------------------------------- outputs
@@ -151,10 +160,14 @@ class Experiment:
         self.tracker: Tracker | None = None
 
     def open_writer(self) -> None:
-        """TensorBoard, with the events an interrupted session logged after its checkpoint's
-        step purged (those at that step came before the checkpoint, which flushed them:
-        Trainer.checkpoint_if_due), and with --track the run's W&B run (training/tracking.py)."""
+        """The settings (config.json, first: TensorBoard events without it are another run's,
+        run_setup.check_resume), TensorBoard, with the events an interrupted session logged
+        after its checkpoint's step purged (those at that step came before the checkpoint,
+        which flushed them: Trainer.checkpoint_if_due), and with --track the run's W&B run
+        (training/tracking.py)."""
         from torch.utils.tensorboard import SummaryWriter
+
+        atomic_write_json(self.paths.config_json, settings_of(self.args))
 
         self.writer = SummaryWriter(str(self.paths.tensorboard),
                                     purge_step=self.state.total_steps + 1)
@@ -305,25 +318,25 @@ class Experiment:
 
     # -- start and end
     def run(self, train: Callable[[], None], device: Any) -> None:
-        """Save the settings, announce the start, and train with SIGINT handled: the run
-        stops at its next safe point and exits 130 naming the checkpoint to resume from."""
-        atomic_write_json(self.paths.config_json, settings_of(self.args))
+        """Announce the start, and train with SIGINT and SIGTERM handled: the run stops at
+        its next safe point and exits 130 (143 for SIGTERM) naming the checkpoint to resume
+        from."""
         print(("Resuming" if self.resumed else "Starting") + f" {self.paths.file_name} at step "
               f"{self.state.total_steps} on {device}", flush=True)
         try:
             with self.stop:
                 train()
-        except KeyboardInterrupt:
-            self.interrupted()
+        except KeyboardInterrupt as stop:  # Stopped, or a KeyboardInterrupt outside `stop`
+            self.interrupted(getattr(stop, "exit_code", 130))
 
-    def interrupted(self) -> NoReturn:
-        self.close_writers(exit_code=130)
+    def interrupted(self, exit_code: int) -> NoReturn:
+        self.close_writers(exit_code=exit_code)
         saved = self.paths.latest_checkpoint
         where = (f"--resume continues from {saved}" if saved.exists()
                  else "no checkpoint yet: --resume starts over")
         print(f"{self.program}: interrupted at step {self.state.total_steps}; {where}",
               file=sys.stderr)
-        raise SystemExit(130)
+        raise SystemExit(exit_code)
 
     def finish(self, final_parts: dict[str, Any], summary: dict[str, Any], counts: str) -> None:
         """Final networks, summary marker, and a one-screen report of where everything went.

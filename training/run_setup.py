@@ -225,8 +225,9 @@ def check_ranges(args: argparse.Namespace,
 
 class interruptible(contextlib.ContextDecorator):
     """Around a script's imports and as its main's decorator: a SIGINT outside the training
-    loop (start-up: imports, environments, loading a checkpoint; or the final writes) is
-    reported as one line and exit status 130, like one inside it."""
+    loop (start-up: imports, environments, loading a checkpoint; or the final writes), or a
+    SIGTERM held through the start-up, is reported as one line and exit status 130 (143),
+    like one inside it."""
 
     def __init__(self, program: str) -> None:
         self.program = program
@@ -235,11 +236,11 @@ class interruptible(contextlib.ContextDecorator):
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
-        if exc_type is KeyboardInterrupt:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
             print(f"{self.program}: interrupted outside training (start-up or final writes); "
                   f"run the same command again, with --resume if the run had started",
                   file=sys.stderr)
-            raise SystemExit(130) from None
+            raise SystemExit(getattr(exc, "exit_code", 130)) from None
 
 
 def finished_already(paths: RunPaths) -> bool:

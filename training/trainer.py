@@ -254,12 +254,12 @@ class OfflineTrainer(Trainer):
 def train_to_end(parse_and_check: Callable[[Any], tuple[Any, RunPaths, Task]], argv: Any,
                  make_trainer: Callable[[Any, RunPaths, Task], Trainer]) -> None:
     """A training script's main: its checks, then nothing for a finished run; else build
-    the script's Trainer, train with SIGINT handled, and finish.
+    the script's Trainer, train with SIGINT and SIGTERM handled, and finish.
 
-    During start-up a first SIGINT is held until the start-up is done (then it exits 130
-    like one during training): raised inside a third-party import, a KeyboardInterrupt can
-    surface as a misleading ImportError ("MuJoCo is not installed"). A second one
-    interrupts at once."""
+    During start-up a first SIGINT or SIGTERM is held until the start-up is done (then it
+    exits 130 or 143 like one during training): raised inside a third-party import, a
+    KeyboardInterrupt can surface as a misleading ImportError ("MuJoCo is not installed").
+    A second one interrupts at once."""
     with StopRequest() as start_up:
         args, paths, task = parse_and_check(argv)
         trainer = None if finished_already(paths) else make_trainer(args, paths, task)
