@@ -185,6 +185,17 @@ def load_checked(dataset: str, env_name: str | None) -> tuple[Any, Any]:
     return data, env
 
 
+def check_reward_scale(args: argparse.Namespace, data: Any) -> None:
+    """With --normalize-rewards, the dataset must have a reward scale (UsageError if not)."""
+    from offline.data import DatasetError
+
+    if args.normalize_rewards:
+        try:
+            data.reward_scale()
+        except DatasetError as error:
+            raise UsageError(f"--normalize-rewards: {error}") from None
+
+
 def agent_config(args: argparse.Namespace, action_dim: int) -> Any:
     """POGOConfig from the flags by field name (UsageError for a combination it refuses);
     with --td3-bc, TD3+BC's, whose BC weight is --w2-weights' w."""
@@ -205,6 +216,7 @@ def preflight(args: argparse.Namespace) -> int:
     settings; UsageError if not), and the run's peak resident memory in bytes: the
     dataset on the host and on the device, plus the process."""
     data, env = load_checked(args.dataset, args.env_name)
+    check_reward_scale(args, data)
     agent_config(args, data.action_dim)
     floats = 2 * data.obs_dim + data.action_dim + 2
     return 2 * len(data) * 4 * floats + MEMORY_OVERHEAD_BYTES
@@ -214,6 +226,7 @@ def open_task(args: argparse.Namespace) -> Task:
     """The dataset and the environment it is evaluated on, checked against each other and
     against the agent's settings (UsageError)."""
     data, env = load_checked(args.dataset, args.env_name)
+    check_reward_scale(args, data)
     warning = agent_config(args, data.action_dim).cost_warning()
     if warning is not None:
         print(f"{PROGRAM}: warning: {warning}", file=sys.stderr, flush=True)
@@ -290,7 +303,7 @@ class POGOTrainer(OfflineTrainer):
 
 @interruptible(PROGRAM)
 def main(argv: list[str] | None = None) -> None:
-    train_to_end(parse_and_check, argv, POGOTrainer)
+    train_to_end(PROGRAM, parse_and_check, argv, POGOTrainer)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,8 @@ from training.run_setup import (NON_NEGATIVE, OPTIMIZER_RANGES, POSITIVE, RunPat
                                 check_ranges, interruptible)
 from training.tracking import add_tracking_flags, check_tracking
 from utils import (OneLineErrorParser, UsageError, atomic_write, config_from_flags,
-                   dataset_task, non_negative_int, parse_w2_weights, positive_int, run_name,
-                   seed_int, stream_seed, with_finite)
+                   dataset_task, flag_fields, non_negative_int, parse_w2_weights, positive_int,
+                   run_name, seed_int, stream_seed, with_finite)
 
 PROGRAM = "train_sac.py"
 with interruptible(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--behavior-actor", type=int, default=0,
                        help="index of the actor that collects data")
     add_network_flags(agent)
-    agent.add_argument("--alpha", type=float, default=0.2, help="(initial) temperature α")
+    agent.add_argument("--alpha", type=float, default=None,
+                       help="(initial) temperature α (default 0.2; with --init-from, the "
+                            "run's α, which a given --alpha replaces)")
     agent.add_argument("--automatic-entropy-tuning", action=argparse.BooleanOptionalAction,
                        default=False, help="learn α towards entropy −dim(A) using actor 0")
     agent.add_argument("--q-normalize", action=argparse.BooleanOptionalAction, default=True,
@@ -169,6 +171,8 @@ def check_offline_flags(args: argparse.Namespace) -> None:
         args.eval_freq = 10 if args.dataset is None else 5000
     if args.start_steps is None:
         args.start_steps = 10_000 if args.init_from is None else 0
+    if args.alpha is None and args.init_from is None:
+        args.alpha = 0.2  # with --init-from, None: the run's α (SACTrainer.build)
 
 
 def validate_args(args: argparse.Namespace) -> None:
@@ -201,9 +205,9 @@ def run_paths(args: argparse.Namespace) -> RunPaths:
         name = run_name("POSAC", task, args.seed, args.w2_weights) + f"_data{args.data_weight:g}"
         return RunPaths.of(args, name, group=task.replace("/", "-"))
     name = run_name("POSAC", args.env_name, args.seed, args.w2_weights)
-    if args.init_from is not None:
-        checkpoint, _ = resolve_run(Path(args.init_from))
-        name += "_from-" + checkpoint.name.removesuffix("_final.pt").removeprefix("POSAC_")
+    if args.init_from is not None:  # results/{file_name} or {file_name}_final.pt
+        init_name = Path(args.init_from).name.removesuffix("_final.pt")
+        name += "_from-" + init_name.removeprefix("POSAC_")
     if args.offline_data is not None:
         task = dataset_task(args.offline_data).replace("/", "-")
         name += f"_mix{args.offline_ratio:g}-{task}"
@@ -260,6 +264,11 @@ def check_init(checkpoint: dict[str, Any], args: argparse.Namespace) -> None:
         if trained != asked:
             raise UsageError(f"{source} has {flag} {trained}, this run {asked}; give "
                              f"{flag} {trained}")
+
+
+def run_alpha(checkpoint: dict[str, Any]) -> float:
+    """The α a final checkpoint's agent ended with."""
+    return math.exp(float(checkpoint["agent"]["log_alpha"]))
 
 
 def open_task(args: argparse.Namespace) -> Task:
@@ -325,10 +334,15 @@ class SACTrainer(Trainer):
         obs_dim = self.env.observation_space.shape[0]
         low = torch.as_tensor(self.env.action_space.low, dtype=torch.float32)
         high = torch.as_tensor(self.env.action_space.high, dtype=torch.float32)
-        self.agent = POSAC(obs_dim, low, high, config_from_flags(SACConfig, args),
-                           seed=args.seed, device=self.device)
+        fields = flag_fields(SACConfig, args)
+        if args.alpha is None:  # --init-from without --alpha: α continues from the run's
+            fields["alpha"] = run_alpha(task.init)
+        self.agent = POSAC(obs_dim, low, high, SACConfig(**fields), seed=args.seed,
+                           device=self.device)
         if task.init is not None:  # resuming replaces it with the run's own checkpoint
             self.agent.load_trained(task.init["agent"])
+            if args.alpha is not None:  # a given --alpha restarts α there
+                self.agent.log_alpha.data.fill_(math.log(args.alpha))
         self.memory = ReplayMemory(args.replay_size, obs_dim, low.numel(),
                                    seed=stream_seed(args.seed, "data"), device=self.device)
         self.offline = None if task.data is None else raw_sampler(
@@ -536,7 +550,7 @@ def trainer_for(args: argparse.Namespace, paths: RunPaths, task: Task) -> Traine
 
 @interruptible(PROGRAM)
 def main(argv: list[str] | None = None) -> None:
-    train_to_end(parse_and_check, argv, trainer_for)
+    train_to_end(PROGRAM, parse_and_check, argv, trainer_for)
 
 
 if __name__ == "__main__":

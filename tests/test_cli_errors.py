@@ -4,6 +4,8 @@ problem, and nothing written. Also utils.parse_w2_weights on good input."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,6 +51,8 @@ BASE = ["--env-name", "InvertedPendulum-v5", "--num-steps", "50", "--replay-size
 
 CASES = {
     # name: (extra argv, words the message must contain)
+    "run_name_path": (["--run-name", "a/b"], ["--run-name", "'a/b'"]),
+    "run_name_dot": (["--run-name", "."], ["--run-name", "'.'"]),
     "unknown_env": (["--env-name", "HalfCheetah-v9"],
                     ["unknown environment", "HalfCheetah-v9", "HalfCheetah-v5"]),
     "w2_malformed": (["--num-actors", "2", "--w2-weights", "0.0,abc"],
@@ -143,9 +147,67 @@ def test_rerun_without_resume_names_existing_results(finished_run, capsys):
     capsys.readouterr()
     before = snapshot(root)
     message = expect_usage_error(TINY_RUN + output_args(root), capsys)
-    assert str(results) in message
-    assert "--resume" in message
+    assert f"already finished ({results / 'summary.json'})" in message
+    assert "--run-name" in message
     assert snapshot(root) == before
+
+
+@pytest.mark.parametrize("shared", ["--log-dir", "--checkpoint-dir"])
+def test_a_run_of_the_same_name_never_writes_into_another_runs_folders(finished_run, tmp_path,
+                                                                       shared, capsys):
+    """Another --results-dir, but the finished run's TensorBoard or checkpoint folder:
+    neither its events nor its final checkpoint may be mixed with or replaced by the new
+    run's. (Its resume checkpoints: test_a_run_stopped_between_….)"""
+    root, _ = finished_run
+    argv = TINY_RUN + output_args(tmp_path)
+    argv[argv.index(shared) + 1] = str(root / {"--log-dir": "runs",
+                                                "--checkpoint-dir": "checkpoints"}[shared])
+    capsys.readouterr()
+    before = snapshot(root)
+    message = expect_usage_error(argv, capsys)
+    assert ("holds TensorBoard events but" if shared == "--log-dir"
+            else "_final.pt exists but") in message
+    assert "another run's" in message and shared in message
+    assert snapshot(root) == before and list(tmp_path.iterdir()) == []
+
+
+def test_a_run_another_process_holds_is_refused(tmp_path, capsys):
+    """Two processes of one run name that share only a checkpoint folder, started together:
+    the second finds the first's lock there before it writes anything of its own."""
+    folder = tmp_path / "checkpoints" / "InvertedPendulum-v5"
+    folder.mkdir(parents=True)
+    lock = folder / ".POSAC_InvertedPendulum-v5_s3_w0.0.lock"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lock)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        message = expect_usage_error(TINY_RUN + output_args(tmp_path), capsys)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert f"another process is running POSAC_InvertedPendulum-v5_s3_w0.0 (it holds {lock})" \
+        in message
+    assert not (tmp_path / "results" / "POSAC_InvertedPendulum-v5_s3_w0.0").exists()
+    assert not (tmp_path / "runs" / "POSAC_InvertedPendulum-v5_s3_w0.0").exists()
+
+
+HOLD_LOCK = """
+import fcntl, sys, time
+handle = open(sys.argv[1], "a")
+fcntl.flock(handle, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    argv = TINY_RUN + output_args(tmp_path)
+    argv[argv.index("--checkpoint-dir") + 1] = str(tmp_path / "afile")
+    message = expect_usage_error(argv, capsys)
+    assert f"--checkpoint-dir: cannot write in {tmp_path / 'afile' / 'InvertedPendulum-v5'}" \
+        in message
+    assert not list((tmp_path / "results").glob("*/config.json"))
 
 
 def test_resume_finished_run_with_same_settings_is_a_no_op(finished_run, capsys):
@@ -248,7 +310,7 @@ def test_a_lost_summary_or_config_is_one_line_and_nothing_is_overwritten(tmp_pat
     """A finished run whose summary.json is gone is not trained again over its results, and
     an unreadable config.json is named, not a traceback."""
     train_sac.main(TINY_RUN + output_args(tmp_path))
-    results = next((tmp_path / "results").iterdir())
+    results = next(p for p in (tmp_path / "results").iterdir() if p.is_dir())
     (results / "summary.json").unlink()
     capsys.readouterr()
     before = snapshot(tmp_path)
@@ -284,3 +346,12 @@ def test_resume_refuses_a_checkpoint_another_run_of_the_same_name_wrote(tmp_path
     assert "lr (saved 0.001, now 0.0003)" in message
     assert "results_dir" in message and "--resume" not in message.split("other settings")[1]
     assert snapshot(tmp_path) == before
+
+
+def test_a_run_too_large_for_memory_is_one_line_before_anything_is_written(tmp_path, capsys):
+    """A replay memory of 10¹¹ transitions (1.2 TB): torch cannot allocate it."""
+    message = expect_usage_error(BASE + output_args(tmp_path) + ["--replay-size", str(10**11)],
+                                 capsys)
+    assert "does not fit in memory" in message and "--replay-size" in message
+    assert not list((tmp_path / "results").glob("*/config.json"))
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("events*"))

@@ -276,3 +276,39 @@ def test_a_run_stopped_after_its_last_checkpoint_resumes_to_the_uninterrupted_ou
     assert rows == rows_of(tmp_path / "whole")
     assert tensorboard_scalars(tmp_path / "cut" / "runs" / RUN) == \
            tensorboard_scalars(tmp_path / "whole" / "runs" / RUN)
+
+
+def test_a_dataset_changed_since_the_checkpoint_is_named_not_called_unreadable(tmp_path):
+    """The checkpoint loads, but its sampler drew from another dataset under this path: one
+    line that says so, exit 2, and no fallback to the previous checkpoint (it would not fit
+    either) or advice that only deleting helps."""
+    dataset = random_pendulum_hdf5(tmp_path / "invertedpendulum_random.hdf5", 2000)
+    checkpoint = tmp_path / "checkpoints" / "invertedpendulum_random" / f"{RUN}_latest.pt"
+    kill_at_first_checkpoint(command(dataset, tmp_path), tmp_path, checkpoint)
+    random_pendulum_hdf5(dataset, 3000)
+    result = subprocess.run(command(dataset, tmp_path, "--resume"), capture_output=True,
+                            text=True, timeout=300, cwd=tmp_path)
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr and "unreadable" not in result.stderr
+    assert f"{checkpoint} does not fit this run" in errors[0]
+    assert "2000" in errors[0] and "3000" in errors[0]
+
+
+def test_reward_normalisation_without_complete_episodes_is_one_line_before_any_work(
+        tmp_path, capsys):
+    """CORL's reward scale needs complete episodes with different returns: data that never
+    end an episode have none, which start-up says (exit 2), not a traceback at the build."""
+    import h5py
+
+    dataset = random_pendulum_hdf5(tmp_path / "endless.hdf5", 500)
+    with h5py.File(dataset, "r+") as file:
+        for key in ("terminals", "timeouts"):
+            file[key][...] = False
+    with pytest.raises(SystemExit) as stopped:
+        train_pogo.main(["--dataset", str(dataset), *TINY, "--normalize-rewards",
+                         *output_flags(tmp_path / "out")])
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert stopped.value.code == 2 and len(errors) == 1
+    assert "--normalize-rewards" in errors[0] and "found 0 episodes" in errors[0]
+    assert not (tmp_path / "out").exists()

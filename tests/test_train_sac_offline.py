@@ -117,6 +117,19 @@ def test_the_online_run_starts_where_the_offline_run_ended(offline, online):
     assert summary["init_from"]["final_checkpoint"].endswith(f"{OFFLINE_RUN}_final.pt")
 
 
+def test_a_finished_online_run_is_left_alone_after_its_offline_run_moved(offline, online,
+                                                                        dataset, capsys):
+    """Its name comes from --init-from's name alone, and a finished run reads nothing else:
+    the same command after the offline run was moved away reports it finished."""
+    run, moved = offline / "results" / OFFLINE_RUN, offline / "moved"
+    run.rename(moved)
+    try:
+        train_sac.main([*online_flags(offline, dataset), *output_flags(online), "--resume"])
+    finally:
+        moved.rename(run)
+    assert f"{ONLINE_RUN} already finished" in capsys.readouterr().out
+
+
 def build_online(offline: Path, dataset: Path, root: Path) -> train_sac.SACTrainer:
     args, paths, task = train_sac.parse_and_check([*online_flags(offline, dataset),
                                                    *output_flags(root)])
@@ -146,9 +159,13 @@ def test_init_from_loads_every_network_and_alpha_and_collects_from_step_0(offlin
     assert {group["lr"] for optimizer in (lr_trainer.agent.critic_optimizer,
                                           *lr_trainer.agent.actor_optimizers)
             for group in optimizer.param_groups} == {0.001}  # the offline run's was 3e-4
-    # α from the offline run (fixed there at 0.05), tuned from there on (its flag's 0.2 unused)
+    # α from the offline run (fixed there at 0.05), tuned from there on, and recorded so
     assert agent.log_alpha.item() == trained["log_alpha"].item() == pytest.approx(math.log(0.05))
     assert agent.log_alpha.requires_grad
+    assert trainer.args.alpha is None and agent.config.alpha == pytest.approx(0.05)
+    alpha_trainer = train_sac.SACTrainer(*train_sac.parse_and_check(
+        [*online_flags(offline, dataset), "--alpha", "0.3", *output_flags(tmp_path / "a")]))
+    assert alpha_trainer.agent.log_alpha.item() == pytest.approx(math.log(0.3))  # given: restart
     assert trainer.args.start_steps == 0  # the pretrained behaviour actor collects at once
     assert agent.config.data_weight == 0.0  # online, actor 0 is plain SAC again
 
@@ -218,7 +235,7 @@ def pogo_run(dataset, tmp_path_factory) -> Path:
                "--batch-size", "32", *output_flags(root)]
     result = run(command, root)
     assert result.returncode == 0, result.stderr
-    return next((root / "results").iterdir())
+    return next(p for p in (root / "results").iterdir() if p.is_dir())
 
 
 @pytest.mark.parametrize("extra, message", [

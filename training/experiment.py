@@ -127,6 +127,12 @@ def first_non_finite(state: Any, name: str = "") -> str | None:
     return None
 
 
+def first_line(error: Exception) -> str:
+    """An exception as "Type: its first line" (at most 120 characters of it)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:120] if lines else ''}"
+
+
 def progress_line(step: int, total: int, details: str, rate: float) -> str:
     remaining = (total - step) / max(rate, 1e-9)
     return (f"step {step}/{total} ({100.0 * step / total:.1f}%) | {details} "
@@ -215,23 +221,31 @@ class Experiment:
     def load_checkpoint(self, restore: Callable[[dict[str, Any]], None]) -> None:
         """Restore the counters and history, and `restore(checkpoint)` the script's parts,
         from the newest checkpoint that loads; an unreadable one is named and skipped.
-        With none left: one line naming the files and the fix, and exit status 2."""
+        With none left: one line naming the files and the fix, and exit status 2. One that
+        loads but does not fit this run (written under other settings, or its data have
+        changed since: `restore` raises) is one line and exit status 2 too: the one before
+        it would not fit either."""
         problems = []
         for path in self.paths.resume_checkpoints:
             try:
                 # on the CPU: generator states must stay CPU tensors; modules copy to their device
                 checkpoint = torch_load(path)
-                self.check_settings(checkpoint, path)
-                restore(checkpoint)
                 run = checkpoint["run"]
                 history = [{renamed_metric(key): value for key, value in row.items()}
                            for row in run["history"]]
-                self.state = RunState(**{**run, "history": history})
+                state = RunState(**{**run, "history": history})
             except Exception as error:  # truncated, corrupt, or from another version
-                reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-                problems.append(f"{path} is unreadable ({type(error).__name__}: {reason[:120]})")
+                problems.append(f"{path} is unreadable ({first_line(error)})")
                 print(f"{self.program}: warning: {problems[-1]}", file=sys.stderr, flush=True)
                 continue
+            self.check_settings(checkpoint, path)
+            try:
+                restore(checkpoint)
+            except Exception as error:
+                usage_error(self.program, f"{path} does not fit this run ({first_line(error)}); "
+                                          f"to start this run over instead, delete the "
+                                          f"checkpoint file(s)")
+            self.state = state
             if problems:
                 print(f"{self.program}: warning: resuming from {path} instead, at step "
                       f"{self.state.total_steps}", file=sys.stderr, flush=True)

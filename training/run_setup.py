@@ -12,6 +12,8 @@ Outputs of a run (file_name from the script's prefix, task, seed and weights unl
     {checkpoint_dir}/{group}/{file_name}_previous.pt     the one before it (fallback; removed too)
     {checkpoint_dir}/{group}/{file_name}_final.pt        the self-contained final checkpoint
     {checkpoint_dir}/{group}/{file_name}_replay.pt       collected data (train_sac.py --save-replay)
+    .{file_name}.lock in {results_dir}, {log_dir} and {checkpoint_dir}/{group}: held while the
+                                                         run trains (RunPaths.owned)
 
 A training script the sweep can launch is a module with `build_parser()`, `validate_args(args)`
 (raises UsageError), `run_paths(args) -> RunPaths`, `preflight(args) -> int` (the checks that
@@ -33,7 +35,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from utils import UsageError, positive_int, usage_error
 
@@ -102,13 +104,23 @@ def add_output_flags(parser: argparse.ArgumentParser, step_unit: str) -> None:
     output.add_argument("--results-dir", default="results", help="metrics, returns, config")
     output.add_argument("--log-dir", default="runs", help="TensorBoard root")
     output.add_argument("--checkpoint-dir", default="checkpoints", help="checkpoint root")
-    output.add_argument("--run-name", default=None, help="overrides the derived file_name")
+    output.add_argument("--run-name", type=run_name_text, default=None,
+                        help="overrides the derived file_name")
     output.add_argument("--log-freq", type=positive_int, default=5000,
                         help=f"{step_unit} between TensorBoard scalars and progress lines")
     output.add_argument("--checkpoint-freq", type=positive_int, default=50_000,
                         help=f"{step_unit} between resume checkpoints")
     output.add_argument("--resume", action="store_true",
                         help="continue this run from its latest checkpoint (start it if none)")
+
+
+def run_name_text(text: str) -> str:
+    """argparse type of --run-name: one visible file name (it names the run's folders and
+    files, and .{name}.lock beside them)."""
+    if not text or text.startswith(".") or "/" in text or "\0" in text:
+        raise argparse.ArgumentTypeError(f"must be a file name without '/' that does not start "
+                                         f"with '.', got {text!r}")
+    return text
 
 
 # --------------------------------------------------------------------------- paths and resume
@@ -153,8 +165,37 @@ class RunPaths:
         finished run (its resume checkpoints are deleted only after summary.json is
         written) whose summary.json was lost since. A final checkpoint beside a resume
         checkpoint is a run stopped while finishing, which resumes and writes both again."""
-        return (self.final_checkpoint.is_file() and not self.summary_json.exists()
-                and not self.resume_checkpoints)
+        return (self.final_checkpoint.is_file() and self.config_json.exists()
+                and not self.summary_json.exists() and not self.resume_checkpoints)
+
+    @contextlib.contextmanager
+    def owned(self) -> Iterator[None]:
+        """Hold an exclusive lock (flock) in each of the run's three output folders while
+        the run trains: two processes of one name clash in any folder they share (results,
+        TensorBoard or checkpoints), and a check that no output exists yet cannot exclude
+        one that starts a moment later. The OS releases the locks when the process ends,
+        even by SIGKILL. UsageError if a folder cannot be written or another process holds
+        a lock (a process that started this run after it was checked still holds them)."""
+        import fcntl
+
+        with contextlib.ExitStack() as held:
+            for flag, folder in (("--results-dir", self.results.parent),
+                                 ("--log-dir", self.tensorboard.parent),
+                                 ("--checkpoint-dir", self.latest_checkpoint.parent)):
+                lock = folder / f".{self.file_name}.lock"
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    handle = held.enter_context(open(lock, "a"))
+                except OSError as error:
+                    raise UsageError(f"{flag}: cannot write in {folder} ({error.strerror}); "
+                                     f"give a folder this user can write") from None
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise UsageError(f"another process is running {self.file_name} (it holds "
+                                     f"{lock}); wait for it to end, or give this run its own "
+                                     f"--run-name") from None
+            yield
 
     @property
     def replay_checkpoint(self) -> Path:
@@ -181,21 +222,22 @@ def check_resume(args: argparse.Namespace, paths: RunPaths,
                  parser: argparse.ArgumentParser) -> None:
     """Never overwrite a finished run (nor one that lost its summary: RunPaths.lost_summary);
     on --resume, the saved settings must match the flags."""
+    if not paths.config_json.exists():
+        # a run writes config.json before its first checkpoint and before TensorBoard opens:
+        # without it, these outputs are another run's (one of this name with another
+        # --results-dir), or this one's whose results were deleted; resuming would train on
+        # them, starting over would overwrite them
+        check_no_foreign_outputs(paths)
     if paths.lost_summary:
         raise UsageError(f"{paths.final_checkpoint} holds this run's final weights but "
                          f"{paths.summary_json} is missing: the run finished and lost its "
                          f"summary; rebuild it from the metrics CSV with run_sac.py "
                          f"--rebuild-summaries, or delete both to train the run again")
-    if paths.resume_checkpoints and not paths.config_json.exists():
-        # a run writes config.json before its first checkpoint: these are another run's (one
-        # with another --results-dir and this --checkpoint-dir), or this one's whose results
-        # were deleted; resuming would train on them, starting over would overwrite them
-        raise UsageError(f"{paths.resume_checkpoints[0]} exists but {paths.config_json} does "
-                         f"not: the checkpoint is another run's, or this run's results were "
-                         f"deleted; give this run its own --checkpoint-dir or --run-name, or "
-                         f"delete the checkpoint to start it over")
     if not paths.results.exists():
         return
+    if paths.summary_json.exists() and not args.resume:
+        raise UsageError(f"this run already finished ({paths.summary_json}); give --run-name "
+                         f"to start a separate run (--resume only reports a finished run)")
     if not args.resume:
         raise UsageError(f"results for this run already exist in {paths.results}; pass --resume "
                          f"to continue it, or --run-name to start a separate run")
@@ -214,12 +256,32 @@ def check_resume(args: argparse.Namespace, paths: RunPaths,
                              f"{paths.config_json}: {'; '.join(conflicts)}")
 
 
+def check_no_foreign_outputs(paths: RunPaths) -> None:
+    """UsageError if a checkpoint or TensorBoard events of this run's name exist while its
+    config.json does not (check_resume)."""
+    checkpoints = [path for path in (paths.latest_checkpoint, paths.previous_checkpoint,
+                                     paths.final_checkpoint) if path.exists()]
+    if checkpoints:
+        raise UsageError(f"{checkpoints[0]} exists but {paths.config_json} does not: the "
+                         f"checkpoint is another run's (this name and --checkpoint-dir, "
+                         f"another --results-dir), or this run's results were deleted; give "
+                         f"this run its own --checkpoint-dir or --run-name, or move the "
+                         f"checkpoint away to start it over")
+    if any(paths.tensorboard.glob("events.out.tfevents.*")):
+        raise UsageError(f"{paths.tensorboard} holds TensorBoard events but "
+                         f"{paths.config_json} does not exist: they are another run's (this "
+                         f"name and --log-dir, another --results-dir), or this run's results "
+                         f"were deleted; give this run its own --log-dir or --run-name, or "
+                         f"move {paths.tensorboard} away to start it over")
+
+
 def check_ranges(args: argparse.Namespace,
                  ranges: dict[str, tuple[Callable[[float], bool], str]]) -> None:
-    """Each named float flag must be finite and pass its range check."""
+    """Each named float flag must be finite and pass its range check (None: a flag whose
+    value comes from elsewhere, e.g. train_sac.py's --alpha from an --init-from run)."""
     for name, (in_range, expected) in ranges.items():
         value = getattr(args, name)
-        if not (math.isfinite(value) and in_range(value)):
+        if value is not None and not (math.isfinite(value) and in_range(value)):
             raise UsageError(f"--{name.replace('_', '-')} must be {expected} (got {value})")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import argparse
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass, field
@@ -19,11 +20,11 @@ from typing import Any, Callable, ClassVar
 
 from training import run_setup
 from training.evaluation import Evaluator
-from training.experiment import Experiment, StopRequest
+from training.experiment import Experiment, StopRequest, first_line
 from training.final_checkpoint import final_checkpoint
 from training.run_setup import (RunPaths, check_cuda, finished_already, settings_of,
                                 use_threads)
-from utils import code_version
+from utils import UsageError, code_version, usage_error
 from video.recording import RunVideos, check_capture, prefer_headless
 
 MEMORY_OVERHEAD_BYTES = 600 * 2**20  # torch + MuJoCo + Python per process (resident)
@@ -48,15 +49,20 @@ def parse_and_check(program: str, parser: argparse.ArgumentParser, argv: list[st
                     ) -> tuple[argparse.Namespace, RunPaths, Task]:
     """A training script's flags, its run paths and its task, or one line and exit status 2:
     the flags' own checks, the GPU, the task (environment or dataset), video capture, then
-    the resume rules. Nothing is written before all of them pass."""
-    def checks(args: argparse.Namespace) -> tuple[RunPaths, Task]:
+    the resume rules. Nothing is written before all of them pass. A finished run needs only
+    the flags' checks (its task is None): it is reported and left alone, even if the data or
+    the run it started from have moved since."""
+    def checks(args: argparse.Namespace) -> tuple[RunPaths, Task | None]:
         args.thread_environment = use_threads(args.threads)  # before torch loads
         validate_args(args)
+        paths = run_paths(args)
+        if paths.summary_json.exists():
+            return paths, None
         check_cuda(args)
         prefer_headless(args)  # MUJOCO_GL before MuJoCo renders anything
         task = open_task(args)
         check_capture(args, task.env_id, task.env_kwargs)
-        return run_paths(args), task
+        return paths, task
 
     return run_setup.parse_and_check(program, parser, argv, checks)
 
@@ -251,20 +257,39 @@ class OfflineTrainer(Trainer):
         self.final_evaluation()
 
 
-def train_to_end(parse_and_check: Callable[[Any], tuple[Any, RunPaths, Task]], argv: Any,
-                 make_trainer: Callable[[Any, RunPaths, Task], Trainer]) -> None:
-    """A training script's main: its checks, then nothing for a finished run; else build
-    the script's Trainer, train with SIGINT and SIGTERM handled, and finish.
+def train_to_end(program: str, parse_and_check: Callable[[Any], tuple[Any, RunPaths, Task]],
+                 argv: Any, make_trainer: Callable[[Any, RunPaths, Task], Trainer]) -> None:
+    """A training script's main: its checks, then nothing for a finished run; else hold the
+    run's folders (RunPaths.owned), build the script's Trainer, train with SIGINT and SIGTERM
+    handled, and finish.
 
     During start-up a first SIGINT or SIGTERM is held until the start-up is done (then it
     exits 130 or 143 like one during training): raised inside a third-party import, a
     KeyboardInterrupt can surface as a misleading ImportError ("MuJoCo is not installed").
     A second one interrupts at once."""
-    with StopRequest() as start_up:
-        args, paths, task = parse_and_check(argv)
-        trainer = None if finished_already(paths) else make_trainer(args, paths, task)
-    start_up.check()
-    if trainer is not None:
+    with contextlib.ExitStack() as owned:
+        with StopRequest() as start_up:
+            args, paths, task = parse_and_check(argv)
+            if finished_already(paths):
+                return
+            try:
+                owned.enter_context(paths.owned())  # until the process has finished the run
+            except UsageError as error:
+                usage_error(program, str(error))
+            trainer = build_or_refuse(program, make_trainer, args, paths, task)
+        start_up.check()
         trainer.experiment.run(trainer.train, trainer.device)
         trainer.finish()
 
+
+def build_or_refuse(program: str, make_trainer: Callable[[Any, RunPaths, Task], Trainer],
+                    args: Any, paths: RunPaths, task: Task) -> Trainer:
+    """The script's Trainer, or one line and exit status 2 if its networks and data do not
+    fit in memory (nothing is written before the trainer is built)."""
+    try:
+        return make_trainer(args, paths, task)
+    except (MemoryError, RuntimeError) as error:
+        if isinstance(error, RuntimeError) and "allocate" not in str(error):
+            raise
+        usage_error(program, f"this run does not fit in memory ({first_line(error)}); lower "
+                             f"its sizes (--replay-size, --hidden-size)")
