@@ -8,8 +8,8 @@
 Reads the run's self-contained final checkpoint (training/final_checkpoint.py): no flags,
 dataset or config of the run are needed. Every chosen actor plays --episodes deterministic
 episodes and, where the actors draw noise, as many stochastic ones, with the training
-evaluation's fixed seeds (episode k resets with seed + 10000 + k; actor i's noise is its
-own stream), so with the run's seed and episode count the numbers are its final
+evaluation's fixed seeds (episode k resets with the seed's evaluation stream k; actor i's
+noise is its own stream), so with the run's seed and episode count the numbers are its final
 evaluation's. Prints the training scripts' evaluation table and writes, into --out-dir
 (default {run results}/evaluations/{env}_s{seed}_e{episodes}, never over an existing one):
 

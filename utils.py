@@ -26,14 +26,11 @@ if TYPE_CHECKING:  # torch is not imported at run time: `train_sac.py --help` st
 # run share a stream. POSAC's original streams keep the seed + offset they had when the
 # reference results were made, so plain SAC (actor 0) reproduces them; every later stream
 # derives from numpy's SeedSequence((seed, index)), so it is no stream of a nearby seed.
-SEED_OFFSETS = {
-    "init": 0,  # network initialisation
-    "agent": 1,  # POSAC: actor 0's ε (acting, TD targets, its loss); POGO: TD target noise
-    "data": 2,  # minibatch sampling (replay memory, offline dataset)
-    "environment": 3,  # training episodes' reset seeds and uniform random actions
-    "evaluation": 10_000,  # evaluation episode k resets with seed + 10000 + k
-}
-DERIVED_STREAMS = (
+# Every random stream of a run, by name. A stream's seed is numpy's SeedSequence of (the
+# run's seed, the stream's index, its keys), so no stream of one seed is a stream of
+# another seed or another stream of the same one. Append only: the index is part of the seed
+# (the datasets made here were drawn from the first ones).
+STREAMS = (
     "chain",  # the chain actors' noise (actors 1 … N−1)
     "actor",  # POGO: actor 0's noise input
     "act",  # POGO: stochastic actions from `act`, apart from the training streams
@@ -42,6 +39,12 @@ DERIVED_STREAMS = (
     "dataset_noise",  # make_dataset.py: the actor's ε
     "spread",  # the states and noise of a spread measurement (train_pogo.py, make_dataset.py)
     "offline_data",  # train_sac.py --offline-data: the dataset's share of each minibatch
+    "init",  # network initialisation
+    "agent",  # POSAC: actor 0's ε (acting, TD targets, its loss); POGO: TD target noise
+    "data",  # minibatch sampling (replay memory, offline dataset)
+    "environment",  # training episodes' reset seeds and uniform random actions
+    "evaluation",  # evaluation episode k's reset seed (key: k)
+    "evaluation_noise",  # stochastic evaluation episode k of actor i's ε (keys: i, k)
 )
 
 
@@ -58,13 +61,11 @@ def renamed_metric(name: str) -> str:
     return RENAMED_METRICS.get(name, name)
 
 
-def stream_seed(seed: int, stream: str) -> int:
-    """The seed of one of a run's random streams (see SEED_OFFSETS and DERIVED_STREAMS)."""
-    if stream in SEED_OFFSETS:
-        return seed + SEED_OFFSETS[stream]
+def stream_seed(seed: int, stream: str, *keys: int) -> int:
+    """The seed of one of a run's random streams (STREAMS), below 2**64."""
     import numpy as np
 
-    entropy = [seed % 2**64, DERIVED_STREAMS.index(stream)]
+    entropy = [seed % 2**64, STREAMS.index(stream), *keys]
     return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
 
 
@@ -160,8 +161,8 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-# Seeds lie in [0, MAX_SEED): numpy and Gymnasium take no negative seed, torch's generators
-# none above 2**64 − 1, and the streams add offsets (SEED_OFFSETS) to it.
+# Seeds lie in [0, MAX_SEED): numpy and Gymnasium take no negative seed (every generator is
+# seeded through stream_seed, whose seeds lie below 2**64 as torch's generators need).
 MAX_SEED = 2**63
 
 

@@ -8,6 +8,7 @@ a', then [1, B, A] for actor 0; from its chain generator [N − 1, B, A] for act
 import copy
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
 from torch.distributions import Normal
@@ -384,6 +385,7 @@ def test_config_defaults_match_train_sac_flags():
     import train_sac
 
     defaults = train_sac.build_parser().parse_args([])
+    train_sac.validate_args(defaults)  # fills the defaults that depend on other flags
     for field in dataclasses.fields(SACConfig):
         if field.name == "w2_weights":  # "0.1" with one actor means (0.0,)
             continue
@@ -414,16 +416,19 @@ def test_q_scale_per_actor_in_the_metrics(form):
 
 
 def test_every_random_stream_is_its_own():
-    """No two generators of a run draw the same numbers, and no derived stream of a seed is
-    a stream of a nearby seed."""
-    from utils import DERIVED_STREAMS, SEED_OFFSETS, stream_seed
+    """No two generators of a run draw the same numbers, and no stream of a seed is a stream
+    of another seed (seeds 0-99, every stream, evaluation episodes 0-9): adjacent seeds once
+    shared 9 of 10 evaluation start states (seed + 10000 + k)."""
+    from utils import STREAMS, stream_seed
 
-    names = [*SEED_OFFSETS, *DERIVED_STREAMS]
-    for seed in range(20):
-        seeds = [stream_seed(seed, name) for name in names]
-        assert len(set(seeds)) == len(names)
-    nearby = {stream_seed(s, name) for s in range(-50, 70) for name in SEED_OFFSETS}
-    assert not nearby & {stream_seed(s, name) for s in range(20) for name in DERIVED_STREAMS}
+    seeds = [stream_seed(seed, name, *keys) for seed in range(100) for name in STREAMS
+             for keys in ([(k,) for k in range(10)] if name == "evaluation" else
+                          [(i, k) for i in range(3) for k in range(10)]
+                          if name == "evaluation_noise" else [()])]
+    assert len(set(seeds)) == len(seeds)
+    # the streams the datasets made here were drawn from keep their seeds
+    assert stream_seed(3, "dataset_resets") == int(np.random.SeedSequence(
+        [3, 3]).generate_state(1, np.uint64)[0])
     agent = make_agent(3, seed=4)
     memory = ReplayMemory(100, OBS_DIM, ACTION_DIM, seed=stream_seed(4, "data"))
     first = [torch.randn(16, generator=copy_generator(agent)),

@@ -20,6 +20,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import train_sac
 from training import evaluation
+from utils import STREAMS
 
 REPO_ROOT = Path(REPO_ROOT_TEXT)
 
@@ -420,7 +421,7 @@ def test_batched_evaluation_equals_one_episode_at_a_time(tmp_path):
     env = gym.make("HalfCheetah-v5")
     for actor, mode, episode in np.ndindex(*batched.shape):
         policy = train_sac.evaluation_policies(agent)[actor]
-        obs, _ = env.reset(seed=evaluator.seed + episode)
+        obs, _ = env.reset(seed=evaluator.reset_seeds[episode])
         total, done, t = 0.0, False, 0
         while not done:
             noise = evaluator.noise[actor, mode, episode, t].unsqueeze(0)
@@ -473,8 +474,10 @@ def test_deterministic_outputs_hold_the_noise_free_episodes(finished_run):
         weights = [actor_state[f"net.{k}.{p}"].double() for k in (0, 2, 4)
                    for p in ("weight", "bias")]
         returns = []
-        for k in range(2):  # --eval-episodes 2, reset seeds seed + 10000 + k
-            obs, _ = env.reset(seed=7 + 10_000 + k)
+        for k in range(2):  # --eval-episodes 2, reset seeds SeedSequence((7, index, k))
+            index = STREAMS.index("evaluation")
+            obs, _ = env.reset(seed=int(np.random.SeedSequence([7, index, k]).generate_state(
+                1, np.uint64)[0]))
             total, done = 0.0, False
             while not done:
                 h = torch.as_tensor(obs, dtype=torch.float64)

@@ -146,8 +146,9 @@ class Evaluator:
     """Runs every actor on fixed-seed episodes in each mode (deterministic, and optionally
     stochastic), all episodes stepping together with one batched forward per actor per step.
 
-    Episode k (of every actor and mode) resets with seed + 10000 + k (utils.SEED_OFFSETS), and
-    stochastic episode k of actor i draws its noise from a fixed stream of its own, so every
+    Episode k (of every actor and mode) resets with stream_seed(seed, "evaluation", k), and
+    stochastic episode k of actor i draws its noise from stream_seed(seed, "evaluation_noise",
+    i, k) (utils.STREAMS: no two runs' seeds share them), so every
     evaluation sees the same start states and the same ε, and the result does not depend on
     how many episodes run at once.
 
@@ -165,7 +166,8 @@ class Evaluator:
         # each actor's stochastic noise follows its index in the chain, so a subset of the
         # actors (evaluate.py --actors) sees the noise it saw in training
         self.actor_ids = actor_ids or list(range(num_actors))
-        self.seed = stream_seed(seed, "evaluation")
+        self.seed = seed
+        self.reset_seeds = [stream_seed(seed, "evaluation", k) for k in range(episodes)]
         # flat index of (actor i, deterministic, episode 0), the episodes a recorder sees
         per_actor = len(modes) * episodes
         self.recorded = ([i * per_actor + modes.index("deterministic") * episodes
@@ -188,7 +190,8 @@ class Evaluator:
         stochastic = self.modes.index("stochastic")
         for actor, actor_id in enumerate(self.actor_ids):
             for episode in range(self.episodes):
-                stream = torch.Generator().manual_seed(self.seed + 7919 * actor_id + episode)
+                stream = torch.Generator().manual_seed(
+                    stream_seed(self.seed, "evaluation_noise", actor_id, episode))
                 noise[actor, stochastic, episode] = torch.randn(
                     self.max_steps, action_dim, generator=stream, dtype=torch.float64)
         return noise
@@ -212,7 +215,7 @@ class Evaluator:
         acts (after the reset, and after each step but the last): as many frames as the
         episode has steps. If the evaluation ends early, `recorder.discard()` is called."""
         shape = (self.num_actors, len(self.modes), self.episodes)
-        obs = np.stack([env.reset(seed=self.seed + k)[0]
+        obs = np.stack([env.reset(seed=self.reset_seeds[k])[0]
                         for env, (_, _, k) in zip(self.envs, np.ndindex(*shape))])
         noise = self.noise.to(device)
         returns = np.zeros(len(self.envs))
