@@ -2,7 +2,7 @@
 grid enabled task × w2 setting × seed; then every run is checked by the training script
 itself (sweeps/script.py). run_sac.py's validation room.
 
-The file's top-level keys: `script` (the training script, a file in this repository;
+The file's top-level keys: `script` (the training script, a file in the repository root;
 default train_sac.py), `common` (the sweep keys `seeds`, `enabled_{section}`, `w2_weights`
 or `w2_weights_list`, and any of the script's flags) and the script's task section, named
 by its SWEEP_SECTION (`environments` for train_sac.py, `datasets` for train_pogo.py): one

@@ -120,13 +120,24 @@ def flags_of(parser: argparse.ArgumentParser) -> dict[str, Flag]:
     return flags
 
 
-def load_script(name: Any = DEFAULT_SCRIPT) -> Script:
-    """The training script `name` (a file name relative to the repository root). Raises
-    UsageError when it is missing, or is not a script the sweep can launch."""
-    path = HERE / name if isinstance(name, str) and name.endswith(".py") else None
-    if path is None or not path.resolve().is_file():
-        raise UsageError(f"{name!r} is not a training script in {HERE}; use e.g. "
+def script_path(name: Any) -> Path:
+    """The file that `name` names in the repository root. Checked before anything is
+    imported, since importing a file runs its code, even on --dry-run: a path (absolute,
+    with a directory, or with `..`) and a link out of the root are refused. Raises
+    UsageError."""
+    path = HERE / name if isinstance(name, str) and Path(name).name == name else None
+    if (path is None or path.suffix != ".py" or not path.is_file()
+            or path.resolve().parent != HERE.resolve()):
+        raise UsageError(f"{name!r} is not a training script in the repository root {HERE}: "
+                         f"give the file name of one there, without a directory, e.g. "
                          f"script: {DEFAULT_SCRIPT}")
+    return path
+
+
+def load_script(name: Any = DEFAULT_SCRIPT) -> Script:
+    """The training script `name` (a file name in the repository root). Raises UsageError
+    when it is missing, or is not a script the sweep can launch."""
+    path = script_path(name)
     module = import_by_path(path.resolve())
     missing = [part for part in CONTRACT if not hasattr(module, part)]
     flags = {} if missing else flags_of(module.build_parser())

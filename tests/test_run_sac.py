@@ -524,6 +524,44 @@ def test_a_script_that_is_missing_or_lacks_the_contract_is_one_line(tmp_path, mo
         assert problem.startswith(f"{path}: script: ") and fragment in problem, problem
 
 
+# a file outside the repository root whose top-level code leaves a mark when it runs
+OUTSIDE_SCRIPT = "from pathlib import Path\nPath(__file__).with_name('ran').write_text('')\n"
+
+
+@pytest.mark.parametrize("form", ["absolute", "relative", "nul"])
+def test_a_script_outside_the_repository_root_is_refused_before_its_code_runs(form, tmp_path):
+    outside = tmp_path / "outside.py"
+    outside.write_text(OUTSIDE_SCRIPT)
+    value = {"absolute": str(outside), "relative": os.path.relpath(outside, REPO_ROOT),
+             "nul": "train\0.py"}[form]  # (no file name: it was a ValueError traceback)
+    write(tmp_path, tiny_config() | {"script": value})
+    result = sweep(tmp_path, "--dry-run")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"run_sac.py: error: sweep.yaml: script: {value!r} ")
+    assert "without a directory, e.g. script: train_sac.py" in result.stderr
+    # never imported: no mark, no bytecode
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outside.py", "sweep.yaml"]
+
+
+def test_a_link_out_of_the_repository_root_is_refused_before_its_code_runs(tmp_path,
+                                                                           monkeypatch):
+    root = tmp_path / "root"
+    root.mkdir()
+    monkeypatch.setattr(sweep_script, "HERE", root)
+    monkeypatch.setitem(sys.modules, "train_link", None)  # as fake_sweep: an import, were
+    monkeypatch.setattr(sys, "path", list(sys.path))  # there one, is undone after the test
+    (tmp_path / "outside.py").write_text(OUTSIDE_SCRIPT)
+    (root / "train_link.py").symlink_to(tmp_path / "outside.py")
+    path = write(tmp_path, tiny_config() | {"script": "train_link.py"})
+    with pytest.raises(sweep_config.ConfigError) as excinfo:
+        sweep_config.load_sweep(path)
+    [problem] = excinfo.value.problems
+    assert problem.startswith(f"{path}: script: 'train_link.py' is not a training script in "
+                              f"the repository root {root}"), problem
+    assert not (tmp_path / "ran").exists()
+
+
 def test_error_lines_of_any_script_are_recognised():
     state = sweep_view.RunStatus(run=sweep_script.Run(task="a", w2_weights=(0.0,), seed=1,
                                                       settings={}))
