@@ -368,9 +368,12 @@ def read_yaml(path: Path) -> tuple[Any, list[str]]:
     malformed."""
     source = str(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")  # YAML's own encoding, whatever the locale's
     except OSError as error:
         raise ConfigError([f"cannot read {source}: {error.strerror}"]) from None
+    except UnicodeDecodeError as error:
+        raise ConfigError([f"{source}: not UTF-8 text (byte {error.object[error.start]:#04x} "
+                           f"at offset {error.start}); save the file as UTF-8"]) from None
     try:
         return yaml.safe_load(text), duplicate_keys(text, source)
     except yaml.YAMLError as error:

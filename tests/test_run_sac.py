@@ -321,6 +321,18 @@ def test_cli_reports_every_problem_one_line_each_exit_2_and_writes_nothing(tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.yaml"]
 
 
+@pytest.mark.parametrize("data", [b"\xff\xfe\x00", GOOD.encode() + "# caf\xe9\n".encode("latin-1")],
+                         ids=["binary", "latin-1"])
+def test_a_sweep_file_that_is_not_utf8_is_one_line(data, tmp_path):
+    (tmp_path / "sweep.yaml").write_bytes(data)
+    result = sweep(tmp_path, "--dry-run")
+    assert result.returncode == 2 and result.stdout == ""
+    bad = next(offset for offset in range(len(data)) if data[offset] >= 0x80)  # ASCII before
+    assert result.stderr == (f"run_sac.py: error: sweep.yaml: not UTF-8 text (byte "
+                             f"{data[bad]:#04x} at offset {bad}); save the file as UTF-8\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.yaml"]
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "0", "-1", "lots"])
 def test_a_memory_request_that_is_not_a_positive_number_is_one_line(value, tmp_path):
     write(tmp_path, GOOD)
