@@ -67,14 +67,33 @@ def fail(message: str) -> NoReturn:
 
 # --------------------------------------------------------------------------- CLI
 def parse_minutes(text: str) -> int:
-    """Slurm-style time: minutes, or [D-]HH:MM[:SS]."""
-    if text.isdigit():
+    """--time: minutes, or [D-]HH:MM[:SS] (seconds round up). A field after the first must
+    lie within its unit (hours below 24 after days, minutes and seconds below 60): an
+    overflowing one is a typo that would lengthen the limit unseen (1:60 is not 2:00)."""
+    if re.fullmatch(r"[0-9]+", text):
         return int(text)
-    match = re.fullmatch(r"(?:(\d+)-)?(\d+):(\d{2})(?::(\d{2}))?", text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"expected minutes or [D-]HH:MM[:SS], got {text!r}")
-    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    match = re.fullmatch(r"(?:([0-9]+)-)?([0-9]+):([0-9]{2})(?::([0-9]{2}))?", text)
+    if match is None or not (int(match[3]) < 60 and int(match[4] or 0) < 60
+                             and (match[1] is None or int(match[2]) < 24)):
+        raise argparse.ArgumentTypeError(
+            f"expected minutes or [D-]HH:MM[:SS] with minutes and seconds below 60 and hours "
+            f"below 24 after days (e.g. 90, 1:30, 1-12:00:00), got {text!r}")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
     return days * 1440 + hours * 60 + minutes + math.ceil(seconds / 60)
+
+
+def gpu_ids(text: str) -> list[str]:
+    """--gpus: distinct GPU ids as CUDA_VISIBLE_DEVICES takes them, comma-separated: an
+    index, or a UUID as nvidia-smi -L prints it (GPU-…, MIG-…). Anything else would reach
+    the runs as a CUDA_VISIBLE_DEVICES that hides every GPU."""
+    ids = [part.strip() for part in text.split(",")]
+    if not all(re.fullmatch(r"[0-9]+|(?:GPU|MIG)-[0-9A-Za-z/-]+", part) for part in ids):
+        raise argparse.ArgumentTypeError(
+            f"expected GPU ids such as 0,1 (indices, or GPU-/MIG- UUIDs from nvidia-smi -L), "
+            f"got {text!r}")
+    if len(set(ids)) != len(ids):  # round-robin would give that GPU more launch slots
+        raise argparse.ArgumentTypeError(f"lists a GPU twice ({text!r}); give each GPU once")
+    return ids
 
 
 def key_value(text: str) -> tuple[str, str]:
@@ -110,11 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--threads-per-job", type=positive_int, default=None,
                        help="OMP/MKL threads per run (default: cores // jobs, at least 1; "
                             "with Slurm: --cpus-per-task)")
-    local.add_argument("--gpus", default=None,
-                       help="GPU ids, e.g. 0,1: each of the --jobs launch slots keeps one, "
+    local.add_argument("--gpus", type=gpu_ids, default=None,
+                       help="GPU ids, each once (indices, or GPU-/MIG- UUIDs from "
+                            "nvidia-smi -L), e.g. 0,1: each of the --jobs launch slots keeps one, "
                             "round-robin, and its runs get CUDA_VISIBLE_DEVICES set to it; set "
                             "cuda: true in the YAML")
-    local.add_argument("--progress-interval", type=float, default=60.0,
+    local.add_argument("--progress-interval", type=positive_float, default=60.0,
                        help="seconds between progress printouts when stdout is not a terminal")
     cluster = parser.add_argument_group("Slurm (--launcher slurm, through submitit)")
     cluster.add_argument("--launcher", choices=("local", "slurm", "submitit-local"),
@@ -210,7 +230,7 @@ def plan_of(runs: list[Run], args: argparse.Namespace) -> Plan:
         threads = args.threads_per_job or (
             args.cpus_per_task if args.launcher == "slurm"
             else max(1, cpu_count() // max(1, len(todo))))
-    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else []
+    gpus = args.gpus or []
     folder = (args.submitit_dir or results_root(runs) / "submitit").resolve()
     return Plan(todo=todo, jobs=jobs, why=why, threads=threads, gpus=gpus, folder=folder)
 

@@ -22,6 +22,7 @@ import pytest
 import yaml
 from conftest import REPO_ROOT as REPO_ROOT_TEXT
 
+import run_sac
 import train_sac
 from sweeps import config as sweep_config
 from sweeps import launch as sweep_launch
@@ -340,6 +341,41 @@ def test_a_memory_request_that_is_not_a_positive_number_is_one_line(value, tmp_p
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and "--mem-gb" in result.stderr
     assert "must be a positive number" in result.stderr
+
+
+# (flag, value, a fragment of the one error line)
+BAD_FLAGS = [
+    ("--progress-interval", "nan", "must be a positive number"),  # never printed progress
+    ("--progress-interval", "-5", "must be a positive number"),
+    ("--progress-interval", "inf", "must be a positive number"),
+    ("--gpus", "abc", "expected GPU ids such as 0,1"),  # no GPU for CUDA_VISIBLE_DEVICES=abc
+    ("--gpus", "0,,1", "expected GPU ids such as 0,1"),
+    ("--gpus", "0,0", "lists a GPU twice"),  # GPU 0 would keep two launch slots
+    ("--time", "1:60", "minutes and seconds below 60"),  # read as 2 hours
+    ("--time", "1:00:60", "minutes and seconds below 60"),
+    ("--time", "1-24:00", "hours below 24 after days"),
+]
+
+
+@pytest.mark.parametrize("flag, value, fragment", BAD_FLAGS)
+def test_a_bad_launch_flag_is_one_line_before_anything_starts(flag, value, fragment,
+                                                              tmp_path):
+    write(tmp_path, GOOD)
+    result = sweep(tmp_path, f"{flag}={value}", "--dry-run")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"run_sac.py: error: argument {flag}: ")
+    assert fragment in result.stderr and value in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.yaml"]
+
+
+def test_time_limits_and_gpu_ids_in_their_accepted_forms():
+    minutes = {"90": 90, "1:30": 60 + 30, "0:00:30": 1, "23:59:59": 23 * 60 + 59 + 1,
+               "1-00:00": 1440, "2-03:04:05": 2 * 1440 + 3 * 60 + 4 + 1}
+    assert {text: run_sac.parse_minutes(text) for text in minutes} == minutes
+    uuids = "GPU-8932f937-d72c-4106-c12f-20bd9faed9f6,MIG-GPU-8932f937/1/0"
+    assert run_sac.gpu_ids(" 0, 1") == ["0", "1"]
+    assert run_sac.gpu_ids(uuids) == uuids.split(",")
 
 
 def test_each_launch_slot_keeps_one_gpu_round_robin():
