@@ -164,8 +164,10 @@ class RunTask:
 
 
 # --------------------------------------------------------------------------- outcomes
-# how a run the sweep stopped exits: the script's own exit on SIGINT, or killed by a signal
-STOPPED_EXIT_CODES = (130, -signal.SIGINT, -signal.SIGTERM, -signal.SIGKILL)
+# how a run the sweep stopped exits: the script's own exit on SIGINT or SIGTERM, or killed by
+# a signal
+STOPPED_EXIT_CODES = (128 + signal.SIGINT, 128 + signal.SIGTERM, -signal.SIGINT,
+                      -signal.SIGTERM, -signal.SIGKILL)
 
 
 def mark_interrupted(state: RunStatus) -> None:
