@@ -352,7 +352,7 @@ def resolve_runs(runs: list[Run], script: Script, source: str, enabled_key: str,
     for run in runs:
         try:
             args = parsed_args(run, script, parser)
-            paths = script.module.run_paths(args)  # e.g. an --init-from run not finished yet
+            paths = script.module.run_paths(args)
         except UsageError as error:
             rejected.setdefault(str(error), []).append(label_of(run))
             continue
@@ -363,7 +363,9 @@ def resolve_runs(runs: list[Run], script: Script, source: str, enabled_key: str,
             check_resume(args, paths, parser)
         except UsageError as error:  # also an unreadable config.json
             rejected.setdefault(str(error), []).append(label_of(run))
-        try:
+        if run.finished:  # never launched again: what it read (an --init-from run) may be gone
+            continue
+        try:  # e.g. an --init-from run not finished yet
             run.peak_bytes = int(script.module.preflight(args))
         except UsageError as error:
             unbuildable[str(error)] = None
