@@ -32,6 +32,11 @@ Definitions
   last evaluation. Every plotted point is thus a mean over all seeds of the line, each seed's
   own evaluations are used exactly, and nothing is extrapolated: a seed that is still
   running cuts the line short at the step it has reached.
+
+A run without an evaluation yet is counted as such. A run whose metrics CSV cannot be used
+(read_metrics: missing or empty though the run finished, unparseable, a column the tables
+read absent or not a number) is left out with one warning line naming the file, what is
+wrong and the fix; reports/offline.py and reports/finetune.py read their runs the same way.
 """
 
 from __future__ import annotations
@@ -39,9 +44,10 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -52,6 +58,7 @@ WINDOW_START = 80_000  # the late-training average covers [WINDOW_START, AT_STEP
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
+PROGRAM = "run_sac.py"  # whose --summarize writes these tables (and names their warnings)
 
 
 @dataclass(frozen=True)
@@ -101,25 +108,98 @@ def read_json_object(path: Path) -> dict[str, Any]:
     return content
 
 
-def read_metrics(path: Path) -> Any | None:
-    """A run's metrics CSV as a DataFrame sorted by step, or None before its first evaluation."""
+def config_weights(value: Any) -> tuple[float, ...]:
+    """A run's config.json w2_weights as floats; ValueError unless a non-empty list of
+    numbers (a string would pass as a list of its characters)."""
+    if not (isinstance(value, list) and value
+            and all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in value)):
+        raise ValueError(f"w2_weights {value!r} is not a list of numbers")
+    return tuple(float(w) for w in value)
+
+
+class MetricsError(Exception):
+    """A run's metrics CSV that a report cannot use; the message names the file and what is
+    wrong with it."""
+
+
+def read_metrics(path: Path, columns: Sequence[str] = (), finished: bool = False) -> Any | None:
+    """A run's metrics CSV as a DataFrame sorted by step, or None while an unfinished run has
+    no evaluation yet (no file, or only its header). MetricsError for a CSV the report cannot
+    use: one that does not parse, one whose `step` or `columns` fail check_columns, and a
+    finished run's absent or empty one (every run evaluates at its end). The training
+    scripts write the CSV atomically, so any of these is damage, not a write caught half-way."""
     import pandas as pd
 
-    if not path.exists():
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        frame = None
+    except (OSError, ValueError) as error:  # pandas' EmptyDataError and ParserError included
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise MetricsError(f"{path} cannot be read as a CSV ({reason})") from None
+    if frame is None or frame.empty:
+        if finished:
+            raise MetricsError(f"{path} {'is missing' if frame is None else 'holds no evaluation'}"
+                               f", though its run finished")
         return None
-    frame = pd.read_csv(path).sort_values("step", kind="stable")
-    return None if frame.empty else frame
+    check_columns(frame, path, ["step", *columns])
+    return frame.sort_values("step", kind="stable")
+
+
+def check_columns(frame: Any, path: Path, columns: Sequence[str],
+                  optional: Sequence[str] = ()) -> None:
+    """MetricsError naming the first problem: one of `columns` absent, or a cell in them that
+    is empty or not a number; a cell of an `optional` column that is there may be empty (an
+    evaluation that did not measure it), not anything else that is not a number."""
+    import pandas as pd
+
+    absent = [column for column in columns if column not in frame]
+    if absent:
+        raise MetricsError(f"{path} has no column {', '.join(absent)}")
+    for column in [*columns, *(column for column in optional if column in frame)]:
+        bad = pd.to_numeric(frame[column], errors="coerce").isna()
+        if column not in columns:
+            bad &= frame[column].notna()
+        if bad.any():
+            row = int(bad.to_numpy().argmax())
+            value = frame[column].iloc[row]
+            cell = "an empty cell" if pd.isna(value) else repr(value)
+            raise MetricsError(f"{path} has {cell} in column {column} at evaluation {row + 1}, "
+                               f"where a number belongs")
+
+
+def warn_left_out(program: str, path: Path, error: MetricsError) -> None:
+    """The one warning line for a run a report leaves out because of its metrics CSV `path`
+    ({results}/{run}/training/{run}_metrics.csv)."""
+    print(f"{program}: warning: {error}; {path.parent.parent.name} is left out (restore the "
+          f"file from a copy, or delete the run's results and checkpoints to train it again)",
+          file=sys.stderr)
 
 
 def load_runs(records: list[RunRecord]
-              ) -> dict[tuple[str, tuple[float, ...]], list[tuple[RunRecord, Any]]]:
-    """(task, w2_weights) → [(record, metrics DataFrame sorted by step)] for runs with metrics."""
+              ) -> tuple[dict[tuple[str, tuple[float, ...]], list[tuple[RunRecord, Any]]], int]:
+    """(task, w2_weights) → [(record, metrics DataFrame sorted by step)] for the runs with
+    evaluations, and how many have none yet; a run whose metrics CSV is unusable is left out
+    with a warning."""
     groups: dict[tuple[str, tuple[float, ...]], list[tuple[RunRecord, Any]]] = {}
+    unevaluated = 0
     for record in records:
-        frame = read_metrics(record.metrics_csv)
-        if frame is not None:
+        try:
+            frame = read_metrics(record.metrics_csv, deterministic_columns(len(record.w2_weights)),
+                                 record.finished)
+        except MetricsError as error:
+            warn_left_out(PROGRAM, record.metrics_csv, error)
+            continue
+        if frame is None:
+            unevaluated += 1
+        else:
             groups.setdefault((record.task, record.w2_weights), []).append((record, frame))
-    return groups
+    return groups, unevaluated
+
+
+def deterministic_columns(actors: int) -> list[str]:
+    """The deterministic-return columns of a run's metrics, one per actor."""
+    return [f"actor_{actor}_deterministic" for actor in range(actors)]
 
 
 def window_average(steps: np.ndarray, returns: np.ndarray, start: float, end: float) -> float:
@@ -338,9 +418,10 @@ def write_summary(records: list[RunRecord], out_dir: Path) -> list[Path]:
     """Write the tables and figures; prints the markdown table and the files written."""
     import pandas as pd
 
-    groups = load_runs(records)
+    groups, unevaluated = load_runs(records)
     if not groups:
-        print(f"no metrics CSV yet for any of the {len(records)} runs; nothing to summarize")
+        print(f"no usable metrics CSV yet for any of the {len(records)} runs; nothing to "
+              f"summarize")
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = summary_rows(groups)
@@ -356,9 +437,8 @@ def write_summary(records: list[RunRecord], out_dir: Path) -> list[Path]:
         curves.to_csv(out_dir / f"{stem}.csv", index=False)
         plot_env(env, curves, out_dir / f"{stem}.png")
         written += [out_dir / f"{stem}.png", out_dir / f"{stem}.csv"]
-    missing = len(records) - sum(len(seeds) for seeds in groups.values())
     print(text)
-    if missing:
-        print(f"({missing} of {len(records)} runs have no metrics yet and are not included)")
+    if unevaluated:
+        print(f"({unevaluated} of {len(records)} runs have no metrics yet and are not included)")
     print("wrote " + ", ".join(str(path) for path in written))
     return written

@@ -3,7 +3,9 @@
     python -m reports.finetune --results-dir results [--out-dir results/finetune_report]
 
 Finds in --results-dir every finished train_sac.py run (summary.json written; unfinished
-ones are named and left out): offline runs (config.json names a `dataset`), online runs
+ones are named and left out, and so is one whose metrics CSV cannot be used, with a warning
+line naming the file, what is wrong and the fix; a config.json without the settings read
+here is one error line, exit status 2): offline runs (config.json names a `dataset`), online runs
 started from one (config.json's `init_from`) and online runs from scratch (with or without
 `offline_data`), reads their metrics CSVs (one row per evaluation) and writes into --out-dir:
 
@@ -60,6 +62,7 @@ class Run:
     offline_name: str | None  # the offline run an online run started from
     setting: str  # what else tells the method's runs apart, e.g. "w [0.0, 0.1], 100000 steps"
     metrics_csv: Path
+    actors: int
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,19 +77,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def setting_of(settings: dict[str, Any]) -> str:
     """A run's setting besides its method and seed, as the table and curves name it."""
-    from reports.curves import weights_label
+    from reports.curves import config_weights, weights_label
 
-    text = f"w {weights_label(settings['w2_weights'])}, {settings['num_steps']} steps"
+    text = (f"w {weights_label(config_weights(settings['w2_weights']))}, "
+            f"{int(settings['num_steps'])} steps")
     if settings.get("dataset"):
-        return f"{text}, data weight {settings['data_weight']:g}"
-    return text + (f", data share {settings['offline_ratio']:g}"
+        return f"{text}, data weight {float(settings['data_weight']):g}"
+    return text + (f", data share {float(settings['offline_ratio']):g}"
                    if settings.get("offline_data") else "")
 
 
 def run_of(folder: Path) -> Run | None:
     """The train_sac.py run in `folder`, or None for anything else (UsageError for an
-    unreadable config.json)."""
-    from reports.curves import read_json_object
+    unreadable config.json, or one without the settings the report reads)."""
+    from reports.curves import config_weights, read_json_object
 
     if not (folder / "config.json").is_file():
         return None
@@ -96,10 +100,20 @@ def run_of(folder: Path) -> Run | None:
     init = settings.get("init_from")
     method = (None if settings.get("dataset") else METHODS[0] if init else
               METHODS[2] if settings.get("offline_data") else METHODS[1])
-    # the run it started from: a results directory or its _final.pt, named after the run
-    offline_name = Path(init).name.removesuffix("_final.pt") if init else None
-    return Run(folder.name, settings["env_name"], settings["seed"], method, offline_name,
-               setting_of(settings), folder / "training" / f"{folder.name}_metrics.csv")
+    try:
+        env = settings["env_name"]
+        if not (isinstance(env, str) and env):
+            raise ValueError(f"env_name {env!r} is not an environment id")
+        # the run it started from: a results directory or its _final.pt, named after the run
+        offline_name = Path(init).name.removesuffix("_final.pt") if init else None
+        return Run(folder.name, env, int(settings["seed"]), method, offline_name,
+                   setting_of(settings), folder / "training" / f"{folder.name}_metrics.csv",
+                   len(config_weights(settings["w2_weights"])))
+    except (KeyError, TypeError, ValueError) as error:
+        raise UsageError(f"{folder / 'config.json'} needs a valid env_name, seed, w2_weights "
+                         f"and num_steps (and data_weight or offline_ratio with a dataset) "
+                         f"({type(error).__name__}: {error}); restore it or move its run "
+                         f"folder out of the results folder") from None
 
 
 def find_runs(results_dir: Path) -> list[Run]:
@@ -152,10 +166,6 @@ def seed_measures(online: Any, offline: Any | None, env: str, actor: int) -> dic
     return measures
 
 
-def num_actors(frame: Any) -> int:
-    return sum(column.endswith("_deterministic") for column in frame)
-
-
 def groups_of(runs: list[Run], frames: dict[str, Any],
               online: bool) -> dict[tuple[str, str, str], list[Run]]:
     """(env, method, setting) → its runs (one per seed) with an evaluation, online or
@@ -178,7 +188,7 @@ def table_rows(runs: list[Run], frames: dict[str, Any]) -> list[dict[str, Any]]:
     offline = {run.name for run in runs if run.method is None}
     rows = []
     for (env, method, setting), group in groups_of(runs, frames, online=True).items():
-        for actor in range(min(num_actors(frames[run.name]) for run in group)):
+        for actor in range(min(run.actors for run in group)):
             per_seed = [seed_measures(frames[run.name], frames[run.offline_name]
                                       if run.offline_name in offline else None, env, actor)
                         for run in group]
@@ -226,10 +236,10 @@ def curve_frame(runs: list[Run], frames: dict[str, Any], env: str) -> tuple[Any,
             scored = []
             for run in group:  # each seed's normalised scores beside its steps
                 frame = frames[run.name][["step"]].copy()
-                for actor in range(num_actors(frames[run.name])):
+                for actor in range(run.actors):
                     frame[f"score_{actor}"] = scores(frames[run.name], env, actor)[1]
                 scored.append(frame)
-            actors = min(num_actors(frames[run.name]) for run in group)
+            actors = min(run.actors for run in group)
             rows += seed_bands(scored, f"{env} {method} {setting}", [
                 (f"score_{actor}", {"phase": "online" if online else "offline",
                                     "method": method, "setting": setting, "actor": actor})
@@ -271,13 +281,26 @@ def plot(curves: Any, offline_end: int, env: str, path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(runs: list[Run], out_dir: Path) -> list[Path]:
+def read_frames(runs: list[Run]) -> dict[str, Any]:
+    """Each run's metrics by name (read once), None for a run left out because its metrics
+    CSV is unusable (a warning names it and what is wrong)."""
+    from reports.curves import MetricsError, deterministic_columns, read_metrics, warn_left_out
+
+    frames = {}
+    for run in runs:
+        try:
+            frames[run.name] = read_metrics(run.metrics_csv, deterministic_columns(run.actors),
+                                            finished=True)
+        except MetricsError as error:
+            warn_left_out(PROGRAM, run.metrics_csv, error)
+            frames[run.name] = None
+    return frames
+
+
+def write_report(runs: list[Run], frames: dict[str, Any], out_dir: Path) -> list[Path]:
     import pandas as pd
 
-    from reports.curves import read_metrics
-
     out_dir.mkdir(parents=True, exist_ok=True)
-    frames = {run.name: read_metrics(run.metrics_csv) for run in runs}  # read once
     rows = table_rows(runs, frames)
     written = [out_dir / "finetune_results.md", out_dir / "finetune_results.csv"]
     written[0].write_text(markdown(rows))
@@ -294,9 +317,14 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         runs = find_runs(args.results_dir)
+        frames = read_frames(runs)
+        if not any(run.method and frames[run.name] is not None for run in runs):
+            raise UsageError(f"no finished online train_sac.py run in {args.results_dir} has "
+                             f"usable metrics (see the warnings above); nothing to report")
     except UsageError as error:
         usage_error(PROGRAM, str(error))
-    for path in write_report(runs, args.out_dir or args.results_dir / "finetune_report"):
+    out_dir = args.out_dir or args.results_dir / "finetune_report"
+    for path in write_report(runs, frames, out_dir):
         print(path)
 
 

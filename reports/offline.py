@@ -31,7 +31,10 @@ by reports/figures.py):
 
 Unfinished runs count with the evaluations they have, so the report can be made while the
 runs go on; a run with no evaluation yet is left out (said so), and so is one whose metrics
-have no normalised score (its dataset has no reference scores; a warning). The statistics
+have no normalised score (its dataset has no reference scores; a warning) or whose metrics
+CSV cannot be used (missing or empty though the run finished, unparseable, a column the
+tables read absent or not a number; a warning naming the file, what is wrong and the fix,
+as in reports.curves.read_metrics). The statistics
 of the first table are reports/curves.py's, reused from there.
 
 Definitions
@@ -85,8 +88,9 @@ Definitions
   is extrapolated and a seed that is still running cuts its group's line short. One
   colour per (method, weights), one line style per actor; the behaviour line is dashed.
 
-Bad input (no run found, none evaluated yet, an unreadable config.json or summary.json, a
-config.json setting train_pogo.py does not know, a malformed --behaviour-score or
+Bad input (no run found, none with a usable evaluation yet, an unreadable config.json or
+summary.json, a config.json without a valid setting the report reads or with one
+train_pogo.py does not know, a malformed --behaviour-score or
 --bootstrap-reps) is one `reports.offline: error:` line and exit status 2; a
 --behaviour-score for a dataset no evaluated run uses is a warning (its runs may not have
 evaluated yet, or the name is misspelt).

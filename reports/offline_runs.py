@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from offline.readers import local_metadata, metadata_env_id
-from reports.curves import read_json_object, read_metrics
+from reports.curves import (MetricsError, check_columns, config_weights, read_json_object,
+                            read_metrics, warn_left_out)
 from sweeps.script import load_script
 from utils import UsageError
 
@@ -99,7 +100,7 @@ def run_of(folder: Path, config: dict[str, Any]) -> OfflineRun:
     try:
         return OfflineRun(name=folder.name, dataset=str(config["dataset"]),
                           method=BASELINE if config["td3_bc"] else "POGO",
-                          weights=tuple(float(w) for w in config["w2_weights"]),
+                          weights=config_weights(config["w2_weights"]),
                           settings=settings_from(config, folder / "config.json"),
                           seed=int(config["seed"]), num_steps=int(config["num_steps"]),
                           env_id=(env_id or config.get("env_name")
@@ -108,7 +109,8 @@ def run_of(folder: Path, config: dict[str, Any]) -> OfflineRun:
                           finished=finished)
     except (KeyError, TypeError, ValueError) as error:
         raise UsageError(f"{folder / 'config.json'} needs a valid dataset, td3_bc, w2_weights, "
-                         f"distance, seed and num_steps ({type(error).__name__}: {error})"
+                         f"distance, seed and num_steps ({type(error).__name__}: {error}); "
+                         f"restore it or move its run folder out of the results folder"
                          ) from None
 
 
@@ -149,11 +151,20 @@ def method_order(key: GroupKey) -> tuple[Any, ...]:
 
 def load_groups(runs: list[OfflineRun]) -> Groups:
     """Group → [(run, metrics DataFrame sorted by step)], the baseline first in each dataset.
-    Runs without an evaluation yet, or without normalised scores, are left out (said so)."""
+    Runs without an evaluation yet, without normalised scores or with unusable metrics are
+    left out (said so)."""
     groups: Groups = {}
     unevaluated = 0
     for run in runs:
-        frame = read_metrics(run.metrics_csv)
+        try:
+            frame = read_metrics(run.metrics_csv, ["wall_time_s"], run.finished)
+            if frame is not None and score_column(0) in frame:
+                actors = range(len(run.weights))
+                check_columns(frame, run.metrics_csv, [score_column(a) for a in actors],
+                              optional=[spread_column(a) for a in actors])
+        except MetricsError as error:
+            warn_left_out(PROGRAM, run.metrics_csv, error)
+            continue
         if frame is None:
             unevaluated += 1
             continue
@@ -163,8 +174,8 @@ def load_groups(runs: list[OfflineRun]) -> Groups:
             continue
         groups.setdefault(run.key(), []).append((run, frame))
     if not groups:
-        raise UsageError(f"none of the {len(runs)} train_pogo.py runs has a normalised-score "
-                         f"evaluation yet; nothing to report")
+        raise UsageError(f"none of the {len(runs)} train_pogo.py runs has a usable "
+                         f"normalised-score evaluation yet; nothing to report")
     if unevaluated:
         print(f"({unevaluated} of {len(runs)} runs have no evaluation yet and are not included)")
     return dict(sorted(groups.items(), key=lambda item: (item[0].dataset,

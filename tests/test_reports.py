@@ -576,6 +576,13 @@ def broken_config(root: Path) -> None:
     (root / "POGO_x_s0_w1.0" / "config.json").write_text('{"dataset": "x", "td3')
 
 
+def string_weights(root: Path) -> None:
+    """w2_weights "10": read character by character it would pass as [1.0, 0.0]."""
+    folder = write_run(root, HOPPER, True, [1.0], 0, [20], [[5.0]], 1.0, False)
+    config = folder / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "w2_weights": "10"}))
+
+
 def one_run(root: Path) -> None:
     write_run(root, HOPPER, True, [1.0], 0, [20], [[5.0]], 1.0, False)
 
@@ -585,7 +592,8 @@ BAD_INPUT = {
     "no such folder": (None, [], "is not a folder"),
     "empty folder": (lambda root: None, [], "no train_pogo.py run in"),
     "only train_sac.py runs": (only_posac, [], "no train_pogo.py run in"),
-    "no evaluation yet": (not_evaluated, [], "has a normalised-score evaluation yet"),
+    "no evaluation yet": (not_evaluated, [], "has a usable normalised-score evaluation yet"),
+    "weights not a list": (string_weights, [], "w2_weights '10' is not a list of numbers"),
     "unreadable config.json": (broken_config, [], "config.json unreadable"),
     "score without dataset": (one_run, ["--behaviour-score", "=3"], "expected DATASET=SCORE"),
     "score not a number": (one_run, ["--behaviour-score", f"{HOPPER}=high"],
@@ -722,3 +730,117 @@ def test_the_finetune_report_without_online_runs_is_one_line(tmp_path, capsys):
         finetune.main(["--results-dir", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "holds no finished online train_sac.py run" in capsys.readouterr().err
+
+
+def test_the_finetune_report_on_a_config_without_a_setting_it_reads_is_one_line(tmp_path,
+                                                                                 capsys):
+    for seed, change in enumerate([{"env_name": None}, {"w2_weights": "abc"}]):
+        root = tmp_path / str(seed)
+        write_sac_run(root, "POSAC_Hopper-v5_s0", 0, {0: [0, 40], 1: [0, 1]}, [0, 4000])
+        config = root / "POSAC_Hopper-v5_s0" / "config.json"
+        config.write_text(json.dumps({**json.loads(config.read_text()), **change}))
+        with pytest.raises(SystemExit) as exit_info:
+            finetune.main(["--results-dir", str(root), "--out-dir", str(root / "out")])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(
+            f"reports.finetune: error: {config} needs a valid env_name, seed, w2_weights"), err
+        assert err[0].endswith("restore it or move its run folder out of the results folder")
+        assert not (root / "out").exists()
+
+
+# ------------------------------------------------------------------ unusable metrics CSVs
+def damage_metrics(path: Path, how: str, column: str) -> str:
+    """Damage a metrics CSV `how`; returns what the warning must say about it."""
+    if how == "empty":
+        path.write_text("")
+        return "cannot be read as a CSV (No columns to parse from file)"
+    if how == "missing":
+        path.unlink()
+        return "is missing, though its run finished"
+    if how == "header only":
+        path.write_text(path.read_text().splitlines()[0] + "\n")
+        return "holds no evaluation, though its run finished"
+    frame = pd.read_csv(path)
+    if how == "column absent":
+        frame.drop(columns=column).to_csv(path, index=False)
+        return f"has no column {column}"
+    if how == "not a number":
+        frame[column] = frame[column].astype(object)
+        frame.loc[1, column] = "abc"
+        frame.to_csv(path, index=False)
+        return f"has 'abc' in column {column} at evaluation 2, where a number belongs"
+    assert how == "cut row"  # the last row cut after its step
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:-1]) + "100\n")
+    return "has an empty cell in column"
+
+
+# report → a function that writes two finished seeds of one group into a folder and returns
+# the program, the second seed's metrics CSV, the column to damage there, and a function
+# that makes the report into a folder and returns the group's number of seeds
+def offline_runs(root: Path) -> tuple[str, Path, str, Any]:
+    for seed in (0, 1):
+        folder = write_run(root, HOPPER, False, [1.0, 1.0], seed, [20, 100],
+                           [[5.0, 25.0], [6.0, 26.0]], 10.0, True)
+
+    def seeds(out: Path) -> int:
+        offline_report.main(["--results-dir", str(root), "--out-dir", str(out),
+                             "--bootstrap-reps", REPS])
+        return int(pd.read_csv(out / "offline_results.csv")["seeds"].iloc[0])
+
+    metrics = folder / "training" / f"{folder.name}_metrics.csv"
+    return "reports.offline", metrics, "actor_1_deterministic_score", seeds
+
+
+def finetune_runs(root: Path) -> tuple[str, Path, str, Any]:
+    for seed in (0, 1):
+        write_sac_run(root, f"POSAC_Hopper-v5_s{seed}", seed, {0: [0, 40], 1: [0, 1]},
+                      [0, 100])
+
+    def seeds(out: Path) -> int:
+        finetune.main(["--results-dir", str(root), "--out-dir", str(out)])
+        return int(pd.read_csv(out / "finetune_results.csv")["seeds"].iloc[0])
+
+    metrics = root / "POSAC_Hopper-v5_s1" / "training" / "POSAC_Hopper-v5_s1_metrics.csv"
+    return "reports.finetune", metrics, "actor_0_deterministic", seeds
+
+
+def summarize_runs(root: Path) -> tuple[str, Path, str, Any]:
+    """run_sac.py --summarize's tables (reports.curves.write_summary) of a sweep's runs."""
+    from reports.curves import RunRecord, write_summary
+
+    records = []
+    for seed in (0, 1):
+        name = f"POSAC_Hopper-v5_s{seed}_w0.0-0.1"
+        path = root / name / "training" / f"{name}_metrics.csv"
+        path.parent.mkdir(parents=True)
+        pd.DataFrame({"step": [50, 100], "actor_0_deterministic": [1.0, 2.0],
+                      "actor_1_deterministic": [3.0, 4.0]}).to_csv(path, index=False)
+        records.append(RunRecord("Hopper-v5", (0.0, 0.1), seed, path, finished=True))
+
+    def seeds(out: Path) -> int:
+        write_summary(records, out)
+        return int(pd.read_csv(out / "summary.csv")["seeds"].iloc[0])
+
+    return "run_sac.py", records[1].metrics_csv, "actor_0_deterministic", seeds
+
+
+REPORTS = {"offline": offline_runs, "finetune": finetune_runs, "summarize": summarize_runs}
+DAMAGE = ["empty", "missing", "header only", "column absent", "not a number", "cut row"]
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+@pytest.mark.parametrize("report", list(REPORTS))
+def test_an_unusable_metrics_csv_is_a_warning_naming_the_run_left_out(report, how, tmp_path,
+                                                                       capsys):
+    """Each report reads metrics through reports.curves.read_metrics: a finished run's
+    damaged CSV leaves that run out with one warning line (what is wrong and the fix), and
+    the report is made from the others; never a traceback, never a silent drop."""
+    program, metrics, column, seeds = REPORTS[report](tmp_path / "results")
+    problem = damage_metrics(metrics, how, column)
+    assert seeds(tmp_path / "out") == 1
+    err = capsys.readouterr().err.splitlines()
+    run = metrics.parent.parent.name
+    assert len(err) == 1 and err[0].startswith(f"{program}: warning: {metrics} {problem}"), err
+    assert err[0].endswith(f"; {run} is left out (restore the file from a copy, or delete "
+                           f"the run's results and checkpoints to train it again)"), err
