@@ -22,20 +22,26 @@ metadata holds them, a description and, under "make_dataset", the command, seeds
 (with its sha256), summary, reference-score sources, versions and the arrays' checksum:
 same flags, machine and package versions, same arrays. Bad input is one `make_dataset.py:
 error:` line, exit 2, before any work and with nothing written; --help imports no torch.
+The dataset is written atomically: whole, metadata included, into a hidden staging folder
+in the Minari folder, then renamed into place, so a kill leaves no partial dataset.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import hashlib
 import math
+import os
 import re
 import shlex
 import shutil
 import sys
+import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -316,7 +322,22 @@ def summary_lines(plan: Plan, record: dict[str, Any]) -> list[tuple[str, str]]:
 
 def write_dataset(args: argparse.Namespace, plan: Plan, episodes: list[Episode],
                   folder: Path, record: dict[str, Any]) -> None:
-    """The Minari dataset, with its metadata; a failure (or Ctrl-C) removes what it wrote."""
+    """The Minari dataset with its metadata, written whole into a staging folder beside the
+    datasets and only then renamed into place: a kill or a failure (or Ctrl-C) at any moment
+    leaves no dataset or the complete one, never one without its reference scores and
+    provenance (Minari writes the data and its own metadata first, ours after)."""
+    staging = staging_folder(args.dataset_id)
+    try:
+        with minari_datasets_path(staging):
+            create_dataset(args, plan, episodes, record)
+        publish(staging / args.dataset_id, folder, args.dataset_id)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def create_dataset(args: argparse.Namespace, plan: Plan, episodes: list[Episode],
+                   record: dict[str, Any]) -> None:
+    """Minari's dataset of the episodes under $MINARI_DATASETS_PATH, with our metadata."""
     import minari
     from minari.data_collector import EpisodeBuffer
 
@@ -330,20 +351,70 @@ def write_dataset(args: argparse.Namespace, plan: Plan, episodes: list[Episode],
              if value is not None}
     scores = {name: record["reference_scores"][name] for name in REF_KEYS
               if record["reference_scores"][name] is not None}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Minari's advice on optional fields
+        dataset = minari.create_dataset_from_buffers(
+            args.dataset_id, buffers, env=plan.env, eval_env=plan.env.spec,
+            algorithm_name=plan.algorithm,
+            code_permalink=f"make_dataset.py, git {record['code_version']}",
+            description="; ".join(f"{label}: {text}"
+                                  for label, text in summary_lines(plan, record)) + ".",
+            **extra)
+    dataset.storage.update_metadata({**scores, "make_dataset": record})
+
+
+def staging_folder(dataset_id: str) -> Path:
+    """A new hidden folder in the Minari folder (so the final rename stays on one file
+    system, and Minari's listings skip it), after removing those a killed write of the same
+    id left. Like utils.atomic_write, this takes one writer per id at a time: a second run of
+    an id while the first is still writing would remove the first's folder."""
+    root = minari_root()
+    root.mkdir(parents=True, exist_ok=True)
+    prefix = f".make_dataset-{dataset_id.replace('/', '_')}-"
+    for stale in root.glob(f"{glob.escape(prefix)}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+
+
+@contextlib.contextmanager
+def minari_datasets_path(folder: Path) -> Iterator[None]:
+    """Minari writes under $MINARI_DATASETS_PATH, read at each call: point it at `folder`
+    for the calls inside, and back after."""
+    saved = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(folder)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # Minari's advice on optional fields
-            dataset = minari.create_dataset_from_buffers(
-                args.dataset_id, buffers, env=plan.env, eval_env=plan.env.spec,
-                algorithm_name=plan.algorithm,
-                code_permalink=f"make_dataset.py, git {record['code_version']}",
-                description="; ".join(f"{label}: {text}"
-                                      for label, text in summary_lines(plan, record)) + ".",
-                **extra)
-        dataset.storage.update_metadata({**scores, "make_dataset": record})
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
+        yield
+    finally:
+        if saved is None:
+            del os.environ["MINARI_DATASETS_PATH"]
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = saved
+
+
+def publish(built: Path, folder: Path, dataset_id: str) -> None:
+    """Rename the complete dataset `built` to `folder` after its namespace (created as Minari
+    creates it) and synced to disk, so that the rename is the one step that makes it
+    appear, and survives a power loss."""
+    from minari.dataset.minari_dataset import parse_dataset_id
+    from minari.namespace import create_namespace, list_local_namespaces
+
+    for path in sorted(built.rglob("*"), reverse=True) + [built]:  # files before folders
+        fsync(path)
+    namespace = parse_dataset_id(dataset_id)[0]
+    if namespace is not None and namespace not in list_local_namespaces():
+        create_namespace(namespace)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(built, folder)
+    fsync(folder.parent)
+
+
+def fsync(path: Path) -> None:
+    """Flush a file's or a folder's entries to disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def collect_and_write(args: argparse.Namespace, argv: list[str], plan: Plan, folder: Path,

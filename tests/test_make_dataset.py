@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -535,6 +536,62 @@ def test_existing_dataset_is_not_overwritten(minari_root: Path, capsys):
     assert "test/pendulum/x-v0 already exists" in line
     assert "minari delete test/pendulum/x-v0" in line
     assert len(load_dataset("test/pendulum/x-v0")) == 10  # untouched
+
+
+KILLED_AFTER_MINARI_WRITE = """
+import os, sys
+import minari.dataset.minari_storage as storage
+import make_dataset
+
+update = storage.MinariStorage.update_metadata
+
+
+def die_before_our_metadata(self, metadata):  # SIGKILL's exit, after Minari wrote its part
+    if "make_dataset" in metadata:
+        os._exit(137)
+    return update(self, metadata)
+
+
+storage.MinariStorage.update_metadata = die_before_our_metadata
+make_dataset.main(sys.argv[1:])
+"""
+
+
+def test_a_kill_during_the_write_leaves_no_dataset_and_the_rerun_writes_it(minari_root: Path,
+                                                                           capsys):
+    """The dataset appears only complete: killed between Minari's write and make_dataset's
+    metadata (reference scores, provenance), nothing is left that training could read or
+    that blocks the rerun, which writes it whole and clears the killed write's leftovers."""
+    argv = ["--env-name", "Pendulum-v1", *RANDOM, "--dataset-id", "test/pendulum/x-v0",
+            "--ref-min-score", "-1", "--ref-max-score", "1"]
+    killed = subprocess.run([sys.executable, "-c", KILLED_AFTER_MINARI_WRITE, *argv],
+                            capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    assert killed.returncode == 137, killed.stderr
+    assert not (minari_root / "test" / "pendulum" / "x-v0").exists()
+    import minari
+
+    assert minari.list_local_datasets() == {}
+    make(*argv)
+    assert "Wrote Minari dataset test/pendulum/x-v0" in capsys.readouterr().out
+    assert episodes_of("test/pendulum/x-v0")[2]["reference_scores"]["ref_max_score"] == 1.0
+    assert sorted(path.name for path in minari_root.iterdir()) == ["test"]  # nothing staged
+
+
+def test_ctrl_c_during_the_write_leaves_nothing(minari_root: Path, capsys,
+                                                monkeypatch: pytest.MonkeyPatch):
+    import minari.dataset.minari_storage as storage
+
+    def interrupt(self, metadata):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(storage.MinariStorage, "update_metadata", interrupt)
+    with pytest.raises(SystemExit) as excinfo:
+        make("--env-name", "Pendulum-v1", *RANDOM, "--dataset-id", "test/pendulum/x-v0",
+             "--ref-min-score", "-1")
+    assert excinfo.value.code == 130
+    assert capsys.readouterr().err == "make_dataset.py: interrupted; nothing written\n"
+    assert list(minari_root.iterdir()) == []  # the staging folder removed too
+    assert os.environ["MINARI_DATASETS_PATH"] == str(minari_root)  # Minari's folder restored
 
 
 @pytest.fixture(scope="module")
