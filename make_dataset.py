@@ -139,18 +139,19 @@ def episodes_checksum(episodes: Iterable[Any]) -> str:
 # --------------------------------------------------------------------------- checks
 
 def check_dataset_id(dataset_id: str) -> Path:
-    """Minari's (namespace/)name-vN form, not yet stored; returns the dataset's folder."""
+    """Minari's (namespace/)name-vN form (its parse_dataset_id, which also wants a namespace
+    of two or more characters), with the version Minari leaves optional; not yet stored.
+    Returns the dataset's folder."""
     from minari.dataset.minari_dataset import parse_dataset_id
 
     try:
-        parse_dataset_id(dataset_id)
-        well_formed = re.fullmatch(r"[-\w/]+-v\d+", dataset_id) is not None
+        well_formed = parse_dataset_id(dataset_id)[2] is not None
     except (ValueError, TypeError):
         well_formed = False
     if not well_formed:
         raise UsageError(f"--dataset-id {dataset_id!r} is not a Minari dataset id; use "
-                         f"(namespace/)name-vN with letters, digits, - and _, e.g. "
-                         f"posac/halfcheetah/medium-v0")
+                         f"(namespace/)name-vN of letters, digits, - and _, with a namespace "
+                         f"of two or more characters, e.g. posac/halfcheetah/medium-v0")
     folder = minari_root() / dataset_id
     if folder.exists():
         raise UsageError(f"Minari dataset {dataset_id} already exists in {folder}; choose "

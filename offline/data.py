@@ -11,7 +11,9 @@ Bad input raises `DatasetError` with a one-line message naming the problem and t
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,6 +47,7 @@ class OfflineDataset:
     ref_max_score: float | None = None
     source: str = "offline dataset"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    caveat: str | None = None  # a warning for whoever trains on the data (OfflineSampler's)
 
     def __post_init__(self) -> None:
         self.obs = float_array(self.obs, 2, "obs", self.source)
@@ -134,17 +137,33 @@ def open_dataset(spec: str, env_name: str | None = None) -> tuple[OfflineDataset
 
 # --------------------------------------------------------------------------- sampling
 
+_shown_caveats: set[str] = set()  # a caveat is one warning per process, however many samplers
+
+
+def show_caveat(caveat: str | None) -> None:
+    """A dataset's caveat (e.g. D4RL data on a -v5 environment) as one warning line named
+    after the running script, as its own warnings are, the first time it comes up. A
+    sampler is built once every start-up check has passed, so the warning never comes
+    before a refusal's one error line, nor in a sweep's checks of its runs."""
+    if caveat is None or caveat in _shown_caveats:
+        return
+    _shown_caveats.add(caveat)
+    print(f"{Path(sys.argv[0]).name}: warning: {caveat}", file=sys.stderr, flush=True)
+
+
 class OfflineSampler:
     """The dataset's transitions as tensors on `device`, drawn uniformly by a seeded generator.
 
     States are normalised s ← (s − μ) / σ with (μ, σ) = `dataset.state_mean_std()` when
     `normalize_states` (else μ = 0, σ = 1, so `normalize_obs` is always the right map for
     evaluation observations); rewards are multiplied by `dataset.reward_scale()` when
-    `normalize_rewards`. `mask` = 0.0 at terminals, 1.0 otherwise, as in ReplayMemory.
+    `normalize_rewards`. `mask` = 0.0 at terminals, 1.0 otherwise, as in ReplayMemory. The
+    dataset's caveat, if any, is printed (show_caveat).
     """
 
     def __init__(self, dataset: OfflineDataset, seed: int, device: torch.device | str = "cpu",
                  normalize_states: bool = True, normalize_rewards: bool = False):
+        show_caveat(dataset.caveat)
         self.device = torch.device(device)
         self.generator = torch.Generator(self.device).manual_seed(seed)
         self.size = len(dataset)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +35,6 @@ D4RL_REF_SCORES: dict[str, tuple[float, float]] = {
     "walker2d": (1.629008, 4592.3),
     "ant": (-325.6, 3879.7),
 }
-
-_warned_v2_on_new_env = False  # the D4RL-vs-new-environment warning is shown once per process
-
 
 class DatasetError(Exception):
     """A dataset that cannot be used; the message is one line naming the problem and the fix."""
@@ -113,12 +109,12 @@ def read_d4rl_hdf5(path: Path, env_name: str | None) -> dict[str, Any]:
     else:
         next_obs, keep = _derive_next_obs(obs, terminal, timeout)
     ref_min, ref_max = _d4rl_reference_scores(path.name)
-    _warn_v2_data_on_new_env(path.name, env_name)
     return dict(
         obs=obs[keep], action=np.asarray(arrays["actions"])[keep], reward=rewards[keep],
         next_obs=np.asarray(next_obs)[keep], terminal=terminal[keep],
         episode_returns=_complete_episode_returns(rewards, terminal | timeout),
-        env_id=env_name, ref_min_score=ref_min, ref_max_score=ref_max, source=source)
+        env_id=env_name, ref_min_score=ref_min, ref_max_score=ref_max, source=source,
+        caveat=v2_caveat(path.name, env_name))
 
 
 def _read_hdf5_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -194,18 +190,16 @@ def _d4rl_reference_scores(file_name: str) -> tuple[float | None, float | None]:
     return None, None
 
 
-def _warn_v2_data_on_new_env(file_name: str, env_name: str) -> None:
-    """Once per process: D4RL's data come from mujoco-py environments, so returns (and
-    normalised scores) on the newer MuJoCo-binding environments (-v4, -v5) compare with
-    published D4RL numbers only approximately."""
-    global _warned_v2_on_new_env
+def v2_caveat(file_name: str, env_name: str) -> str | None:
+    """The caveat of D4RL data on the newer MuJoCo-binding environments (-v4, -v5), None on
+    others: D4RL's data come from mujoco-py environments, so returns (and normalised scores)
+    there compare with published D4RL numbers only approximately."""
     version = re.search(r"-v(\d+)$", env_name)
-    if _warned_v2_on_new_env or version is None or int(version.group(1)) < 4:
-        return
-    _warned_v2_on_new_env = True
-    warnings.warn(f"{file_name}: D4RL -v2 data (collected with mujoco-py) are evaluated on "
-                  f"{env_name}, whose simulation differs slightly; scores are comparable to "
-                  f"published D4RL numbers only approximately", stacklevel=2)
+    if version is None or int(version.group(1)) < 4:
+        return None
+    return (f"{file_name}: D4RL -v2 data (collected with mujoco-py) are evaluated on "
+            f"{env_name}, whose simulation differs slightly; scores are comparable to "
+            f"published D4RL numbers only approximately")
 
 
 # --------------------------------------------------------------------------- Minari
@@ -291,9 +285,18 @@ def _open_minari(dataset_id: str) -> Any:
 
 
 def _unreadable_minari(dataset_id: str, error: Exception) -> DatasetError:
+    """The error for a stored dataset that does not read, with the way to make it again: the
+    command in make_dataset.py's record where its metadata has one (a local dataset, which no
+    download restores), else a download or make_dataset.py. The folder is named, as `minari
+    delete` skips a dataset whose metadata it cannot read."""
     message = " ".join(str(error).split()) or type(error).__name__
-    return DatasetError(f"Minari dataset {dataset_id} cannot be read ({message}); "
-                        f"delete it and run: minari download {dataset_id}")
+    record = local_metadata(dataset_id).get("make_dataset")
+    command = record.get("command") if isinstance(record, dict) else None
+    again = (f"make it again with: {command}" if isinstance(command, str) else
+             f"download it again (minari download {dataset_id}) or, if make_dataset.py made "
+             f"it, make it again")
+    return DatasetError(f"Minari dataset {dataset_id} cannot be read ({message}); delete "
+                        f"{minari_root() / dataset_id} and {again}")
 
 
 def _check_flat_box_spaces(dataset: Any, source: str) -> None:

@@ -73,8 +73,11 @@ def load_torch_file(path: Path, what: str, hint: str) -> dict[str, Any]:
     """The dict a torch file holds (no pickled objects), or UsageError saying why not."""
     import torch
 
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"{what} {path} does not exist; {hint}")
+    if not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise UsageError(f"{what} {path} is {kind}, not a torch file; {hint}")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a file that is not its own

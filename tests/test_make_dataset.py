@@ -463,6 +463,9 @@ def bad_cases(checkpoint: Path, tmp: Path) -> dict[str, tuple[list[str], list[st
                         ["unknown environment", "HalfCheetah-v9", "HalfCheetah-v5"]),
         "missing_checkpoint": ([*ip, "--policy", str(tmp / "nope.pt"), "--num-steps", "10"],
                                ["does not exist", "nope.pt"]),
+        "folder_as_checkpoint": ([*ip, "--policy", str(tmp), "--num-steps", "10"],
+                                 [f"checkpoint {tmp} is a folder, not a torch file",
+                                  "give a final checkpoint"]),
         "actor_out_of_range": ([*ip, *policy, "--actor", "2"],
                                ["--actor 2", "2 actor(s)", "0..1"]),
         "negative_actor": ([*ip, *policy, "--actor", "-1"], ["--actor -1", "0..1"]),
@@ -475,6 +478,8 @@ def bad_cases(checkpoint: Path, tmp: Path) -> dict[str, tuple[list[str], list[st
                                     ["--dataset-id", "test/ip/x", "name-vN"]),
         "malformed_id_characters": (["--env-name", IP, "--dataset-id", "test/i p!-v0", *RANDOM],
                                     ["--dataset-id", "posac/halfcheetah/medium-v0"]),
+        "one_letter_namespace": (["--env-name", IP, "--dataset-id", "t/a-v0", *RANDOM],
+                                 ["'t/a-v0'", "a namespace of two or more characters"]),
         "random_with_actor": ([*ip, *RANDOM, "--actor", "1"], ["--actor", "checkpoint"]),
         "random_deterministic": ([*ip, *RANDOM, "--deterministic"], ["--deterministic"]),
         "policy_without_steps": ([*ip, "--policy", "random"], ["--num-steps"]),
@@ -508,9 +513,10 @@ def bad_cases(checkpoint: Path, tmp: Path) -> dict[str, tuple[list[str], list[st
     }
 
 
-CASE_NAMES = ["unknown_env", "missing_checkpoint", "actor_out_of_range", "negative_actor",
-              "dimension_mismatch", "other_env_folder", "malformed_id_no_version",
-              "malformed_id_characters", "random_with_actor", "random_deterministic",
+CASE_NAMES = ["unknown_env", "missing_checkpoint", "folder_as_checkpoint",
+              "actor_out_of_range", "negative_actor", "dimension_mismatch", "other_env_folder",
+              "malformed_id_no_version", "malformed_id_characters", "one_letter_namespace",
+              "random_with_actor", "random_deterministic",
               "policy_without_steps", "replay_with_steps", "both_sources", "no_source",
               "garbage_checkpoint", "replay_as_policy", "checkpoint_as_replay",
               "replay_dimension_mismatch", "wrapped_replay", "tampered_replay",

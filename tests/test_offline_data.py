@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 import torch
 
+from offline import data as offline_data
 from offline import readers as offline_readers
-from offline.data import OfflineDataset, OfflineSampler, check_matches_env, load_dataset
+from offline.data import (OfflineDataset, OfflineSampler, check_matches_env, load_dataset,
+                          open_dataset)
 from offline.readers import D4RL_REF_SCORES, DatasetError
 from replay_memory import Batch
 
@@ -36,12 +38,6 @@ def episode_arrays(episode: int, steps: int) -> dict[str, np.ndarray]:
     return {"observations": np.stack([observation(episode, t) for t in range(steps + 1)]),
             "actions": np.array([[0.1 * episode + 0.01 * t] for t in range(steps)]),
             "rewards": np.array([10.0 * episode + t + 0.5 for t in range(steps)])}
-
-
-@pytest.fixture(autouse=True)
-def v2_warning_already_shown(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The once-per-process D4RL warning stays quiet except where a test asks for it."""
-    monkeypatch.setattr(offline_readers, "_warned_v2_on_new_env", True)
 
 
 def one_line(error: pytest.ExceptionInfo) -> str:
@@ -198,6 +194,31 @@ def test_missing_minari_dataset_names_folder_and_download_command(
     assert str(minari_root.parent / "home" / ".minari" / "datasets") in one_line(error)
 
 
+def test_an_unreadable_minari_dataset_names_its_folder_and_how_to_make_it_again(
+        minari_root: Path):
+    """make_dataset.py's datasets are local: the fix is its recorded command, not a download
+    (none exists); for another dataset, either."""
+    import minari
+
+    made = "python make_dataset.py --env-name Pendulum-v1 --dataset-id test/pendulum/made-v0"
+    for dataset_id in ("test/pendulum/made-v0", "test/pendulum/other-v0"):
+        write_minari(dataset_id, [(3, "terminated")])
+        if dataset_id.endswith("made-v0"):
+            minari.load_dataset(dataset_id).storage.update_metadata(
+                {"make_dataset": {"command": made}})
+        data_file = minari_root / dataset_id / "data" / "main_data.hdf5"
+        data_file.write_bytes(data_file.read_bytes()[:1000])  # truncated
+    with pytest.raises(DatasetError) as error:
+        load_dataset("test/pendulum/made-v0", None)
+    assert one_line(error).endswith(f"; delete {minari_root / 'test/pendulum/made-v0'} and "
+                                    f"make it again with: {made}")
+    with pytest.raises(DatasetError) as error:
+        load_dataset("test/pendulum/other-v0", None)
+    assert one_line(error).endswith(
+        f"; delete {minari_root / 'test/pendulum/other-v0'} and download it again (minari "
+        f"download test/pendulum/other-v0) or, if make_dataset.py made it, make it again")
+
+
 @pytest.mark.parametrize("spec", ["halfcheetah", "mujoco/halfcheetah/medium", "a b-v0"])
 def test_neither_file_nor_minari_id(minari_root: Path, spec: str):
     with pytest.raises(DatasetError) as error:
@@ -302,14 +323,34 @@ def test_d4rl_without_timeouts_and_column_rewards(tmp_path: Path):
     assert data.ref_min_score is None and data.normalized_score(100.0) is None
 
 
-def test_d4rl_on_new_environment_warns_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(offline_readers, "_warned_v2_on_new_env", False)
-    path = str(write_hdf5(tmp_path / "hopper_medium-v2.hdf5", d4rl_arrays()))
-    with pytest.warns(UserWarning, match="Hopper-v5"):
-        load_dataset(path, "Hopper-v5")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        load_dataset(path, "Hopper-v5")
+def inverted_pendulum_sized() -> dict[str, np.ndarray]:
+    """d4rl_arrays with InvertedPendulum-v5's 4-dim observations (a zero column added) and
+    1-dim actions (up to 0.22, in its box [-3, 3])."""
+    arrays = d4rl_arrays()
+    for key in ("observations", "next_observations"):
+        arrays[key] = np.pad(arrays[key], ((0, 0), (0, 1)))
+    return arrays
+
+
+def test_d4rl_on_new_environment_warns_once_in_one_line_when_training_starts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+    """The caveat waits for the sampler, built once every start-up check has passed: no
+    warning before a refusal's one error line (the dataset's or a later check's)."""
+    monkeypatch.setattr(offline_data, "_shown_caveats", set())
+    path = str(write_hdf5(tmp_path / "hopper_medium-v2.hdf5", inverted_pendulum_sized()))
+    with pytest.raises(DatasetError):
+        open_dataset(path, "Hopper-v5")  # refused: its one line comes alone
+    data = open_dataset(path, "InvertedPendulum-v5")[0]
+    assert capsys.readouterr().err == ""
+    OfflineSampler(data, seed=0)
+    OfflineSampler(data, seed=1)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].endswith(
+        ": warning: hopper_medium-v2.hdf5: D4RL -v2 data (collected with mujoco-py) are "
+        "evaluated on InvertedPendulum-v5, whose simulation differs slightly; scores are "
+        "comparable to published D4RL numbers only approximately"), err
+    assert load_dataset(path, "InvertedPendulum-v4").caveat is not None
+    assert load_dataset(path, "Pendulum-v1").caveat is None  # not a MuJoCo-binding version
 
 
 def test_d4rl_needs_env_name(tmp_path: Path):
