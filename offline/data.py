@@ -24,6 +24,14 @@ from replay_memory import Batch
 
 STD_EPS = 1e-3  # CORL's state-normalisation epsilon: σ + 1e-3 keeps constant features finite
 REWARD_SCALE_STEPS = 1000.0  # CORL's locomotion rule scales returns to a 1000-step range
+# How far past a bound of the action box a dataset's action may lie, relative to the bound's
+# magnitude: float32 round-off. An action squashed or clipped to the box in one precision and
+# stored in another lands at most a few units in float32's last place (2^-23 ≈ 1.2e-7
+# relative) outside it; 1e-5 leaves two orders of magnitude of margin for that, while data
+# of another environment or in other units lie whole percents or more outside, and moving an
+# action 1e-5 of the bound onto the box changes neither TD3+BC's squared error nor log π
+# measurably.
+ACTION_ROUND_OFF = 1e-5
 
 
 @dataclass
@@ -119,6 +127,27 @@ def check_matches_env(dataset: OfflineDataset, obs_dim: int, action_dim: int) ->
             f"{action_dim}; give the environment the data were collected on")
 
 
+def check_actions_in_box(dataset: OfflineDataset, low: np.ndarray, high: np.ndarray) -> None:
+    """Raise DatasetError unless every action lies in the environment's box [low, high], up
+    to float32 round-off (ACTION_ROUND_OFF of each bound's magnitude): a tanh actor cannot
+    reach an action outside it, and SAC's log-density of one is undefined (model.py would
+    clamp it onto the bound, a different action, without a word)."""
+    low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
+    outside = np.maximum(low - dataset.action, dataset.action - high)  # > 0: beyond a bound
+    slack = ACTION_ROUND_OFF * np.maximum(np.abs(low), np.abs(high))  # inf: unbounded
+    if not (outside > slack).any():
+        return
+    row, dim = np.unravel_index(np.argmax(outside), outside.shape)
+    uniform = (low == low[0]).all() and (high == high[0]).all()
+    bounds = f"[{low[dim]:g}, {high[dim]:g}]" + (" (every dimension's)" if uniform else "")
+    raise DatasetError(
+        f"{dataset.source} has actions outside {dataset.env_id}'s action box: the farthest, "
+        f"{dataset.action[row, dim]:g} in dimension {dim}, lies {outside[row, dim]:.3g} beyond "
+        f"its bounds {bounds}; tanh actors cannot reach such actions and SAC's log-density of "
+        f"one is undefined; give the environment the data were collected on, or data whose "
+        f"actions lie in its box")
+
+
 def load_dataset(spec: str, env_name: str | None = None) -> OfflineDataset:
     """A D4RL hdf5 file or a locally stored Minari dataset id (offline.readers.read_dataset)."""
     return OfflineDataset(**read_dataset(spec, env_name))
@@ -132,6 +161,7 @@ def open_dataset(spec: str, env_name: str | None = None) -> tuple[OfflineDataset
     data = load_dataset(spec, env_name)
     env = make_env(data.env_id, **data.env_kwargs)
     check_matches_env(data, env.observation_space.shape[0], env.action_space.shape[0])
+    check_actions_in_box(data, env.action_space.low, env.action_space.high)
     return data, env
 
 

@@ -20,8 +20,8 @@ import torch
 
 from offline import data as offline_data
 from offline import readers as offline_readers
-from offline.data import (OfflineDataset, OfflineSampler, check_matches_env, load_dataset,
-                          open_dataset)
+from offline.data import (OfflineDataset, OfflineSampler, check_actions_in_box,
+                          check_matches_env, load_dataset, open_dataset)
 from offline.readers import D4RL_REF_SCORES, DatasetError
 from replay_memory import Batch
 
@@ -411,6 +411,29 @@ def test_dimension_mismatch_with_environment(tmp_path: Path):
     message = one_line(error)
     assert "3-dim observations" in message and "1-dim actions" in message
     assert "Hopper-v5 has 11 and 3" in message
+
+
+def test_actions_outside_the_action_box_are_refused_beyond_round_off(tmp_path: Path):
+    low, high = np.array([-1.0, -0.5]), np.array([1.0, 0.5])
+    inside = np.array([[-1.0, 0.5], [1.0 + 0.9e-5, -0.5 - 0.4e-5]])  # round-off: accepted
+    check_actions_in_box(make_dataset(2, action=inside), low, high)
+    for action, farthest in (([1.0 + 2e-5, 0.0], "1.00002 in dimension 0, lies 2e-05 beyond "
+                                                 "its bounds [-1, 1];"),
+                             ([0.0, -0.75], "-0.75 in dimension 1, lies 0.25 beyond its "
+                                            "bounds [-0.5, 0.5];")):
+        with pytest.raises(DatasetError) as error:
+            check_actions_in_box(make_dataset(2, action=np.array([[0.0, 0.0], action])),
+                                 low, high)
+        assert f"Pendulum-v1's action box: the farthest, {farthest}" in one_line(error)
+    # the training scripts' path: open_dataset refuses the file, naming it and the box
+    arrays = inverted_pendulum_sized()
+    arrays["actions"] = arrays["actions"] * 20  # up to 4.4
+    path = write_hdf5(tmp_path / "big_actions.hdf5", arrays)
+    with pytest.raises(DatasetError) as error:
+        open_dataset(str(path), "InvertedPendulum-v5")
+    assert one_line(error).startswith(
+        "D4RL file big_actions.hdf5 has actions outside InvertedPendulum-v5's action box: the "
+        "farthest, 4.4 in dimension 0, lies 1.4 beyond its bounds [-3, 3] (every dimension's); ")
 
 
 # --------------------------------------------------------------------------- statistics
