@@ -156,8 +156,7 @@ def test_an_init_from_run_that_has_not_finished_is_a_one_line_problem(tmp_path):
     lines = result.stderr.splitlines()
     assert len(lines) == 2 and all(line.startswith("run_sac.py: error: sweep.yaml: ")
                                    for line in lines), result.stderr
-    assert "(seed 1): train_sac.py rejects these settings: results/POSAC_x_s1 has no " \
-           "summary.json" in lines[0]
+    assert "results/POSAC_x_s1 has no summary.json" in lines[0]
     assert "results/POSAC_x_s2 does not exist" in lines[1]
 
 
