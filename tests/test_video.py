@@ -192,7 +192,7 @@ def test_recording_plays_the_scored_episodes(headless):
     np.testing.assert_array_equal(returns, plain.run(policies))
     for i, policy in enumerate(policies):
         env = video.make_recorded_env("InvertedPendulum-v5", {}, size)
-        obs, _ = env.reset(seed=recording.seed)
+        obs, _ = env.reset(seed=recording.reset_seeds[0])
         first, steps, done = env.render(), 0, False
         while not done:
             action = Evaluator.act(policy, obs[None], plain.noise[i, 0, 0, steps][None])[0]
