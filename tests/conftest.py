@@ -7,6 +7,7 @@ pass (output_flags)."""
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = str(Path(__file__).resolve().parent.parent)
 if REPO_ROOT not in sys.path:
@@ -60,6 +61,26 @@ def tensorboard_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
     events.Reload()
     return {tag: [(event.step, event.value) for event in events.Scalars(tag)]
             for tag in events.Tags()["scalars"]}
+
+
+def stop_before_the_summary(main: Any, argv: list[str], monkeypatch: Any) -> None:
+    """Run a training script's main(argv) and stop it after its final checkpoint, as it
+    writes summary.json (its config.json and resume checkpoints stay)."""
+    import pytest
+
+    import training.experiment
+
+    write_json = training.experiment.atomic_write_json
+
+    def stop_at_the_summary(path: Path, value: Any) -> None:
+        if path.name == "summary.json":
+            raise RuntimeError("stopped between the final checkpoint and the summary")
+        write_json(path, value)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(training.experiment, "atomic_write_json", stop_at_the_summary)
+        with pytest.raises(RuntimeError, match="stopped between"):
+            main(argv)
 
 
 def output_flags(root: Path) -> list[str]:

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import train_sac
+from conftest import stop_before_the_summary
 from utils import parse_w2_weights
 
 PREFIX = "train_sac.py: error:"
@@ -258,24 +259,6 @@ def test_parse_w2_weights_rejects(text, num_actors):
         parse_w2_weights(text, num_actors, actor0_zero=True)
 
 
-def stop_before_the_summary(argv: list[str], monkeypatch) -> None:
-    """Run train_sac.main(argv) and stop it after its final checkpoint, before summary.json
-    (its config.json and resume checkpoints stay)."""
-    import training.experiment
-
-    write_json = training.experiment.atomic_write_json
-
-    def stop_at_the_summary(path, value):
-        if path.name == "summary.json":
-            raise RuntimeError("stopped between the final checkpoint and the summary")
-        write_json(path, value)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(training.experiment, "atomic_write_json", stop_at_the_summary)
-        with pytest.raises(RuntimeError, match="stopped between"):
-            train_sac.main(argv)
-
-
 def test_a_run_stopped_between_its_final_checkpoint_and_its_summary_resumes(tmp_path,
                                                                             monkeypatch, capsys):
     """Stopped after writing _final.pt but before summary.json (its resume checkpoints still
@@ -283,7 +266,7 @@ def test_a_run_stopped_between_its_final_checkpoint_and_its_summary_resumes(tmp_
     ends as the uninterrupted run does."""
     argv = TINY_RUN + ["--checkpoint-freq", "20"]
     train_sac.main(argv + output_args(tmp_path / "whole"))
-    stop_before_the_summary(argv + output_args(tmp_path / "cut"), monkeypatch)
+    stop_before_the_summary(train_sac.main, argv + output_args(tmp_path / "cut"), monkeypatch)
     assert len(list((tmp_path / "cut" / "checkpoints").rglob("*_final.pt"))) == 1
     assert list((tmp_path / "cut" / "checkpoints").rglob("*_latest.pt"))
     assert not list((tmp_path / "cut" / "results").rglob("summary.json"))
@@ -332,8 +315,8 @@ def test_resume_refuses_a_checkpoint_another_run_of_the_same_name_wrote(tmp_path
     written."""
     argv = TINY_RUN + ["--checkpoint-freq", "20"]
     this, other = argv + output_args(tmp_path / "this"), argv + output_args(tmp_path / "other")
-    stop_before_the_summary(this, monkeypatch)
-    stop_before_the_summary(other + ["--lr", "0.001"], monkeypatch)
+    stop_before_the_summary(train_sac.main, this, monkeypatch)
+    stop_before_the_summary(train_sac.main, other + ["--lr", "0.001"], monkeypatch)
     [latest] = (tmp_path / "this" / "checkpoints").rglob("*_latest.pt")
     [previous] = (tmp_path / "this" / "checkpoints").rglob("*_previous.pt")
     for mine in (latest, previous):

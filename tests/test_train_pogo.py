@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import REPO_ROOT as REPO_ROOT_TEXT
 from conftest import (kill_at_first_checkpoint, output_flags, random_pendulum_hdf5,
-                      tensorboard_scalars)
+                      stop_before_the_summary, tensorboard_scalars)
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train_pogo
@@ -255,21 +255,9 @@ def test_a_run_stopped_after_its_last_checkpoint_resumes_to_the_uninterrupted_ou
     comes before that checkpoint, so a run stopped after it (here as it writes summary.json)
     resumes to the uninterrupted run's metrics (the update's losses in the last row
     included) and TensorBoard scalars."""
-    import training.experiment
-
     flags = ["--dataset", str(hdf5_dataset), *TINY, "--eval-freq", "200"]
     train_pogo.main(flags + output_flags(tmp_path / "whole"))
-    write_json = training.experiment.atomic_write_json
-
-    def stop_at_the_summary(path, value):
-        if path.name == "summary.json":
-            raise RuntimeError("stopped after the last checkpoint")
-        write_json(path, value)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(training.experiment, "atomic_write_json", stop_at_the_summary)
-        with pytest.raises(RuntimeError, match="stopped after"):
-            train_pogo.main(flags + output_flags(tmp_path / "cut"))
+    stop_before_the_summary(train_pogo.main, flags + output_flags(tmp_path / "cut"), monkeypatch)
     train_pogo.main(flags + output_flags(tmp_path / "cut") + ["--resume"])
     rows = rows_of(tmp_path / "cut")
     assert [int(row["step"]) for row in rows] == [200, 300] and rows[-1]["critic_loss"]
