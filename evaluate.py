@@ -31,12 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.run_setup import add_threads_flag, check_cuda, interruptible, use_threads
+from training.run_setup import (add_threads_flag, check_cuda, imports_held, interruptible,
+                                use_threads)
 from utils import (OneLineErrorParser, UsageError, atomic_write_json, atomic_write_text,
                    positive_int, seed_int, usage_error)
 
 PROGRAM = "evaluate.py"
-with interruptible(PROGRAM):
+with imports_held(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
     import numpy as np
 
     from training.final_checkpoint import (check_spaces, evaluation_policies, normalized_score,

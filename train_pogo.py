@@ -22,14 +22,14 @@ from typing import Any
 
 from training.run_setup import (OPTIMIZER_RANGES, POSITIVE, RunPaths, add_network_flags,
                                 add_output_flags, add_threads_flag, check_ranges,
-                                interruptible)
+                                imports_held, interruptible)
 from training.tracking import add_tracking_flags, check_tracking
 from utils import (OneLineErrorParser, UsageError, dataset_task, flag_fields,
                    parse_w2_weights, positive_int, run_name, seed_int, stream_seed,
                    with_finite)
 
 PROGRAM = "train_pogo.py"
-with interruptible(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
+with imports_held(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
     from training import trainer
     from training.evaluation import (SPREAD_DRAWS, action_spread, noise_input_policies,
                                      spread_rows)

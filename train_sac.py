@@ -25,14 +25,14 @@ from typing import Any
 
 from training.run_setup import (NON_NEGATIVE, OPTIMIZER_RANGES, POSITIVE, RunPaths,
                                 add_network_flags, add_output_flags, add_threads_flag,
-                                check_ranges, interruptible)
+                                check_ranges, imports_held, interruptible)
 from training.tracking import add_tracking_flags, check_tracking
 from utils import (OneLineErrorParser, UsageError, atomic_write, config_from_flags,
                    dataset_task, flag_fields, non_negative_int, parse_w2_weights, positive_int,
                    run_name, seed_int, stream_seed, with_finite)
 
 PROGRAM = "train_sac.py"
-with interruptible(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
+with imports_held(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
     import numpy as np
 
     from training import trainer

@@ -351,3 +351,31 @@ class CaughtSignals:
     def handle(self, signum: int, frame: Any) -> None:
         self.signum = self.signum or signum
         self.count += 1
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop request (SIGINT, or SIGTERM as a scheduler sends before it kills a job),
+    honoured where it is safe; the process then exits 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.exit_code = 128 + signum
+
+
+class StopRequest(CaughtSignals):
+    """While entered, SIGINT and SIGTERM only set a flag that the loops honour at their next
+    safe point (`check`, between environment steps or updates). A KeyboardInterrupt raised
+    at an arbitrary point can land inside a library that holds a lock (TensorBoard's
+    writer), and the exit then deadlocks on that lock. A second signal stops at once."""
+
+    def __init__(self) -> None:
+        super().__init__(signal.SIGINT, signal.SIGTERM)
+
+    def handle(self, signum: int, frame: Any) -> None:
+        super().handle(signum, frame)
+        if self.count > 1:
+            raise Stopped(self.signum)
+
+    def check(self) -> None:
+        if self.count:
+            raise Stopped(self.signum)

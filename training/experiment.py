@@ -14,7 +14,6 @@ import csv
 import io
 import math
 import re
-import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,7 +25,7 @@ import numpy as np
 from training.evaluation import evaluation_table
 from training.run_setup import RunPaths, settings_conflicts, settings_of
 from training.tracking import Tracker
-from utils import (CaughtSignals, atomic_write, atomic_write_json, atomic_write_text,
+from utils import (StopRequest, atomic_write, atomic_write_json, atomic_write_text,
                    format_duration, renamed_metric, usage_error)
 
 # The lines a training script prints that the sweep tool reads back from its log.
@@ -38,35 +37,6 @@ LINE_PATTERNS = {
     "finished": re.compile(r"^Finished \S+: (\d+) steps"),
     "error": re.compile(r"^\S+\.py: error: "),
 }
-
-
-# --------------------------------------------------------------------------- stopping
-class Stopped(KeyboardInterrupt):
-    """A stop request (SIGINT, or SIGTERM as a scheduler sends before it kills a job),
-    honoured where it is safe; the process then exits 128 + the signal's number."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.exit_code = 128 + signum
-
-
-class StopRequest(CaughtSignals):
-    """While entered, SIGINT and SIGTERM only set a flag that the loops honour at their next
-    safe point (`check`, between environment steps or updates). A KeyboardInterrupt raised
-    at an arbitrary point can land inside a library that holds a lock (TensorBoard's
-    writer), and the exit then deadlocks on that lock. A second signal stops at once."""
-
-    def __init__(self) -> None:
-        super().__init__(signal.SIGINT, signal.SIGTERM)
-
-    def handle(self, signum: int, frame: Any) -> None:
-        super().handle(signum, frame)
-        if self.count > 1:
-            raise Stopped(self.signum)
-
-    def check(self) -> None:
-        if self.count:
-            raise Stopped(self.signum)
 
 
 # --------------------------------------------------------------------------- outputs

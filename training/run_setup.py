@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from utils import UsageError, positive_int, usage_error
+from utils import StopRequest, UsageError, positive_int, usage_error
 
 # settings that change no number: a resumed run may differ in them (threads: the same
 # numbers at 1 and 2 threads were measured for a 2-actor HalfCheetah run, docs/speed.md)
@@ -286,8 +286,8 @@ def check_ranges(args: argparse.Namespace,
 
 
 class interruptible(contextlib.ContextDecorator):
-    """Around a script's imports and as its main's decorator: a SIGINT outside the training
-    loop (start-up: imports, environments, loading a checkpoint; or the final writes), or a
+    """As a script's main's decorator (and within `imports_held`): a SIGINT outside the
+    training loop (start-up: environments, loading a checkpoint; or the final writes), or a
     SIGTERM held through the start-up, is reported as one line and exit status 130 (143),
     like one inside it."""
 
@@ -303,6 +303,17 @@ class interruptible(contextlib.ContextDecorator):
                   f"run the same command again, with --resume if the run had started",
                   file=sys.stderr)
             raise SystemExit(getattr(exc, "exit_code", 130)) from None
+
+
+@contextlib.contextmanager
+def imports_held(program: str) -> Iterator[None]:
+    """Around a script's imports: a first SIGINT or SIGTERM is held until they are done, then
+    reported as `interruptible` does (a second one interrupts at once). Raised inside a C
+    extension's import, a KeyboardInterrupt can surface as an ImportError and a traceback
+    (numpy's: 'PyCapsule_Import could not import module "datetime"')."""
+    with interruptible(program), StopRequest() as start_up:
+        yield
+        start_up.check()
 
 
 def finished_already(paths: RunPaths) -> bool:

@@ -20,11 +20,11 @@ from typing import Any, Callable, ClassVar
 
 from training import run_setup
 from training.evaluation import Evaluator
-from training.experiment import Experiment, StopRequest, first_line
+from training.experiment import Experiment, first_line
 from training.final_checkpoint import final_checkpoint
 from training.run_setup import (RunPaths, check_cuda, finished_already, settings_of,
                                 use_threads)
-from utils import UsageError, code_version, usage_error
+from utils import StopRequest, UsageError, code_version, usage_error
 from video.recording import RunVideos, check_capture, prefer_headless
 
 MEMORY_OVERHEAD_BYTES = 600 * 2**20  # torch + MuJoCo + Python per process (resident)
