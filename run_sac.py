@@ -67,19 +67,29 @@ def fail(message: str) -> NoReturn:
 
 # --------------------------------------------------------------------------- CLI
 def parse_minutes(text: str) -> int:
-    """--time: minutes, or [D-]HH:MM[:SS] (seconds round up). A field after the first must
-    lie within its unit (hours below 24 after days, minutes and seconds below 60): an
-    overflowing one is a typo that would lengthen the limit unseen (1:60 is not 2:00)."""
-    if re.fullmatch(r"[0-9]+", text):
-        return int(text)
-    match = re.fullmatch(r"(?:([0-9]+)-)?([0-9]+):([0-9]{2})(?::([0-9]{2}))?", text)
-    if match is None or not (int(match[3]) < 60 and int(match[4] or 0) < 60
-                             and (match[1] is None or int(match[2]) < 24)):
+    """--time as `sbatch --time` reads it: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS;
+    seconds round up to a minute. A field after the first must lie within its unit (hours
+    below 24 after days, minutes and seconds below 60): an overflowing one is a typo that
+    would lengthen the limit unseen. Zero, which Slurm reads as no limit, is refused."""
+    forms = {r"(\d+)": "m", r"(\d+):(\d\d)": "ms", r"(\d+):(\d\d):(\d\d)": "hms",
+             r"(\d+)-(\d+)": "dh", r"(\d+)-(\d+):(\d\d)": "dhm",
+             r"(\d+)-(\d+):(\d\d):(\d\d)": "dhms"}
+    fields = next(({unit: int(value) for unit, value in zip(units, match.groups())}
+                   for pattern, units in forms.items()
+                   if (match := re.fullmatch(pattern, text))), None)
+    limits = {"h": 24, "m": 60, "s": 60}
+    if fields is None or any(fields[unit] >= limit for unit, limit in limits.items()
+                             if unit in fields and unit != next(iter(fields))):
         raise argparse.ArgumentTypeError(
-            f"expected minutes or [D-]HH:MM[:SS] with minutes and seconds below 60 and hours "
-            f"below 24 after days (e.g. 90, 1:30, 1-12:00:00), got {text!r}")
-    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return days * 1440 + hours * 60 + minutes + math.ceil(seconds / 60)
+            f"expected sbatch's MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS, with "
+            f"minutes and seconds below 60 and hours below 24 after days (e.g. 90, 1:30:00, "
+            f"1-12), got {text!r}")
+    minutes = (fields.get("d", 0) * 1440 + fields.get("h", 0) * 60 + fields.get("m", 0)
+               + math.ceil(fields.get("s", 0) / 60))
+    if minutes == 0:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive limit, got {text!r} (Slurm would read it as no limit)")
+    return minutes
 
 
 def gpu_ids(text: str) -> list[str]:
@@ -144,8 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "LocalExecutor on this machine (all runs at once; for testing)")
     cluster.add_argument("--partition", default=None, help="Slurm partition")
     cluster.add_argument("--time", type=parse_minutes, default=1440,
-                         help="time limit per job, minutes or [D-]HH:MM[:SS]; a job that hits "
-                              "it is requeued and resumes from its checkpoint")
+                         help="time limit per job, as sbatch --time reads it (90, 1:30:00, "
+                              "1-12); a job that hits it is requeued and resumes from its "
+                              "checkpoint")
     cluster.add_argument("--gpus-per-task", type=non_negative_int, default=0,
                          help="GPUs per run (needs cuda: true in the YAML)")
     cluster.add_argument("--cpus-per-task", type=positive_int, default=4, help="CPUs per run")

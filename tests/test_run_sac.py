@@ -350,9 +350,12 @@ BAD_FLAGS = [
     ("--gpus", "abc", "expected GPU ids such as 0,1"),  # no GPU for CUDA_VISIBLE_DEVICES=abc
     ("--gpus", "0,,1", "expected GPU ids such as 0,1"),
     ("--gpus", "0,0", "lists a GPU twice"),  # GPU 0 would keep two launch slots
-    ("--time", "1:60", "minutes and seconds below 60"),  # read as 2 hours
+    ("--time", "1:60", "minutes and seconds below 60"),  # read as 2 minutes
     ("--time", "1:00:60", "minutes and seconds below 60"),
     ("--time", "1-24:00", "hours below 24 after days"),
+    ("--time", "1-2:3", "expected sbatch's MM"),  # Slurm's fields after the first are 2 digits
+    ("--time", "0", "must be a positive limit"),  # Slurm: no limit at all
+    ("--time", "0-00:00", "must be a positive limit"),
 ]
 
 
@@ -369,8 +372,10 @@ def test_a_bad_launch_flag_is_one_line_before_anything_starts(flag, value, fragm
 
 
 def test_time_limits_and_gpu_ids_in_their_accepted_forms():
-    minutes = {"90": 90, "1:30": 60 + 30, "0:00:30": 1, "23:59:59": 23 * 60 + 59 + 1,
-               "1-00:00": 1440, "2-03:04:05": 2 * 1440 + 3 * 60 + 4 + 1}
+    # sbatch's forms (man sbatch, --time), written out: MM:SS is minutes and seconds
+    minutes = {"90": 90, "1:30": 1 + 1, "90:00": 90, "0:00:30": 1, "1:30:00": 90,
+               "23:59:59": 23 * 60 + 59 + 1, "1-12": 36 * 60, "1-00:00": 1440,
+               "2-03:04:05": 2 * 1440 + 3 * 60 + 4 + 1}
     assert {text: run_sac.parse_minutes(text) for text in minutes} == minutes
     uuids = "GPU-8932f937-d72c-4106-c12f-20bd9faed9f6,MIG-GPU-8932f937/1/0"
     assert run_sac.gpu_ids(" 0, 1") == ["0", "1"]
