@@ -251,9 +251,10 @@ def summary_rows(groups: dict) -> list[dict[str, Any]]:
 
 
 def with_ci(mean: float, low: float, high: float) -> str:
-    if math.isnan(low):
-        return f"{mean:.1f}"
-    return f"{mean:.1f} [{low:.1f}, {high:.1f}]"
+    def cell(value: float) -> str:
+        return f"{round(value, 1) + 0.0:.1f}"  # + 0.0: no "-0.0"
+
+    return cell(mean) if math.isnan(low) else f"{cell(mean)} [{cell(low)}, {cell(high)}]"
 
 
 def ci_cell(row: dict[str, Any], kind: str) -> str:

@@ -21,7 +21,10 @@ started from one (config.json's `init_from`) and online runs from scratch (with 
 Methods: "offline → online" (an online run with init_from; its offline run by the name of
 the run it started from), "scratch" and "scratch + data" (online from scratch, without and
 with --offline-data). Runs are grouped by environment, method and setting (chain weights,
-online steps, and the dataset share with --offline-data), so unlike runs are never pooled.
+online steps, the dataset share with --offline-data, and the offline run's own setting), and
+a group's runs must have distinct seeds and the same flags apart from those that do not
+change a run's numbers (NOT_SETTINGS): unlike runs are never pooled as seeds (one error
+line names the two runs and the flags they differ in).
 
 Definitions (per seed, then the mean over seeds with a 95% percentile-bootstrap interval,
 reports.curves.bootstrap_ci; the score is D4RL's normalised score of the deterministic
@@ -42,15 +45,23 @@ returns: on -v5 environments "D4RL-referenced (v2 reference returns on v5 enviro
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from training.run_setup import SETTINGS_ALLOWED_TO_CHANGE_ON_RESUME
 from utils import OneLineErrorParser, UsageError, usage_error
 
 PROGRAM = "reports.finetune"
 METHODS = ("offline → online", "scratch", "scratch + data")
 MEASURES = ("offline", "switch", "dip", "end", "auc")
+# config.json keys that may differ between a group's seeds: names, folders, the device,
+# tracking and bookkeeping, none of which changes a run's numbers
+NOT_SETTINGS = {"seed", "run_name", "results_dir", "log_dir", "checkpoint_dir", "init_from",
+                "checkpoint_freq", "log_freq", "save_replay", "cuda", "track", "wandb_project",
+                "wandb_entity", "wandb_group", "wandb_mode",
+                *SETTINGS_ALLOWED_TO_CHANGE_ON_RESUME}
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,7 @@ class Run:
     setting: str  # what else tells the method's runs apart, e.g. "w [0.0, 0.1], 100000 steps"
     metrics_csv: Path
     actors: int
+    settings: dict[str, Any] = dataclasses.field(compare=False, repr=False)  # config.json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,7 +120,7 @@ def run_of(folder: Path) -> Run | None:
         offline_name = Path(init).name.removesuffix("_final.pt") if init else None
         return Run(folder.name, env, int(settings["seed"]), method, offline_name,
                    setting_of(settings), folder / "training" / f"{folder.name}_metrics.csv",
-                   len(config_weights(settings["w2_weights"])))
+                   len(config_weights(settings["w2_weights"])), settings)
     except (KeyError, TypeError, ValueError) as error:
         raise UsageError(f"{folder / 'config.json'} needs a valid env_name, seed, w2_weights "
                          f"and num_steps (and data_weight or offline_ratio with a dataset) "
@@ -133,7 +145,38 @@ def find_runs(results_dir: Path) -> list[Run]:
     if not any(run.method for run in runs):
         raise UsageError(f"{results_dir} holds no finished online train_sac.py run; run "
                          f"the offline-to-online sweeps first (README, Offline to online)")
-    return runs
+    return with_offline_settings(runs)
+
+
+def with_offline_settings(runs: list[Run]) -> list[Run]:
+    """Each run started from an offline run gets that run's setting in its own, so that
+    runs from unlike offline runs (another data weight or budget) are never pooled; one whose
+    offline run is not among `runs` stays apart under that run's name."""
+    offline = {run.name: run for run in runs if run.method is None}
+    return [run if run.offline_name is None else dataclasses.replace(
+        run, setting=f"{run.setting}, after offline {offline[run.offline_name].setting}"
+        if run.offline_name in offline
+        else f"{run.setting}, after {run.offline_name} (not in the results folder)")
+        for run in runs]
+
+
+def check_groups(runs: list[Run], frames: dict[str, Any]) -> None:
+    """UsageError unless each group's runs are seeds of one setting: distinct seeds, and the
+    same flags but NOT_SETTINGS."""
+    for online in (False, True):
+        for (env, method, setting), group in groups_of(runs, frames, online).items():
+            first = group[0]
+            for run in group[1:]:
+                differ = sorted(key for key in set(first.settings) | set(run.settings)
+                                if key not in NOT_SETTINGS
+                                and first.settings.get(key) != run.settings.get(key))
+                if run.seed == first.seed or differ:
+                    what = (f"differ in {', '.join(differ)}" if differ
+                            else f"share seed {run.seed}")
+                    raise UsageError(
+                        f"{first.name} and {run.name} would be pooled as seeds of {env}, "
+                        f"{method}, {setting}, but they {what}; move one of them out of "
+                        f"the results folder")
 
 
 def scores(frame: Any, env: str, actor: int) -> tuple[Any, Any]:
@@ -218,21 +261,27 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def curve_frame(runs: list[Run], frames: dict[str, Any], env: str) -> tuple[Any, int]:
+def curve_frame(runs: list[Run], frames: dict[str, Any], env: str) -> tuple[Any, list[int]]:
     """The curves of one environment on one x-axis: the offline runs' groups at their
-    gradient steps, the online groups at offset + environment steps (offset: the longest
-    offline run's last step); per group and actor the mean over seeds on their common
-    steps with its 95% bootstrap band (reports.curves.seed_bands)."""
+    gradient steps, the online groups at offset + environment steps (offset: the last step
+    of the group's offline runs; for runs from scratch, of the longest offline run); per
+    group and actor the mean over seeds on their common steps with its 95% bootstrap band
+    (reports.curves.seed_bands). Also the online groups' offsets, where the phases meet."""
     import pandas as pd
 
     from reports.curves import seed_bands
 
     runs = [run for run in runs if run.env == env]
-    offline_end = max((int(frames[run.name]["step"].iloc[-1]) for run in runs
-                       if run.method is None and frames[run.name] is not None), default=0)
-    rows = []
+    ends = {run.name: int(frames[run.name]["step"].iloc[-1]) for run in runs
+            if run.method is None and frames[run.name] is not None}
+    rows, offsets = [], set()
     for online in (False, True):
         for (_, method, setting), group in groups_of(runs, frames, online).items():
+            offset = 0
+            if online:
+                offset = max([ends[run.offline_name] for run in group
+                              if run.offline_name in ends] or [max(ends.values(), default=0)])
+                offsets.add(offset)
             scored = []
             for run in group:  # each seed's normalised scores beside its steps
                 frame = frames[run.name][["step"]].copy()
@@ -240,17 +289,15 @@ def curve_frame(runs: list[Run], frames: dict[str, Any], env: str) -> tuple[Any,
                     frame[f"score_{actor}"] = scores(frames[run.name], env, actor)[1]
                 scored.append(frame)
             actors = min(run.actors for run in group)
-            rows += seed_bands(scored, f"{env} {method} {setting}", [
-                (f"score_{actor}", {"phase": "online" if online else "offline",
-                                    "method": method, "setting": setting, "actor": actor})
-                for actor in range(actors)])
-    curves = pd.DataFrame(rows)
-    if not curves.empty:
-        curves.insert(0, "x", curves["step"] + (curves["phase"] == "online") * offline_end)
-    return curves, offline_end
+            rows += [{"x": row["step"] + offset, **row} for row in seed_bands(
+                scored, f"{env} {method} {setting}", [
+                    (f"score_{actor}", {"phase": "online" if online else "offline",
+                                        "method": method, "setting": setting, "actor": actor})
+                    for actor in range(actors)])]
+    return pd.DataFrame(rows), sorted(offsets)
 
 
-def plot(curves: Any, offline_end: int, env: str, path: Path) -> None:
+def plot(curves: Any, offsets: list[int], env: str, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -271,7 +318,8 @@ def plot(curves: Any, offline_end: int, env: str, path: Path) -> None:
         label = f"{method}, actor {actor}" + (f" ({setting})" if several[phase] else "")
         plot_band(ax, line, color, label, 0.15, x="x",
                   linestyle="-" if phase == "online" else ":")
-    ax.axvline(offline_end, color="grey", linewidth=0.8)
+    for offset in offsets:  # where an online phase starts
+        ax.axvline(offset, color="grey", linewidth=0.8)
     ax.set_xlabel("offline gradient steps, then environment steps")
     ax.set_ylabel("D4RL-referenced score")
     ax.set_title(f"{env}: offline to online (dotted: offline phase; mean over seeds, 95% band)")
@@ -306,9 +354,9 @@ def write_report(runs: list[Run], frames: dict[str, Any], out_dir: Path) -> list
     written[0].write_text(markdown(rows))
     pd.DataFrame(rows).to_csv(written[1], index=False)
     for env in sorted({run.env for run in runs}):
-        curves, offline_end = curve_frame(runs, frames, env)
+        curves, offsets = curve_frame(runs, frames, env)
         curves.to_csv(out_dir / f"curves_{env}.csv", index=False)
-        plot(curves, offline_end, env, out_dir / f"curves_{env}.png")
+        plot(curves, offsets, env, out_dir / f"curves_{env}.png")
         written += [out_dir / f"curves_{env}.csv", out_dir / f"curves_{env}.png"]
     return written
 
@@ -321,6 +369,7 @@ def main(argv: list[str] | None = None) -> None:
         if not any(run.method and frames[run.name] is not None for run in runs):
             raise UsageError(f"no finished online train_sac.py run in {args.results_dir} has "
                              f"usable metrics (see the warnings above); nothing to report")
+        check_groups(runs, frames)
     except UsageError as error:
         usage_error(PROGRAM, str(error))
     out_dir = args.out_dir or args.results_dir / "finetune_report"

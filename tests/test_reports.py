@@ -12,6 +12,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from reports import figures as offline_figures
 from reports import finetune
 from reports import offline as offline_report
 from reports.aggregate import covered_datasets, iqm_with_ci
+from reports.curves import with_ci
 
 PREFIX = "reports.offline: error:"
 CHEETAH = "local/cheetah/medium-v0"
@@ -631,15 +633,16 @@ HOPPER_RANDOM, HOPPER_EXPERT = -20.272305, 3234.3  # D4RL's hopper references
 def write_sac_run(root: Path, name: str, seed: int, scores: dict[int, list[float]],
                   steps: list[int], dataset: str | None = None, offline_data: str | None = None,
                   init_from: str | None = None, weights: tuple[float, ...] = (0.0, 0.1),
-                  finished: bool = True) -> None:
-    """A train_sac.py run's config.json, summary.json (when finished) and metrics CSV, the
-    actors' deterministic returns made from the given normalised scores."""
+                  finished: bool = True, **flags: Any) -> None:
+    """A train_sac.py run's config.json (`flags` override its settings), summary.json (when
+    finished) and metrics CSV, the actors' deterministic returns made from the given
+    normalised scores."""
     folder = root / name
     (folder / "training").mkdir(parents=True)
     config = {"env_name": "Hopper-v5", "seed": seed, "automatic_entropy_tuning": True,
               "dataset": dataset, "offline_data": offline_data, "init_from": init_from,
               "w2_weights": list(weights), "num_steps": steps[-1], "offline_ratio": 0.5,
-              "data_weight": 1.0 if dataset else 0.0}
+              "data_weight": 1.0 if dataset else 0.0, **flags}
     (folder / "config.json").write_text(json.dumps(config))
     if finished:
         (folder / "summary.json").write_text(json.dumps({"steps": steps[-1]}))
@@ -663,6 +666,9 @@ def test_the_finetune_report_measures_the_switch_the_dip_the_end_and_the_area(tm
                       {0: values, 1: [22] * 4}, steps, init_from=f"results/{offline}")
         write_sac_run(tmp_path, f"POSAC_Hopper-v5_s{seed}", seed,
                       {0: scratch_values, 1: [0] * 3}, scratch_steps)
+        write_sac_run(tmp_path, f"POSAC_Hopper-v5_s{seed}_mix", seed,
+                      {0: [v + 5 for v in scratch_values], 1: [0] * 3}, scratch_steps,
+                      offline_data="posac/hopper/medium-replay-v1")
     # another setting is its own row, never pooled; an unfinished run is left out, named
     write_sac_run(tmp_path, "POSAC_Hopper-v5_s0_w0.5", 0, {0: [0, 90], 1: [0, 90]},
                   [0, 4000], weights=(0.0, 0.5))
@@ -697,8 +703,12 @@ def test_the_finetune_report_measures_the_switch_the_dip_the_end_and_the_area(tm
             scratch.iloc[0]["auc_ci_high"]) == pytest.approx((17.5, 15.0, 20.0))
     assert np.isnan(scratch.iloc[0]["switch_mean"])
     text = (tmp_path / "report" / "finetune_results.md").read_text()
-    assert ("| Hopper-v5 | offline → online | w [0.0, 0.1], 4000 steps | 0 | 2 | 4000 | 20.0"
-            in text)
+    with_data = table[(table.method == "scratch + data") & (table.actor == 0)].iloc[0]
+    assert with_data["setting"] == "w [0.0, 0.1], 4000 steps, data share 0.5"
+    assert (with_data["seeds"], with_data["end_mean"]) == (2, pytest.approx(45.0))
+    # the offline run's setting is part of the online run's
+    assert ("| Hopper-v5 | offline → online | w [0.0, 0.1], 4000 steps, after offline "
+            "w [0.0, 0.1], 10000 steps, data weight 1 | 0 | 2 | 4000 | 20.0" in text)
     curves = pd.read_csv(tmp_path / "report" / "curves_Hopper-v5.csv")
     line = curves[(curves.phase == "online") & (curves.actor == 0)
                   & (curves.method == "offline → online")]
@@ -711,6 +721,47 @@ def test_the_finetune_report_measures_the_switch_the_dip_the_end_and_the_area(tm
     assert offline_line["x"].tolist() == [5000, 10000] and offline_line["mean"].tolist() == [
         pytest.approx(12.0), pytest.approx(22.0)]
     assert (tmp_path / "report" / "curves_Hopper-v5.png").stat().st_size > 0
+
+
+def test_the_finetune_report_keeps_runs_from_unlike_offline_runs_apart(tmp_path):
+    """Online runs of one seed from offline runs of two data weights and budgets: two rows of
+    one seed each, each group's online curve after its own offline run's last step."""
+    for weight, steps in ((1.0, [5000, 10000]), (3.0, [5000, 20000])):
+        offline = f"POSAC_posac-hopper-medium-replay-v1_s0_w0.0-0.1_data{weight:g}"
+        write_sac_run(tmp_path, offline, 0, {0: [10, 20], 1: [12, 22]}, steps,
+                      dataset="posac/hopper/medium-replay-v1", data_weight=weight)
+        write_sac_run(tmp_path, f"POSAC_Hopper-v5_s0_from_data{weight:g}", 0,
+                      {0: [20, 30], 1: [22, 32]}, [0, 4000], init_from=f"results/{offline}")
+    finetune.main(["--results-dir", str(tmp_path), "--out-dir", str(tmp_path / "report")])
+    table = pd.read_csv(tmp_path / "report" / "finetune_results.csv")
+    assert table[table.actor == 0]["setting"].tolist() == [
+        "w [0.0, 0.1], 4000 steps, after offline w [0.0, 0.1], 10000 steps, data weight 1",
+        "w [0.0, 0.1], 4000 steps, after offline w [0.0, 0.1], 20000 steps, data weight 3"]
+    assert table["seeds"].tolist() == [1, 1, 1, 1]
+    curves = pd.read_csv(tmp_path / "report" / "curves_Hopper-v5.csv")
+    online = curves[(curves.phase == "online") & (curves.actor == 0)]
+    assert online["x"].tolist() == [10000, 14000, 20000, 24000]
+
+
+@pytest.mark.parametrize("case", ["other alpha", "same seed"])
+def test_the_finetune_report_refuses_to_pool_unlike_runs_as_seeds(case, tmp_path, capsys):
+    """Runs whose setting labels agree but whose flags differ (or that share a seed) are
+    not seeds of one setting: one error line names both and the difference."""
+    write_sac_run(tmp_path, "POSAC_Hopper-v5_s0", 0, {0: [0, 40], 1: [0, 1]}, [0, 4000],
+                  alpha=0.2)
+    seed, alpha = (1, 0.05) if case == "other alpha" else (0, 0.2)
+    write_sac_run(tmp_path, "POSAC_Hopper-v5_s0_again", seed, {0: [0, 40], 1: [0, 1]},
+                  [0, 4000], alpha=alpha, run_name="again", results_dir="elsewhere")
+    with pytest.raises(SystemExit) as exit_info:
+        finetune.main(["--results-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    what = "differ in alpha" if case == "other alpha" else "share seed 0"
+    assert len(err) == 1 and err[0].startswith(
+        "reports.finetune: error: POSAC_Hopper-v5_s0 and POSAC_Hopper-v5_s0_again would be "
+        "pooled as seeds of Hopper-v5, scratch, w [0.0, 0.1], 4000 steps, but they "
+        f"{what}; move one"), err
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_finetune_report_on_an_unreadable_config_is_one_line(tmp_path, capsys):
@@ -844,3 +895,8 @@ def test_an_unusable_metrics_csv_is_a_warning_naming_the_run_left_out(report, ho
     assert len(err) == 1 and err[0].startswith(f"{program}: warning: {metrics} {problem}"), err
     assert err[0].endswith(f"; {run} is left out (restore the file from a copy, or delete "
                            f"the run's results and checkpoints to train it again)"), err
+
+
+def test_a_cell_rounding_to_zero_reads_0_not_minus_0():
+    assert with_ci(-0.04, -0.04, 0.0) == "0.0 [0.0, 0.0]"
+    assert with_ci(-0.06, math.nan, math.nan) == "-0.1"
