@@ -293,7 +293,9 @@ def open_task(args: argparse.Namespace) -> Task:
                          f"give an --offline-data dataset of the run's environment")
     env = make_env(args.env_name, **env_kwargs)
     if init:
-        check_spaces(init, env, args.env_name)
+        check_spaces(init, env, args.env_name,  # same id and settings: another version
+                     "the environment has changed since that run (another Gymnasium or "
+                     "MuJoCo version?); continue it with the versions it was trained with")
     return Task(env_id=args.env_name, env=env, env_kwargs=env_kwargs, data=data, init=init)
 
 

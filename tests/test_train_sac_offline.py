@@ -16,6 +16,7 @@ from conftest import (kill_at_first_checkpoint, output_flags, random_pendulum_hd
                       tensorboard_scalars)
 
 import train_sac
+from training.final_checkpoint import read_final_checkpoint, resolve_run
 
 REPO_ROOT = Path(REPO_ROOT_TEXT)
 OFFLINE_RUN = "POSAC_invertedpendulum_random_s3_w0.0-0.5_data1"
@@ -245,6 +246,7 @@ def pogo_run(dataset, tmp_path_factory) -> Path:
     (["--init-from", "OFFLINE", "--num-actors", "3", "--w2-weights", "0.5"],
      "give --num-actors 2"),
     (["--init-from", "OFFLINE", "--hidden-size", "64"], "give --hidden-size 32"),
+    (["--init-from", "OTHER_SPACES"], "differ from the InvertedPendulum-v5 ones the actors"),
     (["--init-from", "MISSING"], "nowhere does not exist"),
     (["--init-from", "UNFINISHED"], "has no summary.json"),
     (["--data-weight", "1"], "add --dataset"),
@@ -258,7 +260,11 @@ def pogo_run(dataset, tmp_path_factory) -> Path:
 def test_bad_input_is_one_line_exit_2_and_nothing_written(extra, message, offline, pogo_run,
                                                           dataset, tmp_path):
     paths = {"POGO": pogo_run, "OFFLINE": offline / "results" / OFFLINE_RUN,
-             "MISSING": tmp_path / "nowhere", "UNFINISHED": tmp_path, "DATA": dataset}
+             "MISSING": tmp_path / "nowhere", "UNFINISHED": tmp_path, "DATA": dataset,
+             "OTHER_SPACES": tmp_path / "other_spaces_final.pt"}
+    if "OTHER_SPACES" in extra:  # the offline run's final checkpoint, one observation more
+        checkpoint = read_final_checkpoint(resolve_run(paths["OFFLINE"])[0])
+        torch.save({**checkpoint, "observation_shape": [5]}, paths["OTHER_SPACES"])
     argv = [str(paths.get(word, word)) for word in extra]
     base = ["--env-name", "InvertedPendulum-v5", "--num-actors", "2", "--w2-weights", "0.0,0.5",
             "--hidden-size", "32", "--num-steps", "10"]
@@ -268,4 +274,4 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(extra, message, offlin
     lines = [line for line in result.stderr.splitlines() if "error" in line]
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert message in lines[0] and result.stderr.rstrip().endswith(lines[0])
-    assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()
+    assert not any((tmp_path / folder).exists() for folder in ("results", "runs", "checkpoints"))

@@ -100,9 +100,9 @@ def check_final_checkpoint(path: Path, checkpoint: Any) -> dict[str, Any]:
     return checkpoint
 
 
-def check_spaces(checkpoint: dict[str, Any], env: Any, env_id: str) -> None:
-    """UsageError unless `env` (id `env_id`) has the observation shape and action bounds
-    the checkpoint's actors were trained on."""
+def check_spaces(checkpoint: dict[str, Any], env: Any, env_id: str, fix: str) -> None:
+    """UsageError, ending with `fix`, unless `env` (id `env_id`) has the observation shape
+    and action bounds the checkpoint's actors were trained on."""
     import numpy as np
 
     obs_shape = tuple(env.observation_space.shape)
@@ -114,7 +114,7 @@ def check_spaces(checkpoint: dict[str, Any], env: Any, env_id: str) -> None:
         raise UsageError(f"{env_id}'s spaces (observations {obs_shape}, actions in [{low}, "
                          f"{high}]) differ from the {checkpoint['env_id']} ones the actors were "
                          f"trained on (observations {trained[0]}, actions in [{trained[1]}, "
-                         f"{trained[2]}]); choose an environment with the same spaces")
+                         f"{trained[2]}]); {fix}")
 
 
 def num_actors(checkpoint: dict[str, Any]) -> int:
