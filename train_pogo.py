@@ -256,6 +256,7 @@ class POGOTrainer(OfflineTrainer):
         import torch
 
         from offline.data import OfflineSampler
+        from offline.readers import metadata_summary
         from pogo import POGO
 
         args, self.data = self.args, task.data
@@ -271,18 +272,25 @@ class POGOTrainer(OfflineTrainer):
             self.scores = self.data.normalized_score
         self.spread_states = torch.as_tensor(self.data.obs[spread_rows(len(self.data), args.seed)],
                                              device=self.device)
+        # the behaviour policy's spread, for scale, where make_dataset.py measured it
+        self.behaviour_spread = metadata_summary(args.dataset, "behaviour_spread")
 
     def eval_measures(self) -> dict[str, float]:
         """spread_i: each actor's spread (training/evaluation.action_spread) at the run's
         fixed dataset states, with the same noise at every evaluation (a fresh generator
-        from the run's seed: nothing to checkpoint, and the training streams never move)."""
+        from the run's seed: nothing to checkpoint, and the training streams never move);
+        and spread_behaviour, the data's behaviour policy's (the dataset's record), for
+        scale."""
         import torch
 
         generator = torch.Generator(self.device).manual_seed(
             stream_seed(self.args.seed, "spread"))
-        return {f"spread_{i}": action_spread(policy, self.spread_states, self.data.action_dim,
-                                             SPREAD_DRAWS, generator)
-                for i, policy in enumerate(self.policies())}
+        spreads = {f"spread_{i}": action_spread(policy, self.spread_states,
+                                                self.data.action_dim, SPREAD_DRAWS, generator)
+                   for i, policy in enumerate(self.policies())}
+        if self.behaviour_spread is not None:
+            spreads["spread_behaviour"] = self.behaviour_spread
+        return spreads
 
     def policies(self) -> list[Any]:
         return evaluation_policies(self.agent, self.sampler.obs_mean, self.sampler.obs_std)

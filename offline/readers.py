@@ -222,6 +222,15 @@ def local_metadata(dataset_id: str) -> dict[str, Any]:
     return metadata if isinstance(metadata, dict) else {}
 
 
+def metadata_summary(dataset_id: str, key: str) -> float | None:
+    """A number of make_dataset.py's summary in a local Minari dataset's metadata (the
+    behaviour policy's normalized_score, or behaviour_spread), if there is one."""
+    try:
+        return float(local_metadata(dataset_id)["make_dataset"]["summary"][key])
+    except (ValueError, KeyError, TypeError):  # not local, not make_dataset's, none
+        return None
+
+
 def metadata_env_id(metadata: dict[str, Any]) -> str | None:
     """The environment a dataset's runs are evaluated on, as read_minari chooses it: its
     eval_env_spec's id, else its env_spec's (None without either)."""

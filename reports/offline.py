@@ -107,7 +107,7 @@ from typing import Any
 
 import numpy as np
 
-from offline.readers import local_metadata, minari_root
+from offline.readers import metadata_summary, minari_root
 from reports.aggregate import covered_datasets, iqm_with_ci
 from reports.curves import (budget_cell, ci_cell, file_safe, mean_and_ci, range_cell,
                             seed_bands, seeds_cell, weights_label, window_average, with_ci)
@@ -162,15 +162,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="resamples of the aggregate's stratified bootstrap (default: "
                              "50000)")
     return parser
-
-
-def metadata_summary(dataset: str, key: str) -> float | None:
-    """A number of make_dataset.py's summary in the local Minari dataset's metadata (the
-    behaviour policy's normalised_score, or behaviour_spread), if there is one."""
-    try:
-        return float(local_metadata(dataset)["make_dataset"]["summary"][key])
-    except (ValueError, KeyError, TypeError):  # not local, not make_dataset's, none
-        return None
 
 
 def metadata_score(dataset: str) -> float | None:

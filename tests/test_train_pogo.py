@@ -147,6 +147,17 @@ def test_minari_dataset_and_normalised_scores(tmp_path, monkeypatch):
         raw = float(row[f"actor_{i}_deterministic"])
         assert float(row[f"actor_{i}_deterministic_score"]) == \
                pytest.approx(100 * (raw - 5) / (1000 - 5))
+    assert "spread_behaviour" not in row  # a uniform random policy's is not recorded
+    # a dataset whose record has the behaviour policy's spread: logged beside the actors'
+    metadata_path = tmp_path / "minari" / "test/invertedpendulum/random-v0/data/metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    metadata["make_dataset"]["summary"]["behaviour_spread"] = 0.0917
+    metadata_path.write_text(json.dumps(metadata))
+    train_pogo.main(["--dataset", "test/invertedpendulum/random-v0", *flags,
+                     "--num-steps", "100", "--run-name", "spread", *output_flags(tmp_path)])
+    assert [float(row["spread_behaviour"]) for row in rows_of(tmp_path, "spread")] == [0.0917]
+    scalars = tensorboard_scalars(tmp_path / "runs" / "spread")
+    assert [value for _, value in scalars["eval/spread_behaviour"]] == pytest.approx([0.0917])
 
 
 def test_td3_bc_is_a_configuration(hdf5_dataset, tmp_path):
