@@ -220,14 +220,20 @@ def test_chain_update_matches_equations(num_actors, q_normalize, form):
         assert_agent_matches(agent, expected, agent.update(batch))
 
 
-@pytest.mark.parametrize("num_actors,q_normalize", [(1, True), (3, True), (3, False)])
-def test_offline_update_pulls_actor_0_to_the_data_by_its_log_score(num_actors, q_normalize):
-    agent = make_agent(num_actors, q_normalize=q_normalize, automatic_entropy_tuning=True,
-                       data_weight=2.5)
+# fixed α is train_sac.py's offline setting (it refuses a learned α with --dataset); the
+# learned one is the agent's other branch
+@pytest.mark.parametrize("num_actors,q_normalize,learned_alpha", [
+    (1, True, False), (3, True, False), (3, False, False), (3, True, True)])
+def test_offline_update_pulls_actor_0_to_the_data_by_its_log_score(num_actors, q_normalize,
+                                                                   learned_alpha):
+    agent = make_agent(num_actors, q_normalize=q_normalize,
+                       automatic_entropy_tuning=learned_alpha, data_weight=2.5)
     batch = make_batch(seed=2)
     for _ in range(3):
         expected = reference_update(agent, batch)
-        for opt in [agent.critic_optimizer, agent.alpha_optimizer, *agent.actor_optimizers]:
+        optimizers = [agent.critic_optimizer, *agent.actor_optimizers,
+                      *([agent.alpha_optimizer] if learned_alpha else [])]
+        for opt in optimizers:
             opt.state.clear()
         before = copy.deepcopy(agent.actors[0])
         metrics = agent.update(batch)
