@@ -335,8 +335,9 @@ def markdown(rows: list[dict[str, Any]], behaviour: dict[str, tuple[float | None
              "| − actor 0 | spread (end) | behaviour | wall time |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [markdown_row(row) for row in rows]
-    lines += ["", "Behaviour policies' normalised scores (and, where the dataset records "
-                  "it, a stochastic behaviour policy's spread, measured as spread (end) is):"]
+    lines += ["", "Behaviour policies' scores, in the table's units (and, where the dataset "
+                  "records it, a stochastic behaviour policy's spread, measured as spread (end) "
+                  "is):"]
     lines += [behaviour_line(dataset, score) for dataset, score in behaviour.items()]
     return "\n".join(lines)
 
