@@ -93,7 +93,7 @@ def environment(checkpoint: dict[str, Any], env_name: str | None) -> tuple[str, 
     env_id = env_name or checkpoint["env_id"]
     kwargs = checkpoint["env_kwargs"] if env_id == checkpoint["env_id"] else {}
     env = make_env(env_id, **kwargs)
-    check_spaces(checkpoint, env, env_id, "choose an environment with the same spaces")
+    check_spaces(checkpoint, env, env_id)
     env.close()
     return env_id, kwargs
 

@@ -100,7 +100,8 @@ def check_final_checkpoint(path: Path, checkpoint: Any) -> dict[str, Any]:
     return checkpoint
 
 
-def check_spaces(checkpoint: dict[str, Any], env: Any, env_id: str, fix: str) -> None:
+def check_spaces(checkpoint: dict[str, Any], env: Any, env_id: str,
+                 fix: str = "choose an environment with the same spaces") -> None:
     """UsageError, ending with `fix`, unless `env` (id `env_id`) has the observation shape
     and action bounds the checkpoint's actors were trained on."""
     import numpy as np
