@@ -156,9 +156,9 @@ def progress_details(stdout: str) -> dict[int, str]:
 def test_a_resumed_run_still_reports_the_episode_return_before_its_checkpoint(tmp_path):
     """Pendulum's episodes last 200 steps: the resumed session's progress line at step 250
     comes before any episode of its own has ended, and must still show episode 1's return."""
-    flags = ["--env-name", "Pendulum-v1", "--seed", "0", "--num-steps", "1000",
-             "--start-steps", "1000", "--batch-size", "16", "--hidden-size", "8",
-             "--eval-episodes", "1", "--eval-freq", "1000", "--log-freq", "50",
+    flags = ["--env-name", "Pendulum-v1", "--seed", "0", "--num-steps", "400",
+             "--start-steps", "400", "--batch-size", "16", "--hidden-size", "8",
+             "--eval-episodes", "1", "--eval-freq", "400", "--log-freq", "50",
              "--checkpoint-freq", "200"]
 
     def command(root: Path, *extra: str) -> list[str]:
