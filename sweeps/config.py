@@ -403,8 +403,7 @@ def load_sweep(path: Path, thorough: bool = True) -> tuple[list[Run], Script]:
         raise ConfigError(doubled + [f"{source}: script: {error}"]) from None
     runs, problems = grid_and_problems(config, script, source)
     runs = with_tracking_group(runs, path.stem)
-    problems = doubled + problems + resolve_runs(runs, script, source,
-                                                 f"common.{script.enabled_key}", thorough)
+    problems = doubled + problems + resolve_runs(runs, script, source, thorough)
     if problems:
         raise ConfigError(problems)
     return runs, script

@@ -338,17 +338,18 @@ def place(run: Run, paths: RunPaths, args: argparse.Namespace) -> None:
     run.num_steps, run.cuda = args.num_steps, args.cuda
 
 
-def resolve_runs(runs: list[Run], script: Script, source: str, enabled_key: str,
+def resolve_runs(runs: list[Run], script: Script, source: str,
                  thorough: bool = True) -> list[str]:
     """Check every run's arguments with the script's own parser and checks, and fill in the
     paths it will use. `thorough` adds what the script checks at start-up: existing results
     must have been made with the same settings (--resume refuses others), and its preflight
-    (the environment builds; it also gives the run's peak memory), whose problems are
-    reported at `enabled_key`. Not checked: --cuda, since runs may start on other machines
-    than this one. Returns the problems found, one line each."""
+    (the environment builds, and the dataset or --init-from run it reads fits it; it also
+    gives the run's peak memory), whose problems are reported with the runs they stop. Not
+    checked: --cuda, since runs may start on other machines than this one. Returns the
+    problems found, one line each."""
     parser = script.module.build_parser()
     rejected: dict[str, list[str]] = {}  # message → its runs, so a repeated problem is one line
-    unbuildable: dict[str, None] = {}  # preflight's messages, each once
+    unbuildable: dict[str, list[str]] = {}  # preflight's messages → their runs
     for run in runs:
         try:
             args = parsed_args(run, script, parser)
@@ -368,10 +369,11 @@ def resolve_runs(runs: list[Run], script: Script, source: str, enabled_key: str,
         try:  # e.g. an --init-from run not finished yet
             run.peak_bytes = int(script.module.preflight(args))
         except UsageError as error:
-            unbuildable[str(error)] = None
+            unbuildable.setdefault(str(error), []).append(label_of(run))
     return ([f"{source}: {compress(where)}: {script.name} rejects these settings: {message}"
              for message, where in rejected.items()] + collisions(runs, source)
-            + [f"{source}: {enabled_key}: {message}" for message in unbuildable])
+            + [f"{source}: {compress(where)}: {message}"
+               for message, where in unbuildable.items()])
 
 
 def collisions(runs: list[Run], source: str) -> list[str]:

@@ -156,8 +156,10 @@ def test_an_init_from_run_that_has_not_finished_is_a_one_line_problem(tmp_path):
     lines = result.stderr.splitlines()
     assert len(lines) == 2 and all(line.startswith("run_sac.py: error: sweep.yaml: ")
                                    for line in lines), result.stderr
-    assert "results/POSAC_x_s1 has no summary.json" in lines[0]
-    assert "results/POSAC_x_s2 does not exist" in lines[1]
+    # named with the run it stops, not with the sweep key of its task
+    assert lines[0].startswith("run_sac.py: error: sweep.yaml: InvertedPendulum-v5 w2 [0.0, 0.1] "
+                               "(seed 1): results/POSAC_x_s1 has no summary.json"), lines[0]
+    assert "(seed 2): results/POSAC_x_s2 does not exist" in lines[1]
 
 
 def test_without_num_actors_each_w2_setting_sets_its_own_chain_length(tmp_path):
@@ -532,7 +534,7 @@ def test_another_scripts_task_flag_is_grid_owned_and_its_preflight_is_reported(t
     with pytest.raises(sweep_config.ConfigError) as excinfo:
         sweep_config.load_sweep(path)
     assert excinfo.value.problems == [
-        f"{path}: common.enabled_datasets: no dataset named missing"]
+        f"{path}: missing w2 [0.5, 0.5] (seed 1): no dataset named missing"]
     runs, _ = sweep_config.load_sweep(path, thorough=False)  # --summarize: no preflight
     assert [run.task for run in runs] == ["a", "missing"]
 
