@@ -7,6 +7,7 @@ id across a SIGKILL and --resume; the same numbers with and without --track; bad
 import csv
 import hashlib
 import json
+import signal
 import struct
 import subprocess
 import sys
@@ -154,6 +155,38 @@ def test_a_killed_and_resumed_run_continues_one_wandb_run(dataset, tmp_path, off
     again = subprocess.run(command(dataset, tmp_path, "--track", "--resume"),
                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert again.returncode == 0 and len(offline_runs(tmp_path)) == 2, again.stderr
+
+
+def test_a_stopped_session_and_its_resume_send_each_step_once(dataset, tmp_path, offline_wandb,
+                                                              monkeypatch):
+    """SIGTERM after the evaluation at step 300 (the last checkpoint at 200): the resumed
+    session replays step 300 with the same numbers but sends only 400 and 500, so the
+    W&B run's history holds every step once and every value the CSV holds."""
+    from training.experiment import Experiment
+    from utils import Stopped
+
+    record = Experiment.record_evaluation
+
+    def stop_after_300(self, *args, **kwargs):
+        record(self, *args, **kwargs)
+        if self.state.total_steps == 300 and not self.resumed:
+            raise Stopped(signal.SIGTERM)  # what a SIGTERM raises at the next safe point
+
+    monkeypatch.setattr(Experiment, "record_evaluation", stop_after_300)
+    argv = ["--dataset", str(dataset), *TINY, *output_flags(tmp_path), "--track",
+            "--num-steps", "500", "--checkpoint-freq", "200"]
+    with pytest.raises(SystemExit) as stopped:
+        train_pogo.main(argv)
+    assert stopped.value.code == 143
+    assert (tmp_path / "results" / RUN / tracking.LAST_STEP_FILE).read_text() == "300\n"
+    train_pogo.main([*argv, "--resume"])
+    sessions = [read_offline_run(folder)["history"] for folder in offline_runs(tmp_path)]
+    # (a step's training scalars and its evaluation are two rows of one step)
+    assert [sorted({row["global_step"] for row in rows}) for rows in sessions] == [
+        [100, 200, 300], [400, 500]]
+    evaluations = [row for rows in sessions for row in rows if "eval/spread_1" in row]
+    assert [row["eval/spread_1"] for row in evaluations] == pytest.approx(
+        [float(row["spread_1"]) for row in csv_rows(tmp_path)])
 
 
 def test_without_track_wandb_is_never_imported(dataset, tmp_path):

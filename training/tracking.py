@@ -9,8 +9,13 @@ on the host for TensorBoard: tracking adds no device synchronisation to the upda
 
 One W&B run per training run: its id is stored in the run's results folder (RUN_ID_FILE)
 when the run first starts, and every later session of the run (--resume, a SIGKILL and
-resume, a Slurm requeue) continues that W&B run. A finished run is skipped before anything
-is built, so it is never logged again. W&B's own files go to the run's results folder
+resume, a Slurm requeue) continues that W&B run. A session that stops cleanly (Ctrl-C,
+SIGTERM, a divergence) records the last step it sent (LAST_STEP_FILE, after W&B has
+finished its run), and the next session, which replays the steps after its checkpoint with
+the same numbers, sends only the steps after that one: no step is logged twice. After a
+SIGKILL nothing is recorded, so the replayed steps may reach W&B twice (the same values),
+but none is lost. A finished run is skipped before anything is built, so it is never logged
+again. W&B's own files go to the run's results folder
 (results/{file_name}/wandb/); offline runs are uploaded later with `wandb sync`.
 
 Without --track, wandb is never imported.
@@ -31,6 +36,7 @@ from training.run_setup import RunPaths, settings_of
 from utils import UsageError, atomic_write_text, code_version
 
 RUN_ID_FILE = "wandb_run_id"
+LAST_STEP_FILE = "wandb_last_step"  # the last step a cleanly stopped session sent
 WANDB_MODES = ("online", "offline")
 KNOWN_MODES = ("online", "offline", "dryrun", "disabled")  # what WANDB_MODE may say
 DEFAULT_PROJECT = "posac"
@@ -96,11 +102,17 @@ def stored_run_id(paths: RunPaths) -> str:
 
 class Tracker:
     """One training run's W&B run. Scalars are buffered by step and sent at `flush`, which
-    the experiment calls where it flushes TensorBoard (each log line and evaluation)."""
+    the experiment calls where it flushes TensorBoard (each log line and evaluation); steps
+    up to `sent_before`, the last one an earlier session of the run sent, are not sent
+    again (scalars nor videos)."""
 
-    def __init__(self, run: Any):
+    def __init__(self, run: Any, last_step_file: Path):
         self.run = run
         self.pending: dict[int, dict[str, Any]] = {}
+        self.last_step_file = last_step_file
+        self.sent_before = (int(last_step_file.read_text()) if last_step_file.is_file()
+                            else -1)
+        self.sent = self.sent_before  # the last step sent so far
 
     @classmethod
     def open(cls, args: argparse.Namespace, paths: RunPaths, program: str) -> Tracker:
@@ -115,20 +127,23 @@ class Tracker:
             settings=wandb.Settings(quiet=True))
         run.define_metric("global_step")
         run.define_metric("*", step_metric="global_step")
-        return cls(run)
+        return cls(run, paths.results / LAST_STEP_FILE)
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         self.pending.setdefault(step, {})[tag] = value
 
     def flush(self) -> None:
-        for step in sorted(self.pending):
+        for step in sorted(s for s in self.pending if s > self.sent_before):
             self.run.log({"global_step": step, **self.pending[step]})
+            self.sent = step
         self.pending.clear()
 
     def videos(self, files: list[Path], step: int) -> None:
         """The evaluation's MP4s (one per actor and the chain's), as W&B videos."""
         import wandb
 
+        if step <= self.sent_before:  # an earlier session sent this evaluation's videos
+            return
         self.run.log({"global_step": step,
                       **{f"video/{path.stem.split('_', 2)[2]}": wandb.Video(str(path),
                                                                           format="mp4")
@@ -141,3 +156,4 @@ class Tracker:
         if summary:
             self.run.summary.update(summary)
         self.run.finish(exit_code=exit_code)
+        atomic_write_text(self.last_step_file, f"{self.sent}\n")  # W&B has all up to here
