@@ -23,7 +23,8 @@ metadata holds them, a description and, under "make_dataset", the command, seeds
 same flags, machine and package versions, same arrays. Bad input is one `make_dataset.py:
 error:` line, exit 2, before any work and with nothing written; --help imports no torch.
 The dataset is written atomically: whole, metadata included, into a hidden staging folder
-in the Minari folder, then renamed into place, so a kill leaves no partial dataset.
+in the Minari folder, then renamed into place, so a kill leaves no partial dataset; and by
+one writer per id at a time (a second is refused: writer_lock).
 """
 
 from __future__ import annotations
@@ -364,11 +365,30 @@ def create_dataset(args: argparse.Namespace, plan: Plan, episodes: list[Episode]
     dataset.storage.update_metadata({**scores, "make_dataset": record})
 
 
+def writer_lock(dataset_id: str) -> Any:
+    """The open lock file of `dataset_id` (hidden, in the Minari folder) with an exclusive
+    flock on it, which the OS releases when the file closes or the process ends, even by
+    SIGKILL: one writer per id, so that a second one neither removes the first's staging
+    folder nor publishes over it. UsageError if another process holds it."""
+    import fcntl
+
+    root = minari_root()
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f".make_dataset-{dataset_id.replace('/', '_')}.lock"
+    handle = open(path, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UsageError(f"another make_dataset.py is writing {dataset_id} now (it holds "
+                         f"{path}); wait for it to end") from None
+    return handle
+
+
 def staging_folder(dataset_id: str) -> Path:
     """A new hidden folder in the Minari folder (so the final rename stays on one file
     system, and Minari's listings skip it), after removing those a killed write of the same
-    id left. Like utils.atomic_write, this takes one writer per id at a time: a second run of
-    an id while the first is still writing would remove the first's folder."""
+    id left (the writer lock makes this process the id's only writer)."""
     root = minari_root()
     root.mkdir(parents=True, exist_ok=True)
     prefix = f".make_dataset-{dataset_id.replace('/', '_')}-"
@@ -450,15 +470,18 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     use_threads(args.threads, default=1)  # one state at a time: more threads only add overhead
-    try:
-        plan, folder, refs = check(args)
-    except UsageError as error:
-        usage_error(PROGRAM, str(error))
-    try:
-        record = collect_and_write(args, argv, plan, folder, refs)
-    except KeyboardInterrupt:
-        print(f"{PROGRAM}: interrupted; nothing written", file=sys.stderr)
-        raise SystemExit(130) from None
+    with contextlib.ExitStack() as held:
+        try:
+            plan, folder, refs = check(args)
+            held.enter_context(writer_lock(args.dataset_id))
+            check_dataset_id(args.dataset_id)  # again: a writer that finished since check
+        except UsageError as error:
+            usage_error(PROGRAM, str(error))
+        try:
+            record = collect_and_write(args, argv, plan, folder, refs)
+        except KeyboardInterrupt:
+            print(f"{PROGRAM}: interrupted; nothing written", file=sys.stderr)
+            raise SystemExit(130) from None
     lines = [f"  {label + ':':<18}{text}" for label, text in summary_lines(plan, record)]
     print("\n".join([f"Wrote Minari dataset {args.dataset_id} to {folder}", *lines]),
           flush=True)

@@ -544,6 +544,24 @@ def test_existing_dataset_is_not_overwritten(minari_root: Path, capsys):
     assert len(load_dataset("test/pendulum/x-v0")) == 10  # untouched
 
 
+def test_a_second_writer_of_one_id_is_refused_while_the_first_writes(minari_root: Path,
+                                                                       capsys):
+    """Another process holds the id's writer lock (flock, as a running make_dataset.py
+    does): one line, nothing written; once it is released the id can be written."""
+    import fcntl
+
+    minari_root.mkdir(parents=True, exist_ok=True)
+    lock = minari_root / ".make_dataset-test_pendulum_y-v0.lock"
+    argv = ["--env-name", "Pendulum-v1", *RANDOM, "--dataset-id", "test/pendulum/y-v0",
+            "--ref-min-score", "-1", "--ref-max-score", "1"]
+    with open(lock, "a") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        line = expect_usage_error(argv, capsys, minari_root)
+    assert f"another make_dataset.py is writing test/pendulum/y-v0 now (it holds {lock})" in line
+    make(*argv)
+    assert len(load_dataset("test/pendulum/y-v0")) == 10
+
+
 KILLED_AFTER_MINARI_WRITE = """
 import os, sys
 import minari.dataset.minari_storage as storage
