@@ -1,7 +1,9 @@
 """training/run_setup.py's thread settings: --threads wins, then the user's OMP_NUM_THREADS,
-then the default; OpenMP's wait settings are the project's unless the user set them."""
+then the default; OpenMP's wait settings are the project's unless the user set them. And its
+stop-signal handling around a script's imports (imports_held)."""
 
 import os
+import signal
 
 import pytest
 import torch
@@ -51,3 +53,49 @@ def test_the_flag_wins_over_everything(environ):
     use_threads(2)
     assert [environ[name] for name in THREAD_VARIABLES] == ["2", "2", "2"]
     assert torch.get_num_threads() == 2
+
+
+# ---------------------------------------------------------- stop signals during imports
+def interrupted_imports(body, capsys) -> tuple[int, str]:
+    """Run `body` inside imports_held("prog.py"): its exit status and stderr."""
+    with pytest.raises(SystemExit) as exit_info:
+        with run_setup.imports_held("prog.py"):
+            body()
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def test_a_stop_signal_during_imports_is_held_until_they_are_done(capsys):
+    done = []
+
+    def imports():
+        os.kill(os.getpid(), signal.SIGTERM)
+        done.append(True)  # the signal did not interrupt the imports
+
+    code, err = interrupted_imports(imports, capsys)
+    assert done and code == 143
+    assert err.startswith("prog.py: interrupted outside training") and err.count("\n") == 1
+
+
+def test_an_import_error_after_a_stop_signal_is_the_interruption(capsys):
+    def imports():  # a C extension's import that the signal broke
+        os.kill(os.getpid(), signal.SIGINT)
+        raise ImportError('PyCapsule_Import could not import module "datetime"')
+
+    code, err = interrupted_imports(imports, capsys)
+    assert code == 130 and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_a_second_stop_signal_interrupts_the_imports_at_once(capsys):
+    def imports():
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        raise AssertionError("not interrupted")
+
+    code, err = interrupted_imports(imports, capsys)
+    assert code == 130 and err.startswith("prog.py: interrupted")
+
+
+def test_an_import_error_without_a_stop_signal_stays_an_import_error():
+    with pytest.raises(ImportError, match="no module"):
+        with run_setup.imports_held("prog.py"):
+            raise ImportError("no module")

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from utils import StopRequest, UsageError, positive_int, usage_error
+from utils import Stopped, StopRequest, UsageError, positive_int, usage_error
 
 # settings that change no number: a resumed run may differ in them (threads: the same
 # numbers at 1 and 2 threads were measured for a 2-actor HalfCheetah run, docs/speed.md)
@@ -310,9 +310,15 @@ def imports_held(program: str) -> Iterator[None]:
     """Around a script's imports: a first SIGINT or SIGTERM is held until they are done, then
     reported as `interruptible` does (a second one interrupts at once). Raised inside a C
     extension's import, a KeyboardInterrupt can surface as an ImportError and a traceback
-    (numpy's: 'PyCapsule_Import could not import module "datetime"')."""
+    (numpy's: 'PyCapsule_Import could not import module "datetime"'), so an ImportError
+    after a stop signal is reported as the interruption it is."""
     with interruptible(program), StopRequest() as start_up:
-        yield
+        try:
+            yield
+        except ImportError:
+            if start_up.count:
+                raise Stopped(start_up.signum) from None
+            raise
         start_up.check()
 
 
