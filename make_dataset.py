@@ -373,9 +373,13 @@ def writer_lock(dataset_id: str) -> Any:
     import fcntl
 
     root = minari_root()
-    root.mkdir(parents=True, exist_ok=True)
     path = root / f".make_dataset-{dataset_id.replace('/', '_')}.lock"
-    handle = open(path, "a")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a")
+    except OSError as error:
+        raise UsageError(f"cannot write in the Minari folder {root} ({error.strerror}); set "
+                         f"MINARI_DATASETS_PATH to a folder this user can write") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

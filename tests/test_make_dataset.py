@@ -562,6 +562,15 @@ def test_a_second_writer_of_one_id_is_refused_while_the_first_writes(minari_root
     assert len(load_dataset("test/pendulum/y-v0")) == 10
 
 
+def test_a_minari_folder_that_cannot_be_written_is_one_line(tmp_path, monkeypatch, capsys):
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "afile" / "minari"))
+    line = expect_usage_error(["--env-name", "Pendulum-v1", *RANDOM, "--dataset-id",
+                               "test/pendulum/z-v0"], capsys, tmp_path)
+    assert f"cannot write in the Minari folder {tmp_path / 'afile' / 'minari'}" in line
+    assert "MINARI_DATASETS_PATH" in line
+
+
 KILLED_AFTER_MINARI_WRITE = """
 import os, sys
 import minari.dataset.minari_storage as storage
