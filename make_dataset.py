@@ -51,8 +51,8 @@ from offline.sources import (RANDOM, Episode, Plan, behaviour_spread, checkpoint
                              random_plan, replay_plan, uniform_actions)
 from training.evaluation import SPREAD_DEFINITION
 from training.run_setup import add_threads_flag, use_threads
-from utils import (OneLineErrorParser, UsageError, code_version, positive_int, seed_int,
-                   usage_error)
+from utils import (OneLineErrorParser, UsageError, code_version, locked_file, positive_int,
+                   seed_int, usage_error)
 
 PROGRAM = "make_dataset.py"
 REF_SEED = 0  # reference random episode k resets with seed REF_SEED + k
@@ -366,26 +366,20 @@ def create_dataset(args: argparse.Namespace, plan: Plan, episodes: list[Episode]
 
 
 def writer_lock(dataset_id: str) -> Any:
-    """The open lock file of `dataset_id` (hidden, in the Minari folder) with an exclusive
-    flock on it, which the OS releases when the file closes or the process ends, even by
-    SIGKILL: one writer per id, so that a second one neither removes the first's staging
-    folder nor publishes over it. UsageError if another process holds it."""
-    import fcntl
-
+    """The lock file of `dataset_id` (hidden, in the Minari folder), held (utils.locked_file)
+    until it closes: one writer per id, so that a second one neither removes the first's
+    staging folder nor publishes over it. UsageError if another process holds it."""
     root = minari_root()
     path = root / f".make_dataset-{dataset_id.replace('/', '_')}.lock"
     try:
         root.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a")
+        handle = locked_file(path)
     except OSError as error:
         raise UsageError(f"cannot write in the Minari folder {root} ({error.strerror}); set "
                          f"MINARI_DATASETS_PATH to a folder this user can write") from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
+    if handle is None:
         raise UsageError(f"another make_dataset.py is writing {dataset_id} now (it holds "
-                         f"{path}); wait for it to end") from None
+                         f"{path}); wait for it to end")
     return handle
 
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn, Sequence
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterator, NoReturn, Sequence
 
 if TYPE_CHECKING:  # torch is not imported at run time: `train_sac.py --help` stays instant
     from torch import nn
@@ -326,6 +326,21 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def locked_file(path: Path) -> IO[str] | None:
+    """`path` (made in its existing folder) opened with an exclusive flock, which the OS
+    releases when the file closes or the process ends, even by SIGKILL; None while another
+    process holds it. OSError if it cannot be opened."""
+    import fcntl
+
+    handle = open(path, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
 
 
 class CaughtSignals:

@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from utils import Stopped, StopRequest, UsageError, positive_int, usage_error
+from utils import (Stopped, StopRequest, UsageError, locked_file, positive_int,
+                   usage_error)
 
 # settings that change no number: a resumed run may differ in them (threads: the same
 # numbers at 1 and 2 threads were measured for a 2-actor HalfCheetah run, docs/speed.md)
@@ -176,8 +177,6 @@ class RunPaths:
         one that starts a moment later. The OS releases the locks when the process ends,
         even by SIGKILL. UsageError if a folder cannot be written or another process holds
         a lock (a process that started this run after it was checked still holds them)."""
-        import fcntl
-
         with contextlib.ExitStack() as held:
             for flag, folder in (("--results-dir", self.results.parent),
                                  ("--log-dir", self.tensorboard.parent),
@@ -185,16 +184,15 @@ class RunPaths:
                 lock = folder / f".{self.file_name}.lock"
                 try:
                     folder.mkdir(parents=True, exist_ok=True)
-                    handle = held.enter_context(open(lock, "a"))
+                    handle = locked_file(lock)
                 except OSError as error:
                     raise UsageError(f"{flag}: cannot write in {folder} ({error.strerror}); "
                                      f"give a folder this user can write") from None
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
+                if handle is None:
                     raise UsageError(f"another process is running {self.file_name} (it holds "
                                      f"{lock}); wait for it to end, or give this run its own "
-                                     f"--run-name") from None
+                                     f"--run-name")
+                held.enter_context(handle)
             yield
 
     @property
