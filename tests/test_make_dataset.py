@@ -571,6 +571,7 @@ def test_a_minari_folder_that_cannot_be_written_is_one_line(tmp_path, monkeypatc
     assert "MINARI_DATASETS_PATH" in line
 
 
+WRITER_LOCK = ".make_dataset-test_pendulum_x-v0.lock"  # make_dataset.writer_lock
 KILLED_AFTER_MINARI_WRITE = """
 import os, sys
 import minari.dataset.minari_storage as storage
@@ -607,7 +608,8 @@ def test_a_kill_during_the_write_leaves_no_dataset_and_the_rerun_writes_it(minar
     make(*argv)
     assert "Wrote Minari dataset test/pendulum/x-v0" in capsys.readouterr().out
     assert episodes_of("test/pendulum/x-v0")[2]["reference_scores"]["ref_max_score"] == 1.0
-    assert sorted(path.name for path in minari_root.iterdir()) == ["test"]  # nothing staged
+    # nothing staged: the dataset and the id's (empty, hidden) writer lock file
+    assert sorted(path.name for path in minari_root.iterdir()) == [WRITER_LOCK, "test"]
 
 
 def test_ctrl_c_during_the_write_leaves_nothing(minari_root: Path, capsys,
@@ -623,7 +625,8 @@ def test_ctrl_c_during_the_write_leaves_nothing(minari_root: Path, capsys,
              "--ref-min-score", "-1")
     assert excinfo.value.code == 130
     assert capsys.readouterr().err == "make_dataset.py: interrupted; nothing written\n"
-    assert list(minari_root.iterdir()) == []  # the staging folder removed too
+    # the staging folder removed too: only the id's writer lock file is left
+    assert [path.name for path in minari_root.iterdir()] == [WRITER_LOCK]
     assert os.environ["MINARI_DATASETS_PATH"] == str(minari_root)  # Minari's folder restored
 
 
