@@ -372,7 +372,6 @@ def writer_lock(dataset_id: str) -> Any:
     root = minari_root()
     path = root / f".make_dataset-{dataset_id.replace('/', '_')}.lock"
     try:
-        root.mkdir(parents=True, exist_ok=True)
         handle = locked_file(path)
     except OSError as error:
         raise UsageError(f"cannot write in the Minari folder {root} ({error.strerror}); set "

@@ -329,11 +329,12 @@ def atomic_write_json(path: Path, data: Any) -> None:
 
 
 def locked_file(path: Path) -> IO[str] | None:
-    """`path` (made in its existing folder) opened with an exclusive flock, which the OS
+    """`path` (its folder made if need be) opened with an exclusive flock, which the OS
     releases when the file closes or the process ends, even by SIGKILL; None while another
-    process holds it. OSError if it cannot be opened."""
+    process holds it. OSError if the folder or the file cannot be made."""
     import fcntl
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(path, "a")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -183,7 +183,6 @@ class RunPaths:
                                  ("--checkpoint-dir", self.latest_checkpoint.parent)):
                 lock = folder / f".{self.file_name}.lock"
                 try:
-                    folder.mkdir(parents=True, exist_ok=True)
                     handle = locked_file(lock)
                 except OSError as error:
                     raise UsageError(f"{flag}: cannot write in {folder} ({error.strerror}); "
