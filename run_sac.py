@@ -55,7 +55,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from sweeps.config import ConfigError, load_sweep
-from sweeps.launch import child_env, launch_local, launch_submitit, shell_line
+from sweeps.launch import (child_env, launch_local, launch_submitit, machine_gpus, shell_line,
+                           unknown_gpus)
 from sweeps.script import CorruptSummary, Run, Script, rebuild_summary
 from sweeps.view import ProgressView, RunStatus, check_summaries, status_table
 from utils import OneLineErrorParser, non_negative_int, positive_float, positive_int, usage_error
@@ -247,9 +248,16 @@ def plan_of(runs: list[Run], args: argparse.Namespace) -> Plan:
 
 
 def check_devices(plan: Plan, args: argparse.Namespace) -> None:
-    """GPU flags against the runs' cuda setting: a warning, or an error for Slurm runs that
-    would ask for no GPU."""
+    """GPU flags against the runs' cuda setting and this machine: a warning, or an error for
+    Slurm runs that would ask for no GPU or --gpus ids this machine has not (each run's
+    CUDA_VISIBLE_DEVICES would hide every GPU from it)."""
     cuda = [run.cuda for run in plan.todo]
+    machine = machine_gpus() if plan.gpus and any(cuda) else None
+    unknown = unknown_gpus(plan.gpus, machine) if machine is not None else []
+    if unknown:
+        have = ",".join(gpu for gpu in machine if gpu.isdigit()) or "none"
+        fail(f"--gpus {','.join(unknown)}: not a GPU of this machine (nvidia-smi -L lists "
+             f"{have}); give indices or UUIDs that nvidia-smi -L lists")
     if plan.gpus and not all(cuda):
         print("run_sac.py: warning: --gpus given but some runs have cuda: false; they ignore "
               "their GPU", file=sys.stderr)

@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import fcntl
 import os
+import re
 import shlex
 import signal
 import socket
@@ -197,6 +198,36 @@ class Child(NamedTuple):
     state: RunStatus
     process: subprocess.Popen
     log: Any
+
+
+def machine_gpus() -> list[str] | None:
+    """This machine's GPUs as CUDA_VISIBLE_DEVICES can name them, from `nvidia-smi -L`: each
+    GPU's index and UUID (GPU-…) and each MIG device's UUID (MIG-…). None where nvidia-smi
+    cannot say (not installed, or it fails); an empty list where it finds no GPU."""
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True,
+                                 timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if listing.returncode != 0:
+        return [] if "No devices were found" in listing.stdout + listing.stderr else None
+    ids = []
+    for line in listing.stdout.splitlines():
+        gpu = re.match(r"GPU (\d+): .*\(UUID: (GPU-[^)\s]+)\)", line.strip())
+        mig = re.match(r"MIG .*\(UUID: (MIG-[^)\s]+)\)", line.strip())
+        ids += [*gpu.groups()] if gpu else [mig.group(1)] if mig else []
+    return ids
+
+
+def unknown_gpus(gpus: list[str], machine: list[str]) -> list[str]:
+    """The ids among `gpus` that name none of the machine's: an index it has not, or a UUID
+    that is not a prefix of one of its UUIDs (CUDA takes a unique prefix)."""
+    def known(gpu: str) -> bool:
+        if gpu.isdigit():
+            return gpu in machine
+        return any(uuid.startswith(gpu) for uuid in machine if not uuid.isdigit())
+
+    return [gpu for gpu in gpus if not known(gpu)]
 
 
 def gpu_of(slot: int, gpus: list[str]) -> str | None:

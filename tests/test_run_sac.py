@@ -845,6 +845,62 @@ def test_slurm_launcher_submits_one_job_array_with_the_options(tmp_path):
         assert f"#SBATCH {line}\n" in script, script
 
 
+NVIDIA_SMI_L = """GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-5d5ba0d6-d33d-2b2c-524d-9e3d8d2b8a77)
+GPU 1: NVIDIA A100-SXM4-40GB (UUID: GPU-2e8a6bd4-0f1e-4c52-9d3b-6a2f1c0e7b11)
+  MIG 1g.5gb      Device  0: (UUID: MIG-c7384736-a75d-5afc-978f-d2f1294409fd)
+"""
+
+
+def fake_nvidia_smi(tmp_path: Path, monkeypatch, stdout: str, status: int = 0) -> None:
+    """An `nvidia-smi` first on PATH that prints `stdout` and exits with `status`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "listing.txt").write_text(stdout)
+    tool = bin_dir / "nvidia-smi"
+    tool.write_text(f'#!/bin/sh\ncat "{bin_dir / "listing.txt"}"\nexit {status}\n')
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+
+def test_the_machines_gpus_are_read_from_nvidia_smi(tmp_path, monkeypatch):
+    """Indices and GPU-/MIG- UUIDs, as CUDA_VISIBLE_DEVICES takes them; a UUID may be given
+    by a unique prefix, as CUDA allows."""
+    fake_nvidia_smi(tmp_path, monkeypatch, NVIDIA_SMI_L)
+    machine = sweep_launch.machine_gpus()
+    assert machine == ["0", "GPU-5d5ba0d6-d33d-2b2c-524d-9e3d8d2b8a77", "1",
+                       "GPU-2e8a6bd4-0f1e-4c52-9d3b-6a2f1c0e7b11",
+                       "MIG-c7384736-a75d-5afc-978f-d2f1294409fd"]
+    assert sweep_launch.unknown_gpus(["1", "0", "GPU-2e8a", "MIG-c7384736"], machine) == []
+    assert sweep_launch.unknown_gpus(["2", "GPU-2e8b", "10", "MIG-0"], machine) == [
+        "2", "GPU-2e8b", "10", "MIG-0"]
+    fake_nvidia_smi(tmp_path, monkeypatch, "No devices were found\n", status=6)
+    assert sweep_launch.machine_gpus() == []
+    fake_nvidia_smi(tmp_path, monkeypatch, "NVIDIA-SMI has failed because it couldn't "
+                    "communicate with the NVIDIA driver.\n", status=9)
+    assert sweep_launch.machine_gpus() is None  # cannot say: the runs' own --cuda check
+
+
+def test_gpus_this_machine_has_not_are_one_line_before_anything_starts(tmp_path, monkeypatch):
+    """`--gpus 0,2` on a machine with GPUs 0 and 1: run 2's CUDA_VISIBLE_DEVICES=2 would
+    hide every GPU from it. Refused with one line, exit 2, nothing written; ids it has
+    pass (here in a dry run: this machine has no GPU to train on)."""
+    fake_nvidia_smi(tmp_path, monkeypatch, NVIDIA_SMI_L)
+    write(tmp_path, tiny_config(cuda=True))
+    before = sorted(tmp_path.rglob("*"))
+    result = sweep(tmp_path, "--jobs", "2", "--gpus", "0,2")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == ("run_sac.py: error: --gpus 2: not a GPU of this machine "
+                             "(nvidia-smi -L lists 0,1); give indices or UUIDs that "
+                             "nvidia-smi -L lists\n")
+    assert sorted(tmp_path.rglob("*")) == before
+    result = sweep(tmp_path, "--jobs", "2", "--gpus", "1,GPU-5d5ba0d6", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "GPU k mod 2 of 1,GPU-5d5ba0d6" in result.stdout
+    fake_nvidia_smi(tmp_path, monkeypatch, "No devices were found\n", status=6)
+    result = sweep(tmp_path, "--gpus", "0")
+    assert result.returncode == 2 and "nvidia-smi -L lists none" in result.stderr
+
+
 # --------------------------------------------------------------------------- faults
 # name: (summary.json's bytes, a fragment of what the sweep says is wrong with it)
 CORRUPT_SUMMARIES = {

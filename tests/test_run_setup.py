@@ -2,6 +2,7 @@
 then the default; OpenMP's wait settings are the project's unless the user set them. And its
 stop-signal handling around a script's imports (imports_held)."""
 
+import argparse
 import os
 import signal
 
@@ -10,6 +11,7 @@ import torch
 
 from training import run_setup
 from training.run_setup import THREAD_VARIABLES, use_threads
+from utils import UsageError
 
 OPENMP_WAIT = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
@@ -99,3 +101,18 @@ def test_an_import_error_without_a_stop_signal_stays_an_import_error():
     with pytest.raises(ImportError, match="no module"):
         with run_setup.imports_held("prog.py"):
             raise ImportError("no module")
+
+
+def test_cuda_without_a_visible_gpu_names_cuda_visible_devices(monkeypatch):
+    """A run that run_sac.py --gpus started with a wrong id sees no GPU: the one line names
+    the variable, whose id is what to fix, rather than only saying to drop --cuda."""
+    args = argparse.Namespace(cuda=True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")
+    with pytest.raises(UsageError, match=r"^--cuda was given but CUDA_VISIBLE_DEVICES=7 shows "
+                                         r"no CUDA GPU; give an id that nvidia-smi -L lists"):
+        run_setup.check_cuda(args)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    with pytest.raises(UsageError, match=r"^--cuda was given but no CUDA GPU is available"):
+        run_setup.check_cuda(args)
+    run_setup.check_cuda(argparse.Namespace(cuda=False))

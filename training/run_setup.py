@@ -328,9 +328,16 @@ def finished_already(paths: RunPaths) -> bool:
 
 
 def check_cuda(args: argparse.Namespace) -> None:
+    """UsageError where --cuda finds no GPU; where CUDA_VISIBLE_DEVICES is set (run_sac.py
+    --gpus sets it), it names it, since a wrong id hides every GPU."""
     if args.cuda:
         import torch
         if not torch.cuda.is_available():
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            if visible is not None:
+                raise UsageError(f"--cuda was given but CUDA_VISIBLE_DEVICES={visible} shows "
+                                 f"no CUDA GPU; give an id that nvidia-smi -L lists, or drop "
+                                 f"--cuda")
             raise UsageError("--cuda was given but no CUDA GPU is available; drop --cuda")
 
 
