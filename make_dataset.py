@@ -24,35 +24,31 @@ same flags, machine and package versions, same arrays. Bad input is one `make_da
 error:` line, exit 2, before any work and with nothing written; --help imports no torch.
 The dataset is written atomically: whole, metadata included, into a hidden staging folder
 in the Minari folder, then renamed into place, so a kill leaves no partial dataset; and by
-one writer per id at a time (a second is refused: writer_lock).
+one writer per id at a time (a second is refused): offline/writing.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import glob
 import hashlib
 import math
-import os
 import re
 import shlex
-import shutil
 import sys
-import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import numpy as np
 
 from offline.readers import D4RL_REF_SCORES, minari_root
 from offline.sources import (RANDOM, Episode, Plan, behaviour_spread, checkpoint_plan,
                              random_plan, replay_plan, uniform_actions)
+from offline.writing import write_whole, writer_lock
 from training.evaluation import SPREAD_DEFINITION
 from training.run_setup import add_threads_flag, use_threads
-from utils import (OneLineErrorParser, UsageError, code_version, locked_file, positive_int,
-                   seed_int, usage_error)
+from utils import OneLineErrorParser, UsageError, code_version, positive_int, seed_int, usage_error
 
 PROGRAM = "make_dataset.py"
 REF_SEED = 0  # reference random episode k resets with seed REF_SEED + k
@@ -322,24 +318,11 @@ def summary_lines(plan: Plan, record: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def write_dataset(args: argparse.Namespace, plan: Plan, episodes: list[Episode],
-                  folder: Path, record: dict[str, Any]) -> None:
-    """The Minari dataset with its metadata, written whole into a staging folder beside the
-    datasets and only then renamed into place: a kill or a failure (or Ctrl-C) at any moment
-    leaves no dataset or the complete one, never one without its reference scores and
-    provenance (Minari writes the data and its own metadata first, ours after)."""
-    staging = staging_folder(args.dataset_id)
-    try:
-        with minari_datasets_path(staging):
-            create_dataset(args, plan, episodes, record)
-        publish(staging / args.dataset_id, folder, args.dataset_id)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def create_dataset(args: argparse.Namespace, plan: Plan, episodes: list[Episode],
                    record: dict[str, Any]) -> None:
-    """Minari's dataset of the episodes under $MINARI_DATASETS_PATH, with our metadata."""
+    """Minari's dataset of the episodes under $MINARI_DATASETS_PATH, with our metadata
+    (Minari writes the data and its own metadata first, ours after: write_whole makes the
+    dataset appear only with both)."""
     import minari
     from minari.data_collector import EpisodeBuffer
 
@@ -365,76 +348,6 @@ def create_dataset(args: argparse.Namespace, plan: Plan, episodes: list[Episode]
     dataset.storage.update_metadata({**scores, "make_dataset": record})
 
 
-def writer_lock(dataset_id: str) -> Any:
-    """The lock file of `dataset_id` (hidden, in the Minari folder), held (utils.locked_file)
-    until it closes: one writer per id, so that a second one neither removes the first's
-    staging folder nor publishes over it. UsageError if another process holds it."""
-    root = minari_root()
-    path = root / f".make_dataset-{dataset_id.replace('/', '_')}.lock"
-    try:
-        handle = locked_file(path)
-    except OSError as error:
-        raise UsageError(f"cannot write in the Minari folder {root} ({error.strerror}); set "
-                         f"MINARI_DATASETS_PATH to a folder this user can write") from None
-    if handle is None:
-        raise UsageError(f"another make_dataset.py is writing {dataset_id} now (it holds "
-                         f"{path}); wait for it to end")
-    return handle
-
-
-def staging_folder(dataset_id: str) -> Path:
-    """A new hidden folder in the Minari folder (so the final rename stays on one file
-    system, and Minari's listings skip it), after removing those a killed write of the same
-    id left (the writer lock makes this process the id's only writer)."""
-    root = minari_root()
-    root.mkdir(parents=True, exist_ok=True)
-    prefix = f".make_dataset-{dataset_id.replace('/', '_')}-"
-    for stale in root.glob(f"{glob.escape(prefix)}*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
-
-
-@contextlib.contextmanager
-def minari_datasets_path(folder: Path) -> Iterator[None]:
-    """Minari writes under $MINARI_DATASETS_PATH, read at each call: point it at `folder`
-    for the calls inside, and back after."""
-    saved = os.environ.get("MINARI_DATASETS_PATH")
-    os.environ["MINARI_DATASETS_PATH"] = str(folder)
-    try:
-        yield
-    finally:
-        if saved is None:
-            del os.environ["MINARI_DATASETS_PATH"]
-        else:
-            os.environ["MINARI_DATASETS_PATH"] = saved
-
-
-def publish(built: Path, folder: Path, dataset_id: str) -> None:
-    """Rename the complete dataset `built` to `folder` after its namespace (created as Minari
-    creates it) and synced to disk, so that the rename is the one step that makes it
-    appear, and survives a power loss."""
-    from minari.dataset.minari_dataset import parse_dataset_id
-    from minari.namespace import create_namespace, list_local_namespaces
-
-    for path in sorted(built.rglob("*"), reverse=True) + [built]:  # files before folders
-        fsync(path)
-    namespace = parse_dataset_id(dataset_id)[0]
-    if namespace is not None and namespace not in list_local_namespaces():
-        create_namespace(namespace)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    os.rename(built, folder)
-    fsync(folder.parent)
-
-
-def fsync(path: Path) -> None:
-    """Flush a file's or a folder's entries to disk."""
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def collect_and_write(args: argparse.Namespace, argv: list[str], plan: Plan, folder: Path,
                       refs: dict[str, Any]) -> dict[str, Any]:
     """The episodes, the measured reference score if needed, the dataset; returns the record
@@ -458,7 +371,8 @@ def collect_and_write(args: argparse.Namespace, argv: list[str], plan: Plan, fol
         "code_version": code_version(),
         "package_versions": package_versions(),
     }
-    write_dataset(args, plan, episodes, folder, record)
+    write_whole(args.dataset_id, folder,
+                lambda: create_dataset(args, plan, episodes, record))
     return record
 
 

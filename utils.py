@@ -299,18 +299,22 @@ def atomic_write(path: Path, write: Callable[[Path], Any], backup: Path | None =
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~current_umask())
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
+        fsync(tmp)
         if backup is not None and path.exists():
             os.replace(path, backup)
         os.replace(tmp, path)
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+        fsync(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def fsync(path: Path) -> None:
+    """Flush a file's data or a folder's entries to disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def current_umask() -> int:

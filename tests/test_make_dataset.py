@@ -571,7 +571,7 @@ def test_a_minari_folder_that_cannot_be_written_is_one_line(tmp_path, monkeypatc
     assert "MINARI_DATASETS_PATH" in line
 
 
-WRITER_LOCK = ".make_dataset-test_pendulum_x-v0.lock"  # make_dataset.writer_lock
+WRITER_LOCK = ".make_dataset-test_pendulum_x-v0.lock"  # offline/writing.writer_lock
 KILLED_AFTER_MINARI_WRITE = """
 import os, sys
 import minari.dataset.minari_storage as storage
