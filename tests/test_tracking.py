@@ -157,36 +157,86 @@ def test_a_killed_and_resumed_run_continues_one_wandb_run(dataset, tmp_path, off
     assert again.returncode == 0 and len(offline_runs(tmp_path)) == 2, again.stderr
 
 
-def test_a_stopped_session_and_its_resume_send_each_step_once(dataset, tmp_path, offline_wandb,
-                                                              monkeypatch):
-    """SIGTERM after the evaluation at step 300 (the last checkpoint at 200): the resumed
-    session replays step 300 with the same numbers but sends only 400 and 500, so the
-    W&B run's history holds every step once and every value the CSV holds."""
+@pytest.mark.parametrize("during_evaluation", [False, True])
+def test_a_stopped_session_and_its_resume_send_each_value_once(
+        dataset, tmp_path, offline_wandb, monkeypatch, during_evaluation):
+    """SIGTERM at step 300 (the last checkpoint at 200), after its evaluation or inside it
+    (step 300's training scalars sent, its evaluation not): the resumed session replays step
+    300 with the same numbers and sends only what the first did not, so the W&B run's
+    history holds every value once and every evaluation the CSV holds."""
     from training.experiment import Experiment
     from utils import Stopped
 
     record = Experiment.record_evaluation
 
-    def stop_after_300(self, *args, **kwargs):
+    def stop_at_300(self, *args, **kwargs):
+        stop = self.state.total_steps == 300 and not self.resumed
+        if stop and during_evaluation:
+            raise Stopped(signal.SIGTERM)  # what the evaluator's stop check raises
         record(self, *args, **kwargs)
-        if self.state.total_steps == 300 and not self.resumed:
+        if stop:
             raise Stopped(signal.SIGTERM)  # what a SIGTERM raises at the next safe point
 
-    monkeypatch.setattr(Experiment, "record_evaluation", stop_after_300)
+    monkeypatch.setattr(Experiment, "record_evaluation", stop_at_300)
     argv = ["--dataset", str(dataset), *TINY, *output_flags(tmp_path), "--track",
             "--num-steps", "500", "--checkpoint-freq", "200"]
     with pytest.raises(SystemExit) as stopped:
         train_pogo.main(argv)
     assert stopped.value.code == 143
-    assert (tmp_path / "results" / RUN / tracking.LAST_STEP_FILE).read_text() == "300\n"
+    sent = json.loads((tmp_path / "results" / RUN / tracking.SENT_FILE).read_text())
+    assert sent["step"] == 300 and ("eval/spread_1" in sent["tags"]) != during_evaluation
     train_pogo.main([*argv, "--resume"])
     sessions = [read_offline_run(folder)["history"] for folder in offline_runs(tmp_path)]
     # (a step's training scalars and its evaluation are two rows of one step)
     assert [sorted({row["global_step"] for row in rows}) for rows in sessions] == [
-        [100, 200, 300], [400, 500]]
+        [100, 200, 300], [300, 400, 500] if during_evaluation else [400, 500]]
+    sent_values = [(row["global_step"], tag) for rows in sessions for row in rows
+                   for tag in row if tag.startswith(("eval/", "train/"))]
+    assert len(sent_values) == len(set(sent_values)) > 5 * 2  # no value twice
     evaluations = [row for rows in sessions for row in rows if "eval/spread_1" in row]
+    assert [row["global_step"] for row in evaluations] == [100, 200, 300, 400, 500]
     assert [row["eval/spread_1"] for row in evaluations] == pytest.approx(
         [float(row["spread_1"]) for row in csv_rows(tmp_path)])
+
+
+class LoggedRows:
+    """A stand-in for a W&B run that keeps what is logged."""
+
+    def __init__(self):
+        self.rows, self.summary = [], {}
+
+    def log(self, row):
+        self.rows.append(row)
+
+    def finish(self, exit_code=0):
+        pass
+
+
+def test_the_sent_record_lets_a_later_session_send_only_what_is_missing(tmp_path):
+    """Session 1 sends steps 1 and 2 (at 2 only `train/a`) and step 2's videos, and stops.
+    Session 2 replays step 2 with an evaluation tag and a video it turned on at resume:
+    only the new tag, the videos of steps session 1 did not film, and later steps go out."""
+    sent_file = tmp_path / tracking.SENT_FILE
+    first = tracking.Tracker(LoggedRows(), sent_file)
+    first.scalar("train/a", 1.0, 1)
+    first.scalar("train/a", 2.0, 2)
+    first.flush()
+    first.videos([], 2)
+    first.finish(exit_code=143)
+    assert json.loads(sent_file.read_text()) == {"step": 2, "tags": ["train/a"],
+                                                 "video_steps": [2]}
+    second = tracking.Tracker(LoggedRows(), sent_file)
+    for step, tag, value in ((1, "train/a", 1.0), (2, "train/a", 2.0), (2, "eval/r", 5.0),
+                             (3, "train/a", 3.0)):
+        second.scalar(tag, value, step)
+    second.flush()
+    second.videos([], 1)  # not filmed by session 1 (--capture-video turned on at resume)
+    second.videos([], 2)
+    assert second.run.rows == [{"global_step": 2, "eval/r": 5.0},
+                               {"global_step": 3, "train/a": 3.0}, {"global_step": 1}]
+    second.finish()
+    assert json.loads(sent_file.read_text()) == {"step": 3, "tags": ["train/a"],
+                                                 "video_steps": [1, 2]}
 
 
 def test_without_track_wandb_is_never_imported(dataset, tmp_path):

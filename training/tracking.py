@@ -10,9 +10,11 @@ on the host for TensorBoard: tracking adds no device synchronisation to the upda
 One W&B run per training run: its id is stored in the run's results folder (RUN_ID_FILE)
 when the run first starts, and every later session of the run (--resume, a SIGKILL and
 resume, a Slurm requeue) continues that W&B run. A session that stops cleanly (Ctrl-C,
-SIGTERM, a divergence) records the last step it sent (LAST_STEP_FILE, after W&B has
-finished its run), and the next session, which replays the steps after its checkpoint with
-the same numbers, sends only the steps after that one: no step is logged twice. After a
+SIGTERM, a divergence) records what it sent (SENT_FILE, after W&B has finished its run):
+the last step, the tags it sent at that step (a stop inside an evaluation leaves that
+step's training scalars sent and its evaluation not), and the steps whose videos it sent.
+The next session, which replays the steps after its checkpoint with the same numbers,
+sends only what that record lacks: no value is logged twice and none is lost. After a
 SIGKILL nothing is recorded, so the replayed steps may reach W&B twice (the same values),
 but none is lost. A finished run is skipped before anything is built, so it is never logged
 again. W&B's own files go to the run's results folder
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import netrc
 import os
 import secrets
@@ -33,10 +36,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 from training.run_setup import RunPaths, settings_of
-from utils import UsageError, atomic_write_text, code_version
+from utils import UsageError, atomic_write_json, atomic_write_text, code_version
 
 RUN_ID_FILE = "wandb_run_id"
-LAST_STEP_FILE = "wandb_last_step"  # the last step a cleanly stopped session sent
+SENT_FILE = "wandb_sent.json"  # what the cleanly stopped sessions sent (Tracker.finish)
 WANDB_MODES = ("online", "offline")
 KNOWN_MODES = ("online", "offline", "dryrun", "disabled")  # what WANDB_MODE may say
 DEFAULT_PROJECT = "posac"
@@ -102,17 +105,18 @@ def stored_run_id(paths: RunPaths) -> str:
 
 class Tracker:
     """One training run's W&B run. Scalars are buffered by step and sent at `flush`, which
-    the experiment calls where it flushes TensorBoard (each log line and evaluation); steps
-    up to `sent_before`, the last one an earlier session of the run sent, are not sent
-    again (scalars nor videos)."""
+    the experiment calls where it flushes TensorBoard (each log line and evaluation). What
+    earlier sessions of the run sent (SENT_FILE) is not sent again: steps before the last one
+    they sent, the tags they sent at it, videos of the steps they sent videos for."""
 
-    def __init__(self, run: Any, last_step_file: Path):
+    def __init__(self, run: Any, sent_file: Path):
         self.run = run
         self.pending: dict[int, dict[str, Any]] = {}
-        self.last_step_file = last_step_file
-        self.sent_before = (int(last_step_file.read_text()) if last_step_file.is_file()
-                            else -1)
-        self.sent = self.sent_before  # the last step sent so far
+        self.sent_file = sent_file
+        sent = json.loads(sent_file.read_text()) if sent_file.is_file() else {}
+        self.last_step: int = sent.get("step", -1)  # the last step sent so far
+        self.tags_at_last: set[str] = set(sent.get("tags", []))  # the tags sent at it
+        self.video_steps: set[int] = set(sent.get("video_steps", []))
 
     @classmethod
     def open(cls, args: argparse.Namespace, paths: RunPaths, program: str) -> Tracker:
@@ -127,23 +131,30 @@ class Tracker:
             settings=wandb.Settings(quiet=True))
         run.define_metric("global_step")
         run.define_metric("*", step_metric="global_step")
-        return cls(run, paths.results / LAST_STEP_FILE)
+        return cls(run, paths.results / SENT_FILE)
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         self.pending.setdefault(step, {})[tag] = value
 
     def flush(self) -> None:
-        for step in sorted(s for s in self.pending if s > self.sent_before):
-            self.run.log({"global_step": step, **self.pending[step]})
-            self.sent = step
+        for step in sorted(s for s in self.pending if s >= self.last_step):
+            unsent = {tag: value for tag, value in self.pending[step].items()
+                      if step > self.last_step or tag not in self.tags_at_last}
+            if not unsent:
+                continue
+            self.run.log({"global_step": step, **unsent})
+            if step > self.last_step:
+                self.last_step, self.tags_at_last = step, set()
+            self.tags_at_last |= set(unsent)
         self.pending.clear()
 
     def videos(self, files: list[Path], step: int) -> None:
         """The evaluation's MP4s (one per actor and the chain's), as W&B videos."""
         import wandb
 
-        if step <= self.sent_before:  # an earlier session sent this evaluation's videos
+        if step in self.video_steps:  # an earlier session sent this evaluation's videos
             return
+        self.video_steps.add(step)
         self.run.log({"global_step": step,
                       **{f"video/{path.stem.split('_', 2)[2]}": wandb.Video(str(path),
                                                                           format="mp4")
@@ -156,4 +167,6 @@ class Tracker:
         if summary:
             self.run.summary.update(summary)
         self.run.finish(exit_code=exit_code)
-        atomic_write_text(self.last_step_file, f"{self.sent}\n")  # W&B has all up to here
+        atomic_write_json(self.sent_file, {  # W&B has all of this now
+            "step": self.last_step, "tags": sorted(self.tags_at_last),
+            "video_steps": sorted(self.video_steps)})
