@@ -162,21 +162,29 @@ def with_offline_settings(runs: list[Run]) -> list[Run]:
 
 def check_groups(runs: list[Run], frames: dict[str, Any]) -> None:
     """UsageError unless each group's runs are seeds of one setting: distinct seeds, and the
-    same flags but NOT_SETTINGS."""
+    same flags but NOT_SETTINGS (a flag a run's config.json lacks, from code older than the
+    flag, counts at train_sac.py's default, as --resume counts it)."""
+    from sweeps.script import load_script
+
+    defaults = {key: flag.default for key, flag in load_script("train_sac.py").flags.items()}
     for online in (False, True):
         for (env, method, setting), group in groups_of(runs, frames, online).items():
-            first = group[0]
-            for run in group[1:]:
-                differ = sorted(key for key in set(first.settings) | set(run.settings)
-                                if key not in NOT_SETTINGS
-                                and first.settings.get(key) != run.settings.get(key))
-                if run.seed == first.seed or differ:
-                    what = (f"differ in {', '.join(differ)}" if differ
-                            else f"share seed {run.seed}")
-                    raise UsageError(
-                        f"{first.name} and {run.name} would be pooled as seeds of {env}, "
-                        f"{method}, {setting}, but they {what}; move one of them out of "
-                        f"the results folder")
+            def refuse(one: Run, other: Run, what: str) -> None:
+                raise UsageError(
+                    f"{one.name} and {other.name} would be pooled as seeds of {env}, "
+                    f"{method}, {setting}, but they {what}; move one of them out of the "
+                    f"results folder")
+
+            first, by_seed = {**defaults, **group[0].settings}, {}
+            for run in group:
+                if run.seed in by_seed:
+                    refuse(by_seed[run.seed], run, f"share seed {run.seed}")
+                by_seed[run.seed] = run
+                settings = {**defaults, **run.settings}
+                differ = sorted(key for key in set(first) | set(settings)
+                                if key not in NOT_SETTINGS and first.get(key) != settings.get(key))
+                if differ:
+                    refuse(group[0], run, f"differ in {', '.join(differ)}")
 
 
 def scores(frame: Any, env: str, actor: int) -> tuple[Any, Any]:

@@ -746,22 +746,40 @@ def test_the_finetune_report_keeps_runs_from_unlike_offline_runs_apart(tmp_path)
 @pytest.mark.parametrize("case", ["other alpha", "same seed"])
 def test_the_finetune_report_refuses_to_pool_unlike_runs_as_seeds(case, tmp_path, capsys):
     """Runs whose setting labels agree but whose flags differ (or that share a seed) are
-    not seeds of one setting: one error line names both and the difference."""
-    write_sac_run(tmp_path, "POSAC_Hopper-v5_s0", 0, {0: [0, 40], 1: [0, 1]}, [0, 4000],
-                  alpha=0.2)
-    seed, alpha = (1, 0.05) if case == "other alpha" else (0, 0.2)
-    write_sac_run(tmp_path, "POSAC_Hopper-v5_s0_again", seed, {0: [0, 40], 1: [0, 1]},
+    not seeds of one setting: one error line names both and the difference. The two that
+    clash are the group's 2nd and 3rd runs (seeds 1, 2 and a rerun of seed 2)."""
+    for seed in (1, 2):
+        write_sac_run(tmp_path, f"POSAC_Hopper-v5_s{seed}", seed, {0: [0, 40], 1: [0, 1]},
+                      [0, 4000], alpha=0.2)
+    seed, alpha = (3, 0.05) if case == "other alpha" else (2, 0.2)
+    write_sac_run(tmp_path, "POSAC_Hopper-v5_s2_again", seed, {0: [0, 40], 1: [0, 1]},
                   [0, 4000], alpha=alpha, run_name="again", results_dir="elsewhere")
     with pytest.raises(SystemExit) as exit_info:
         finetune.main(["--results-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    what = "differ in alpha" if case == "other alpha" else "share seed 0"
+    one, what = (("POSAC_Hopper-v5_s1", "differ in alpha") if case == "other alpha"
+                 else ("POSAC_Hopper-v5_s2", "share seed 2"))
     assert len(err) == 1 and err[0].startswith(
-        "reports.finetune: error: POSAC_Hopper-v5_s0 and POSAC_Hopper-v5_s0_again would be "
+        f"reports.finetune: error: {one} and POSAC_Hopper-v5_s2_again would be "
         "pooled as seeds of Hopper-v5, scratch, w [0.0, 0.1], 4000 steps, but they "
         f"{what}; move one"), err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_flag_an_older_run_lacks_counts_at_its_default(tmp_path, capsys):
+    """A config.json from before a flag existed pools with runs that give the flag its
+    default, and not with runs that give it another value."""
+    write_sac_run(tmp_path, "POSAC_Hopper-v5_s0", 0, {0: [0, 40], 1: [0, 1]}, [0, 4000])
+    write_sac_run(tmp_path, "POSAC_Hopper-v5_s1", 1, {0: [0, 40], 1: [0, 1]}, [0, 4000],
+                  target_update_interval=1)  # train_sac.py's default
+    finetune.main(["--results-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")])
+    assert pd.read_csv(tmp_path / "out" / "finetune_results.csv")["seeds"].tolist() == [2, 2]
+    write_sac_run(tmp_path, "POSAC_Hopper-v5_s2", 2, {0: [0, 40], 1: [0, 1]}, [0, 4000],
+                  target_update_interval=2)
+    with pytest.raises(SystemExit):
+        finetune.main(["--results-dir", str(tmp_path), "--out-dir", str(tmp_path / "out2")])
+    assert "differ in target_update_interval" in capsys.readouterr().err
 
 
 def test_the_finetune_report_on_an_unreadable_config_is_one_line(tmp_path, capsys):
