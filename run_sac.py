@@ -55,11 +55,12 @@ from pathlib import Path
 from typing import NoReturn
 
 from sweeps.config import ConfigError, load_sweep
-from sweeps.launch import (child_env, launch_local, launch_submitit, machine_gpus, shell_line,
-                           unknown_gpus)
+from sweeps.launch import (check_gpu_ids, child_env, launch_local, launch_submitit,
+                           machine_gpus, shell_line)
 from sweeps.script import CorruptSummary, Run, Script, rebuild_summary
 from sweeps.view import ProgressView, RunStatus, check_summaries, status_table
-from utils import OneLineErrorParser, non_negative_int, positive_float, positive_int, usage_error
+from utils import (OneLineErrorParser, UsageError, non_negative_int, positive_float, positive_int,
+                   usage_error)
 
 
 def fail(message: str) -> NoReturn:
@@ -249,15 +250,15 @@ def plan_of(runs: list[Run], args: argparse.Namespace) -> Plan:
 
 def check_devices(plan: Plan, args: argparse.Namespace) -> None:
     """GPU flags against the runs' cuda setting and this machine: a warning, or an error for
-    Slurm runs that would ask for no GPU or --gpus ids this machine has not (each run's
-    CUDA_VISIBLE_DEVICES would hide every GPU from it)."""
+    Slurm runs that would ask for no GPU, and for --gpus ids that do not name this machine's
+    GPUs one each (a run's CUDA_VISIBLE_DEVICES would hide every GPU from it)."""
     cuda = [run.cuda for run in plan.todo]
-    machine = machine_gpus() if plan.gpus and any(cuda) else None
-    unknown = unknown_gpus(plan.gpus, machine) if machine is not None else []
-    if unknown:
-        have = ",".join(gpu for gpu in machine if gpu.isdigit()) or "none"
-        fail(f"--gpus {','.join(unknown)}: not a GPU of this machine (nvidia-smi -L lists "
-             f"{have}); give indices or UUIDs that nvidia-smi -L lists")
+    devices = machine_gpus() if plan.gpus and any(cuda) else None
+    if devices is not None:  # else nvidia-smi cannot say: each run's --cuda check will
+        try:
+            check_gpu_ids(plan.gpus, devices)
+        except UsageError as error:
+            fail(str(error))
     if plan.gpus and not all(cuda):
         print("run_sac.py: warning: --gpus given but some runs have cuda: false; they ignore "
               "their GPU", file=sys.stderr)

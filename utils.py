@@ -335,7 +335,8 @@ def atomic_write_json(path: Path, data: Any) -> None:
 def locked_file(path: Path) -> IO[str] | None:
     """`path` (its folder made if need be) opened with an exclusive flock, which the OS
     releases when the file closes or the process ends, even by SIGKILL; None while another
-    process holds it. OSError if the folder or the file cannot be made."""
+    process holds it. OSError if the folder or the file cannot be made; UsageError if its
+    file system cannot lock it (some NFS or Lustre mounts)."""
     import fcntl
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -345,6 +346,11 @@ def locked_file(path: Path) -> IO[str] | None:
     except BlockingIOError:
         handle.close()
         return None
+    except OSError as error:
+        handle.close()
+        raise UsageError(f"cannot lock {path} ({error.strerror}): its file system does not "
+                         f"support flock, which keeps two processes from writing one output; "
+                         f"put it on one that does (a local disk)") from None
     return handle
 
 

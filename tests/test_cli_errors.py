@@ -4,6 +4,7 @@ problem, and nothing written. Also utils.parse_w2_weights on good input."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -208,6 +209,23 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_training(tmp_
     message = expect_usage_error(argv, capsys)
     assert f"--checkpoint-dir: cannot write in {tmp_path / 'afile' / 'InvertedPendulum-v5'}" \
         in message
+    assert not list((tmp_path / "results").glob("*/config.json"))
+
+
+def test_an_output_folder_that_cannot_be_locked_is_refused_before_training(tmp_path, capsys,
+                                                                           monkeypatch):
+    """A file system without flock (ENOLCK, as some NFS mounts give): one line naming the
+    lock file and the cause, not "cannot write"."""
+    import errno
+    import fcntl
+
+    def no_locks(handle, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    message = expect_usage_error(TINY_RUN + output_args(tmp_path), capsys)
+    assert message.startswith(f"train_sac.py: error: cannot lock {tmp_path / 'results'}/.")
+    assert "(No locks available): its file system does not support flock" in message
     assert not list((tmp_path / "results").glob("*/config.json"))
 
 

@@ -864,15 +864,21 @@ def fake_nvidia_smi(tmp_path: Path, monkeypatch, stdout: str, status: int = 0) -
 
 def test_the_machines_gpus_are_read_from_nvidia_smi(tmp_path, monkeypatch):
     """Indices and GPU-/MIG- UUIDs, as CUDA_VISIBLE_DEVICES takes them; a UUID may be given
-    by a unique prefix, as CUDA allows."""
+    by a unique prefix, as CUDA allows; every id must name one device, each once."""
     fake_nvidia_smi(tmp_path, monkeypatch, NVIDIA_SMI_L)
-    machine = sweep_launch.machine_gpus()
-    assert machine == ["0", "GPU-5d5ba0d6-d33d-2b2c-524d-9e3d8d2b8a77", "1",
-                       "GPU-2e8a6bd4-0f1e-4c52-9d3b-6a2f1c0e7b11",
-                       "MIG-c7384736-a75d-5afc-978f-d2f1294409fd"]
-    assert sweep_launch.unknown_gpus(["1", "0", "GPU-2e8a", "MIG-c7384736"], machine) == []
-    assert sweep_launch.unknown_gpus(["2", "GPU-2e8b", "10", "MIG-0"], machine) == [
-        "2", "GPU-2e8b", "10", "MIG-0"]
+    devices = sweep_launch.machine_gpus()
+    assert devices == [("0", "GPU-5d5ba0d6-d33d-2b2c-524d-9e3d8d2b8a77"),
+                       ("1", "GPU-2e8a6bd4-0f1e-4c52-9d3b-6a2f1c0e7b11"),
+                       ("MIG-c7384736-a75d-5afc-978f-d2f1294409fd",)]
+    sweep_launch.check_gpu_ids(["1", "GPU-5d5b", "MIG-c7384736"], devices)
+    for gpus, message in ((["0", "2"], "--gpus 2: not a GPU of this machine (nvidia-smi -L "
+                                       "lists 0,1)"),
+                          (["GPU-2e8b"], "--gpus GPU-2e8b: not a GPU"),
+                          (["MIG-0"], "--gpus MIG-0: not a GPU"),
+                          (["GPU-"], "--gpus GPU-: the start of 2 UUIDs of this machine"),
+                          (["1", "GPU-2e8a"], "--gpus 1 and GPU-2e8a name one GPU")):
+        with pytest.raises(run_setup.UsageError, match=f"^{re.escape(message)}"):
+            sweep_launch.check_gpu_ids(gpus, devices)
     fake_nvidia_smi(tmp_path, monkeypatch, "No devices were found\n", status=6)
     assert sweep_launch.machine_gpus() == []
     fake_nvidia_smi(tmp_path, monkeypatch, "NVIDIA-SMI has failed because it couldn't "
