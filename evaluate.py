@@ -184,7 +184,7 @@ def evaluate(args: argparse.Namespace, plan: Plan) -> None:
           + (f", videos in {plan.out / 'videos'}" if videos else ""))
 
 
-@interruptible(PROGRAM)
+@interruptible(PROGRAM, "interrupted; run the same command again")
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     use_threads(args.threads)  # before torch loads

@@ -40,17 +40,20 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
-
-from offline.readers import D4RL_REF_SCORES, minari_root
-from offline.sources import (RANDOM, Episode, Plan, behaviour_spread, checkpoint_plan,
-                             random_plan, replay_plan, uniform_actions)
-from offline.writing import write_whole, writer_lock
-from training.evaluation import SPREAD_DEFINITION
-from training.run_setup import add_threads_flag, use_threads
+from training.run_setup import add_threads_flag, imports_held, interruptible, use_threads
 from utils import OneLineErrorParser, UsageError, code_version, positive_int, seed_int, usage_error
 
 PROGRAM = "make_dataset.py"
+INTERRUPTED = "interrupted; nothing written"
+with imports_held(PROGRAM, INTERRUPTED):  # Ctrl-C while these load: that one line, exit 130
+    import numpy as np
+
+    from offline.readers import D4RL_REF_SCORES, minari_root
+    from offline.sources import (RANDOM, Episode, Plan, behaviour_spread, checkpoint_plan,
+                                 random_plan, replay_plan, uniform_actions)
+    from offline.writing import write_whole, writer_lock
+    from training.evaluation import SPREAD_DEFINITION
+
 REF_SEED = 0  # reference random episode k resets with seed REF_SEED + k
 DEFAULT_REF_EPISODES = 100  # as Minari's num_episodes_average_score
 CHECKSUM_DEFINITION = (
@@ -376,6 +379,7 @@ def collect_and_write(args: argparse.Namespace, argv: list[str], plan: Plan, fol
     return record
 
 
+@interruptible(PROGRAM, INTERRUPTED)  # Ctrl-C at any point: the staging folder is removed
 def main(argv: list[str] | None = None) -> None:
     """Parse, check everything, then collect and write; prints the summary."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -388,11 +392,7 @@ def main(argv: list[str] | None = None) -> None:
             check_dataset_id(args.dataset_id)  # again: a writer that finished since check
         except UsageError as error:
             usage_error(PROGRAM, str(error))
-        try:
-            record = collect_and_write(args, argv, plan, folder, refs)
-        except KeyboardInterrupt:
-            print(f"{PROGRAM}: interrupted; nothing written", file=sys.stderr)
-            raise SystemExit(130) from None
+        record = collect_and_write(args, argv, plan, folder, refs)
     lines = [f"  {label + ':':<18}{text}" for label, text in summary_lines(plan, record)]
     print("\n".join([f"Wrote Minari dataset {args.dataset_id} to {folder}", *lines]),
           flush=True)

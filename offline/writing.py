@@ -57,8 +57,11 @@ def staging_folder(dataset_id: str) -> Path:
     root = minari_root()
     root.mkdir(parents=True, exist_ok=True)
     prefix = f".make_dataset-{dataset_id.replace('/', '_')}-"
-    for stale in root.glob(f"{glob.escape(prefix)}*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    # mkdtemp's names are the prefix and 8 characters: a longer name is another id's
+    # staging folder (e.g. of ns/x-v0-b-v0 for ns/x-v0), which its own writer holds
+    for stale in root.glob(glob.escape(prefix) + "?" * 8):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
 
 

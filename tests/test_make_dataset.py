@@ -612,6 +612,21 @@ def test_a_kill_during_the_write_leaves_no_dataset_and_the_rerun_writes_it(minar
     assert sorted(path.name for path in minari_root.iterdir()) == [WRITER_LOCK, "test"]
 
 
+def test_ctrl_c_during_the_checks_is_one_line(minari_root: Path, capsys,
+                                             monkeypatch: pytest.MonkeyPatch):
+    """Ctrl-C while the checks build the environment (or load a checkpoint): the same one
+    line and exit status 130 as during the write, not a traceback."""
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(make_dataset, "reference_scores", interrupt)
+    with pytest.raises(SystemExit) as excinfo:
+        make("--env-name", "Pendulum-v1", *RANDOM, "--dataset-id", "test/pendulum/x-v0")
+    assert excinfo.value.code == 130
+    assert capsys.readouterr().err == "make_dataset.py: interrupted; nothing written\n"
+    assert not minari_root.exists()  # the checks come before the writer's lock
+
+
 def test_ctrl_c_during_the_write_leaves_nothing(minari_root: Path, capsys,
                                                 monkeypatch: pytest.MonkeyPatch):
     import minari.dataset.minari_storage as storage
@@ -628,6 +643,20 @@ def test_ctrl_c_during_the_write_leaves_nothing(minari_root: Path, capsys,
     # the staging folder removed too: only the id's writer lock file is left
     assert [path.name for path in minari_root.iterdir()] == [WRITER_LOCK]
     assert os.environ["MINARI_DATASETS_PATH"] == str(minari_root)  # Minari's folder restored
+
+
+def test_a_writer_clears_only_its_own_ids_staging_leftovers(minari_root: Path):
+    """A killed write of ns/x-v0 left a staging folder; ns/x-v0-b-v0's writer is staging
+    now. The next writer of ns/x-v0 removes the first, never the second."""
+    from offline.writing import staging_folder
+
+    killed = minari_root / ".make_dataset-ns_x-v0-k1ll3d_0"
+    other = minari_root / ".make_dataset-ns_x-v0-b-v0-w0rk1ng_"
+    for folder in (killed, other):
+        (folder / "data").mkdir(parents=True)
+    new = staging_folder("ns/x-v0")
+    assert not killed.exists() and (other / "data").is_dir()
+    assert new.parent == minari_root and new.name.startswith(".make_dataset-ns_x-v0-")
 
 
 @pytest.fixture(scope="module")

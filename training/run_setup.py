@@ -282,34 +282,36 @@ def check_ranges(args: argparse.Namespace,
             raise UsageError(f"--{name.replace('_', '-')} must be {expected} (got {value})")
 
 
+OUTSIDE_TRAINING = ("interrupted outside training (start-up or final writes); run the same "
+                    "command again, with --resume if the run had started")
+
+
 class interruptible(contextlib.ContextDecorator):
     """As a script's main's decorator (and within `imports_held`): a SIGINT outside the
     training loop (start-up: environments, loading a checkpoint; or the final writes), or a
-    SIGTERM held through the start-up, is reported as one line and exit status 130 (143),
-    like one inside it."""
+    SIGTERM held through the start-up, is reported as one line, `{program}: {said}`, and
+    exit status 130 (143), like one inside it."""
 
-    def __init__(self, program: str) -> None:
-        self.program = program
+    def __init__(self, program: str, said: str = OUTSIDE_TRAINING) -> None:
+        self.program, self.said = program, said
 
     def __enter__(self) -> interruptible:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
         if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
-            print(f"{self.program}: interrupted outside training (start-up or final writes); "
-                  f"run the same command again, with --resume if the run had started",
-                  file=sys.stderr)
+            print(f"{self.program}: {self.said}", file=sys.stderr)
             raise SystemExit(getattr(exc, "exit_code", 130)) from None
 
 
 @contextlib.contextmanager
-def imports_held(program: str) -> Iterator[None]:
+def imports_held(program: str, said: str = OUTSIDE_TRAINING) -> Iterator[None]:
     """Around a script's imports: a first SIGINT or SIGTERM is held until they are done, then
     reported as `interruptible` does (a second one interrupts at once). Raised inside a C
     extension's import, a KeyboardInterrupt can surface as an ImportError and a traceback
     (numpy's: 'PyCapsule_Import could not import module "datetime"'), so an ImportError
     after a stop signal is reported as the interruption it is."""
-    with interruptible(program), StopRequest() as start_up:
+    with interruptible(program, said), StopRequest() as start_up:
         try:
             yield
         except ImportError:
