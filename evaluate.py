@@ -37,7 +37,8 @@ from utils import (OneLineErrorParser, UsageError, atomic_write_json, atomic_wri
                    positive_int, seed_int, usage_error)
 
 PROGRAM = "evaluate.py"
-with imports_held(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
+INTERRUPTED = "interrupted; run the same command again"
+with imports_held(PROGRAM, INTERRUPTED):  # Ctrl-C while these load: one line, exit 130
     import numpy as np
 
     from training.final_checkpoint import (check_spaces, evaluation_policies, normalized_score,
@@ -184,7 +185,7 @@ def evaluate(args: argparse.Namespace, plan: Plan) -> None:
           + (f", videos in {plan.out / 'videos'}" if videos else ""))
 
 
-@interruptible(PROGRAM, "interrupted; run the same command again")
+@interruptible(PROGRAM, INTERRUPTED)
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     use_threads(args.threads)  # before torch loads

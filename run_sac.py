@@ -330,13 +330,16 @@ def launch(runs: list[Run], plan: Plan, args: argparse.Namespace, script: Script
              else f"launcher {args.launcher}, {plan.threads} thread(s) each")
           + (f", GPUs {','.join(plan.gpus)}" if plan.gpus else ""), flush=True)
     stopped = None
-    if plan.todo and args.launcher == "local":
-        stopped = launch_local(states, plan.jobs, plan.threads, plan.gpus, view)
-    elif plan.todo:
-        stopped = launch_submitit(states, args, plan.threads, plan.folder, view,
-                                  f"{script.path.stem}-sweep")
-        if args.detach:
-            return 0
+    try:
+        if plan.todo and args.launcher == "local":
+            stopped = launch_local(states, plan.jobs, plan.threads, plan.gpus, view)
+        elif plan.todo:
+            stopped = launch_submitit(states, args, plan.threads, plan.folder, view,
+                                      f"{script.path.stem}-sweep")
+            if args.detach:
+                return 0
+    except UsageError as error:  # a log that cannot be locked, at the first run it starts
+        fail(str(error))
     return report(runs, states + done, stopped, args, summary_dir)
 
 

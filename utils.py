@@ -332,15 +332,15 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def locked_file(path: Path) -> IO[str] | None:
-    """`path` (its folder made if need be) opened with an exclusive flock, which the OS
-    releases when the file closes or the process ends, even by SIGKILL; None while another
-    process holds it. OSError if the folder or the file cannot be made; UsageError if its
-    file system cannot lock it (some NFS or Lustre mounts)."""
+def locked_file(path: Path, buffering: int = -1) -> IO[str] | None:
+    """`path` (its folder made if need be) opened for appending with an exclusive flock,
+    which the OS releases when the file closes or the process ends, even by SIGKILL; None
+    while another process holds it. OSError if the folder or the file cannot be made;
+    UsageError if its file system cannot lock it (some NFS or Lustre mounts)."""
     import fcntl
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a")
+    handle = open(path, "a", buffering=buffering)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

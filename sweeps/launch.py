@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
-import fcntl
 import os
 import re
 import shlex
@@ -49,8 +48,8 @@ def child_env(threads: int, gpu: str | None = None) -> dict[str, str]:
     """What a run's environment adds: thread limits (and a pinned GPU)."""
     extra = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
              "OPENBLAS_NUM_THREADS": str(threads)}
-    if gpu is not None:
-        extra["CUDA_VISIBLE_DEVICES"] = gpu
+    if gpu is not None:  # numbered as nvidia-smi numbers them (CUDA's default is fastest first)
+        extra.update(CUDA_DEVICE_ORDER="PCI_BUS_ID", CUDA_VISIBLE_DEVICES=gpu)
     return extra
 
 
@@ -61,16 +60,10 @@ def shell_line(command: list[str], extra_env: dict[str, str]) -> str:
 
 
 def open_locked_log(path: Path) -> Any:
-    """The run's log, opened for appending and flock-ed; None if another process holds it.
-    The child inherits the descriptor as its stdout, so the lock lasts as long as it runs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a", buffering=1)
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        return None
-    return handle
+    """The run's log, opened for appending, line-buffered, and flock-ed (utils.locked_file);
+    None if another process holds it. The child inherits the descriptor as its stdout, so
+    the lock lasts as long as it runs."""
+    return utils.locked_file(path, buffering=1)
 
 
 def start_child(payload: dict[str, Any], log: Any, new_session: bool) -> subprocess.Popen:

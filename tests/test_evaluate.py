@@ -131,3 +131,16 @@ def test_bad_input_is_one_line_and_nothing_written(sac_run, tmp_path, capsys):
         [str(run), "--env-name", "InvertedPendulum-v5", *out], capsys)
     assert "has not finished" in error_of([str(tmp_path), *out], capsys)
     assert not (tmp_path / "never").exists()
+
+
+def test_ctrl_c_is_one_line_that_names_no_flag_it_lacks(monkeypatch, tmp_path, capsys):
+    """evaluate.py has no --resume: its Ctrl-C line (start-up or evaluation) says to run the
+    same command again, with exit status 130."""
+    def interrupt(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate, "check", interrupt)
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main([str(tmp_path)])
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err == "evaluate.py: interrupted; run the same command again\n"

@@ -692,6 +692,7 @@ def test_tiny_sweep_end_to_end_kill_resume_then_skip(tmp_path):
     for seed, gpu in ((1, "0"), (2, "1")):  # round-robin, written into each log's header
         header = (logs / f"{name(seed)}.log").read_text().splitlines()[0]
         assert f"CUDA_VISIBLE_DEVICES={gpu} " in header and "OMP_NUM_THREADS=1 " in header
+        assert "CUDA_DEVICE_ORDER=PCI_BUS_ID " in header  # the ids as nvidia-smi -L numbers them
 
     # 2. re-run: s1 is skipped, s2 resumes from its checkpoint and finishes; meanwhile, on
     # the core the re-run leaves free, s2 uninterrupted (its own command, in another folder)
@@ -905,6 +906,30 @@ def test_gpus_this_machine_has_not_are_one_line_before_anything_starts(tmp_path,
     fake_nvidia_smi(tmp_path, monkeypatch, "No devices were found\n", status=6)
     result = sweep(tmp_path, "--gpus", "0")
     assert result.returncode == 2 and "nvidia-smi -L lists none" in result.stderr
+
+
+def test_logs_on_a_file_system_without_flock_are_one_line_before_any_run_starts(
+        tmp_path, monkeypatch, capsys):
+    """ENOLCK, as some NFS mounts give, at the first run's log: one line naming the log and
+    the cause, exit 2, no run started."""
+    import errno
+    import fcntl
+
+    def no_locks(handle, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    write(tmp_path, tiny_config())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.raises(SystemExit) as exit_info:
+        run_sac.main(["--config", "sweep.yaml", "--jobs", "1"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    log = Path("results") / "logs" / f"{name(1)}.log"  # as the sweep names it
+    assert err == [f"run_sac.py: error: cannot lock {log} (No locks available): its file "
+                   f"system does not support flock, which keeps two processes from writing "
+                   f"one output; put it on one that does (a local disk)"]
+    assert not (tmp_path / "results" / name(1)).exists()
 
 
 # --------------------------------------------------------------------------- faults
