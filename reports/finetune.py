@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.run_setup import SETTINGS_ALLOWED_TO_CHANGE_ON_RESUME
+from training.run_setup import SETTINGS_ALLOWED_TO_CHANGE_ON_RESUME, differing_settings
 from utils import OneLineErrorParser, UsageError, usage_error
 
 PROGRAM = "reports.finetune"
@@ -168,23 +168,23 @@ def check_groups(runs: list[Run], frames: dict[str, Any]) -> None:
 
     defaults = {key: flag.default for key, flag in load_script("train_sac.py").flags.items()}
     for online in (False, True):
-        for (env, method, setting), group in groups_of(runs, frames, online).items():
-            def refuse(one: Run, other: Run, what: str) -> None:
-                raise UsageError(
-                    f"{one.name} and {other.name} would be pooled as seeds of {env}, "
-                    f"{method}, {setting}, but they {what}; move one of them out of the "
-                    f"results folder")
-
+        for key, group in groups_of(runs, frames, online).items():
             first, by_seed = {**defaults, **group[0].settings}, {}
             for run in group:
                 if run.seed in by_seed:
-                    refuse(by_seed[run.seed], run, f"share seed {run.seed}")
+                    raise unlike(key, by_seed[run.seed], run, f"share seed {run.seed}")
                 by_seed[run.seed] = run
-                settings = {**defaults, **run.settings}
-                differ = sorted(key for key in set(first) | set(settings)
-                                if key not in NOT_SETTINGS and first.get(key) != settings.get(key))
+                differ = differing_settings(first, {**defaults, **run.settings}, NOT_SETTINGS)
                 if differ:
-                    refuse(group[0], run, f"differ in {', '.join(differ)}")
+                    raise unlike(key, group[0], run, f"differ in {', '.join(differ)}")
+
+
+def unlike(key: tuple[str, str, str], one: Run, other: Run, what: str) -> UsageError:
+    """The error for two runs that group `key` (env, method, setting) would pool as seeds."""
+    env, method, setting = key
+    return UsageError(f"{one.name} and {other.name} would be pooled as seeds of {env}, "
+                      f"{method}, {setting}, but they {what}; move one of them out of the "
+                      f"results folder")
 
 
 def scores(frame: Any, env: str, actor: int) -> tuple[Any, Any]:

@@ -35,7 +35,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Collection, Iterator
 
 from utils import (Stopped, StopRequest, UsageError, locked_file, positive_int,
                    usage_error)
@@ -206,13 +206,20 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     return {key: value for key, value in sorted(vars(args).items())}
 
 
+def differing_settings(one: dict[str, Any], other: dict[str, Any],
+                       exempt: Collection[str] = SETTINGS_ALLOWED_TO_CHANGE_ON_RESUME
+                       ) -> list[str]:
+    """The keys, sorted, whose values differ between two runs' settings (a key one lacks
+    counts as None), leaving out `exempt`."""
+    return sorted(key for key in set(one) | set(other)
+                  if key not in exempt and one.get(key) != other.get(key))
+
+
 def settings_conflicts(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Each setting that differs between a saved run and these flags, as "key (saved …, now
     …)", leaving out those a resumed run may change."""
     return [f"{key} (saved {saved.get(key)!r}, now {current.get(key)!r})"
-            for key in sorted(set(saved) | set(current))
-            if key not in SETTINGS_ALLOWED_TO_CHANGE_ON_RESUME
-            and saved.get(key) != current.get(key)]
+            for key in differing_settings(saved, current)]
 
 
 def check_resume(args: argparse.Namespace, paths: RunPaths,
