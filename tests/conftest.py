@@ -1,8 +1,8 @@
 """Make the repository root importable (replay_memory, utils, train_sac) from the tests, run
 the tests' PyTorch (in process and in the training subprocesses) on one thread, skip the
 tests marked `cuda` where no CUDA GPU is present (CI has none), and write the small offline
-dataset several test files train on (random_pendulum_hdf5), and the output flags they
-pass (output_flags)."""
+dataset several test files train on (random_pendulum_hdf5), the output flags they pass
+(output_flags), and a file system without flock (without_flock)."""
 
 import os
 import sys
@@ -33,6 +33,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("cuda"):
             item.add_marker(skip)
+
+
+def without_flock(monkeypatch) -> None:
+    """Every flock fails as on a file system without locks (ENOLCK, as some NFS mounts
+    give)."""
+    import errno
+    import fcntl
+
+    def no_locks(handle, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
 
 
 def kill_at_first_checkpoint(command: list[str], cwd: Path, checkpoint: Path) -> None:

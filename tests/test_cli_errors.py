@@ -4,7 +4,6 @@ problem, and nothing written. Also utils.parse_w2_weights on good input."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 import torch
 
 import train_sac
-from conftest import stop_before_the_summary
+from conftest import stop_before_the_summary, without_flock
 from utils import parse_w2_weights
 
 PREFIX = "train_sac.py: error:"
@@ -216,13 +215,7 @@ def test_an_output_folder_that_cannot_be_locked_is_refused_before_training(tmp_p
                                                                            monkeypatch):
     """A file system without flock (ENOLCK, as some NFS mounts give): one line naming the
     lock file and the cause, not "cannot write"."""
-    import errno
-    import fcntl
-
-    def no_locks(handle, operation):
-        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
-
-    monkeypatch.setattr(fcntl, "flock", no_locks)
+    without_flock(monkeypatch)
     message = expect_usage_error(TINY_RUN + output_args(tmp_path), capsys)
     assert message.startswith(f"train_sac.py: error: cannot lock {tmp_path / 'results'}/.")
     assert "(No locks available): its file system does not support flock" in message

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO_ROOT as REPO_ROOT_TEXT
+from conftest import without_flock
 
 import run_sac
 import train_sac
@@ -912,15 +913,9 @@ def test_logs_on_a_file_system_without_flock_are_one_line_before_any_run_starts(
         tmp_path, monkeypatch, capsys):
     """ENOLCK, as some NFS mounts give, at the first run's log: one line naming the log and
     the cause, exit 2, no run started."""
-    import errno
-    import fcntl
-
-    def no_locks(handle, operation):
-        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
-
     write(tmp_path, tiny_config())
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(fcntl, "flock", no_locks)
+    without_flock(monkeypatch)
     with pytest.raises(SystemExit) as exit_info:
         run_sac.main(["--config", "sweep.yaml", "--jobs", "1"])
     assert exit_info.value.code == 2
