@@ -29,9 +29,9 @@ re-run or overwritten, with a note saying what is wrong; --rebuild-summaries wri
 again from the run's metrics CSV (its final evaluation).
 
 The rooms, in the package sweeps/: config.py (the file and the grid), script.py (the
-training script and its runs), launch.py (processes, logs, local pool, submitit), view.py
-(logs read back, live view, status table); this file: the CLI, the plan, the dry run, the
-summary.
+training script and its runs), launch.py (processes, logs, local pool, submitit), gpus.py
+(this machine's GPUs, --gpus checked), view.py (logs read back, live view, status table);
+this file: the CLI, the plan, the dry run, the summary.
 
 Per run, next to the script's own outputs:
     {results_dir}/logs/{file_name}.log       stdout+stderr of every attempt, appended; locked
@@ -55,8 +55,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from sweeps.config import ConfigError, load_sweep
-from sweeps.launch import (check_gpu_ids, child_env, launch_local, launch_submitit,
-                           machine_gpus, shell_line)
+from sweeps.gpus import check_gpu_ids, machine_gpus
+from sweeps.launch import child_env, launch_local, launch_submitit, shell_line
 from sweeps.script import CorruptSummary, Run, Script, rebuild_summary
 from sweeps.view import ProgressView, RunStatus, check_summaries, status_table
 from utils import (OneLineErrorParser, UsageError, non_negative_int, positive_float, positive_int,

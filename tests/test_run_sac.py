@@ -26,6 +26,7 @@ from conftest import without_flock
 import run_sac
 import train_sac
 from sweeps import config as sweep_config
+from sweeps import gpus as sweep_gpus
 from sweeps import launch as sweep_launch
 from sweeps import script as sweep_script
 from sweeps import view as sweep_view
@@ -388,9 +389,9 @@ def test_time_limits_and_gpu_ids_in_their_accepted_forms():
 def test_each_launch_slot_keeps_one_gpu_round_robin():
     # the pool as the issue asks: gpus[slot % len(gpus)], so no GPU serves more than
     # ceil(jobs / len(gpus)) runs at once (the least-loaded pool it replaces is gone)
-    assert [sweep_launch.gpu_of(slot, ["0", "1", "2"]) for slot in range(5)] == [
+    assert [sweep_gpus.gpu_of(slot, ["0", "1", "2"]) for slot in range(5)] == [
         "0", "1", "2", "0", "1"]
-    assert sweep_launch.gpu_of(0, []) is None
+    assert sweep_gpus.gpu_of(0, []) is None
 
 
 LOG = """\
@@ -868,11 +869,11 @@ def test_the_machines_gpus_are_read_from_nvidia_smi(tmp_path, monkeypatch):
     """Indices and GPU-/MIG- UUIDs, as CUDA_VISIBLE_DEVICES takes them; a UUID may be given
     by a unique prefix, as CUDA allows; every id must name one device, each once."""
     fake_nvidia_smi(tmp_path, monkeypatch, NVIDIA_SMI_L)
-    devices = sweep_launch.machine_gpus()
+    devices = sweep_gpus.machine_gpus()
     assert devices == [("0", "GPU-5d5ba0d6-d33d-2b2c-524d-9e3d8d2b8a77"),
                        ("1", "GPU-2e8a6bd4-0f1e-4c52-9d3b-6a2f1c0e7b11"),
                        ("MIG-c7384736-a75d-5afc-978f-d2f1294409fd",)]
-    sweep_launch.check_gpu_ids(["1", "GPU-5d5b", "MIG-c7384736"], devices)
+    sweep_gpus.check_gpu_ids(["1", "GPU-5d5b", "MIG-c7384736"], devices)
     for gpus, message in ((["0", "2"], "--gpus 2: not a GPU of this machine (nvidia-smi -L "
                                        "lists 0,1)"),
                           (["GPU-2e8b"], "--gpus GPU-2e8b: not a GPU"),
@@ -880,12 +881,12 @@ def test_the_machines_gpus_are_read_from_nvidia_smi(tmp_path, monkeypatch):
                           (["GPU-"], "--gpus GPU-: the start of 2 UUIDs of this machine"),
                           (["1", "GPU-2e8a"], "--gpus 1 and GPU-2e8a name one GPU")):
         with pytest.raises(run_setup.UsageError, match=f"^{re.escape(message)}"):
-            sweep_launch.check_gpu_ids(gpus, devices)
+            sweep_gpus.check_gpu_ids(gpus, devices)
     fake_nvidia_smi(tmp_path, monkeypatch, "No devices were found\n", status=6)
-    assert sweep_launch.machine_gpus() == []
+    assert sweep_gpus.machine_gpus() == []
     fake_nvidia_smi(tmp_path, monkeypatch, "NVIDIA-SMI has failed because it couldn't "
                     "communicate with the NVIDIA driver.\n", status=9)
-    assert sweep_launch.machine_gpus() is None  # cannot say: the runs' own --cuda check
+    assert sweep_gpus.machine_gpus() is None  # cannot say: the runs' own --cuda check
 
 
 def test_gpus_this_machine_has_not_are_one_line_before_anything_starts(tmp_path, monkeypatch):
