@@ -23,11 +23,14 @@ by reports/figures.py):
                                               gradient steps, and the behaviour policy's
                                               score as a dashed line
     curves_{dataset}.csv                      the numbers behind each figure
-    weights_{dataset}.png                     only for a dataset with POGO runs at two or
-                                              more chain-weight settings: each actor's
-                                              last-fifth score (mean, 95% CI) against the
-                                              setting, TD3+BC's and the behaviour policy's
-                                              as lines (the numbers are the table's)
+    weights_{dataset}[_{settings}].png        only where POGO runs with the same settings
+                                              (distance, data term, weight units) ran at two
+                                              or more chain weights, one figure per such
+                                              settings (named when off the defaults): each
+                                              actor's last-fifth score (mean, 95% CI)
+                                              against the weights, TD3+BC's and the
+                                              behaviour policy's as lines (the numbers are
+                                              the table's)
 
 Unfinished runs count with the evaluations they have, so the report can be made while the
 runs go on; a run with no evaluation yet is left out (said so), and so is one whose metrics
@@ -112,8 +115,8 @@ from reports.aggregate import covered_datasets, iqm_with_ci
 from reports.curves import (budget_cell, ci_cell, file_safe, mean_and_ci, range_cell,
                             seed_bands, seeds_cell, weights_label, window_average, with_ci)
 from reports.figures import curve_figure, weight_figure
-from reports.offline_runs import (BASELINE, GroupKey, Groups, OfflineRun, find_runs,
-                                  load_groups, method_order, runs_on, score_column,
+from reports.offline_runs import (BASELINE, GroupKey, Groups, OfflineRun, Settings,
+                                  find_runs, load_groups, method_order, runs_on, score_column,
                                   spread_column)
 from utils import (OneLineErrorParser, UsageError, format_duration, positive_int,
                    usage_error)
@@ -426,6 +429,20 @@ def write_curves(groups: Groups, dataset: str, behaviour: float | None,
     return [stem.with_suffix(".png"), stem.with_suffix(".csv")]
 
 
+def settings_families(rows: list[dict[str, Any]], dataset: str
+                      ) -> dict[str, list[dict[str, Any]]]:
+    """The dataset's rows by the POGO settings (Settings.label()) they share, each with the
+    baseline's rows: a weight figure compares weights only where nothing else differs."""
+    rows = [row for row in rows if row["dataset"] == dataset]
+    baseline = [row for row in rows if row["method"].startswith(BASELINE)]
+    families: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if not row["method"].startswith(BASELINE):
+            label = Settings(*(row[field] for field in Settings._fields)).label()
+            families.setdefault(label, []).append(row)
+    return {label: family + baseline for label, family in families.items()}
+
+
 def write_report(groups: Groups, behaviour: dict[str, tuple[float | None, str]], out_dir: Path,
                  reps: int) -> list[Path]:
     """Write the tables and the figures; prints the markdown and the files written."""
@@ -445,10 +462,12 @@ def write_report(groups: Groups, behaviour: dict[str, tuple[float | None, str]],
     written[3].write_text(aggregate_text + "\n")
     for dataset, (score, _) in behaviour.items():
         written += write_curves(groups, dataset, score, out_dir)
-        figure = weight_figure(dataset, rows, score, BASELINE)
-        if figure is not None:
-            written.append(out_dir / f"weights_{file_safe(dataset)}.png")
-            figure.savefig(written[-1])
+        for label, family in settings_families(rows, dataset).items():
+            figure = weight_figure(dataset, family, score, BASELINE)
+            if figure is not None:
+                suffix = f"_{file_safe(label.replace(', ', '_'))}" if label else ""
+                written.append(out_dir / f"weights_{file_safe(dataset)}{suffix}.png")
+                figure.savefig(written[-1])
     print(text, aggregate_text, sep="\n\n")
     print("wrote " + ", ".join(str(path) for path in written))
     return written

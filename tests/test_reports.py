@@ -283,6 +283,38 @@ def test_weight_figure_shows_each_actors_last_fifth_at_each_chain_weight(tmp_pat
     assert offline_figures.weight_figure(HOPPER, rows, None, offline_report.BASELINE) is None
 
 
+def test_weight_figures_compare_weights_only_under_the_same_settings(tmp_path):
+    """The exact distance at w = 1 and 10 and the unbiased, anchored chain at w = 10 on
+    CHEETAH: one figure for the exact runs, without the unbiased point (its settings differ,
+    so it is no other weight); an unbiased, anchored run at w = 1 too gives that pair its
+    own figure, named after its settings."""
+    results, out = tmp_path / "results", tmp_path / "out"
+    unbiased = {"distance": "unbiased", "data_term": "anchored"}
+    for weight in (1.0, 10.0):
+        write_run(results, CHEETAH, False, [weight] * 2, 0, [80, 100], [[weight] * 2] * 2, 5.0,
+                  True)
+    write_run(results, CHEETAH, False, [10.0] * 2, 0, [80, 100], [[3.0, 4.0]] * 2, 5.0, True,
+              unbiased)
+    flags = ["--results-dir", str(results), "--out-dir", str(out), "--behaviour-score",
+             f"{CHEETAH}=12.0", "--bootstrap-reps", REPS]
+    offline_report.main(flags)
+    stem = f"weights_{CHEETAH.replace('/', '_')}"
+    assert sorted(path.name for path in out.glob("weights_*")) == [f"{stem}.png"]
+    groups = offline_report.load_groups(offline_report.find_runs(results))
+    rows = offline_report.report_rows(groups, {CHEETAH: (12.0, "flag")})
+    families = offline_report.settings_families(rows, CHEETAH)
+    ax = offline_figures.weight_figure(CHEETAH, families[""], 12.0,
+                                       offline_report.BASELINE).axes[0]
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["[1.0, 1.0]", "[10.0, 10.0]"]
+    assert list(ax.containers[0].lines[0].get_ydata()) == [1.0, 10.0]
+
+    write_run(results, CHEETAH, False, [1.0] * 2, 0, [80, 100], [[2.0, 2.0]] * 2, 5.0, True,
+              unbiased)
+    offline_report.main(flags)
+    assert (sorted(path.name for path in out.glob("weights_*"))
+            == [f"{stem}.png", f"{stem}_unbiased_anchored.png"])
+
+
 def test_weight_figure_names_each_settings_seeds_when_they_differ(tmp_path):
     """Two seeds at w = 1, one at w = 10 (and a second w = 10 seed short of the last fifth):
     each tick says how many seeds its point averages."""
