@@ -11,8 +11,9 @@ Offline, then online (docs/offline_to_online.md):
 
 Outputs: training/run_setup.py's layout, under the file_name POSAC_{env}_s{seed}_w{weights}
 (offline: POSAC_{dataset}_s{seed}_w{weights}_data{w_D}; online, suffixes _from-{the offline
-run's name without POSAC_} and _mix{ratio}-{dataset}). Torch, Gymnasium and TensorBoard are
-imported only after the flags are parsed, so --help is instant.
+run's name without POSAC_} and _mix{ratio}-{dataset}). The offline flags, their checks and
+the task they open are in offline/to_online.py. Torch, Gymnasium and TensorBoard are imported
+only after the flags are parsed, so --help is instant.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ PROGRAM = "train_sac.py"
 with imports_held(PROGRAM):  # Ctrl-C while these load: one line and exit 130, as later
     import numpy as np
 
+    from offline.to_online import (add_offline_flags, check_offline_flags, init_summary,
+                                   open_task, raw_sampler, run_alpha)
     from training import trainer
     from training.evaluation import MODES, gaussian_policies, make_env
-    from training.final_checkpoint import check_spaces, read_final_checkpoint, resolve_run
     from training.trainer import (MEMORY_OVERHEAD_BYTES, OfflineTrainer, Task, Trainer,
                                   train_to_end)
     from video.recording import add_video_flags
@@ -117,64 +119,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_offline_flags(parser: argparse.ArgumentParser) -> None:
-    offline = parser.add_argument_group("offline data and pretrained runs")
-    offline.add_argument("--dataset", default=None,
-                         help="train offline on this dataset (a local Minari id, or a D4RL "
-                              ".hdf5 file collected on --env-name): --num-steps counts gradient "
-                              "steps, nothing is collected, observations and rewards stay raw")
-    offline.add_argument("--data-weight", type=float, default=0.0,
-                         help="with --dataset: w_D, actor 0's pull to the data action a_D by "
-                              "its log score, w_D·E[−log π0(a_D|s)] (its SAC term is then "
-                              "normalised like the chain's)")
-    offline.add_argument("--init-from", default=None,
-                         help="start from a finished POSAC run (its results directory or "
-                              "_final.pt): its actors, critic, targets, optimiser states and "
-                              "α, and its environment's settings")
-    offline.add_argument("--offline-data", default=None,
-                         help="online: draw a share of every minibatch from this dataset "
-                              "(RLPD's symmetric sampling), the rest from the replay memory")
-    offline.add_argument("--offline-ratio", type=float, default=0.5,
-                         help="with --offline-data: the dataset's share of every minibatch")
-
-
-def check_offline_flags(args: argparse.Namespace) -> None:
-    """The offline flags' combinations; fills the defaults that depend on them."""
-    if args.dataset is not None:
-        for flag, value in (("--init-from", args.init_from), ("--offline-data", args.offline_data),
-                            ("--save-replay", args.save_replay or None),
-                            ("--cuda-graphs", args.cuda_graphs or None)):
-            if value is not None:
-                raise UsageError(f"{flag} does not go with --dataset (offline training); "
-                                 f"drop one of them")
-        if args.automatic_entropy_tuning:
-            # the data term holds actor 0 at the data's entropy, far above −dim(A), so a
-            # learned α would fall without bound (0.2 → 0.01 in 10k steps on hopper
-            # medium-replay) and start the online phase near 0
-            raise UsageError("--automatic-entropy-tuning does not go with --dataset: the data "
-                             "term sets actor 0's entropy offline; drop it (α stays --alpha) "
-                             "and turn it on for the online run")
-    elif args.data_weight != 0.0:
-        raise UsageError("--data-weight pulls actor 0 to a dataset's actions: add --dataset, "
-                         "or drop --data-weight")
-    if not 0.0 < args.offline_ratio < 1.0:
-        raise UsageError(f"--offline-ratio must lie in (0, 1) (got {args.offline_ratio}); "
-                         f"RLPD's symmetric sampling is 0.5")
-    if (args.offline_data is not None
-            and not 0 < round(args.offline_ratio * args.batch_size) < args.batch_size):
-        raise UsageError(f"--offline-ratio {args.offline_ratio} of --batch-size "
-                         f"{args.batch_size} leaves the dataset or the replay memory no row; "
-                         f"move the ratio towards 0.5 or enlarge the batch")
-    if args.offline_data is not None and args.cuda_graphs:
-        raise UsageError("--cuda-graphs does not record --offline-data's sampling; drop one")
-    if args.eval_freq is None:
-        args.eval_freq = 10 if args.dataset is None else 5000
-    if args.start_steps is None:
-        args.start_steps = 10_000 if args.init_from is None else 0
-    if args.alpha is None and args.init_from is None:
-        args.alpha = 0.2  # with --init-from, None: the run's α (SACTrainer.build)
-
-
 def validate_args(args: argparse.Namespace) -> None:
     """Checks that need no environment; raises UsageError naming the problem and the fix."""
     check_tracking(args)
@@ -230,73 +174,6 @@ def preflight(args: argparse.Namespace) -> int:
     if args.dataset or args.init_from or args.offline_data:
         open_task(args)  # the files it reads, checked against the environment
     return 2 * (args.replay_size + 1) * (4 * obs_dim + 4 * action_dim + 6) + MEMORY_OVERHEAD_BYTES
-
-
-def open_dataset_for(spec: str, env_name: str) -> tuple[Any, Any]:
-    """A dataset and its environment, which must be `env_name` (UsageError if not)."""
-    from offline.data import DatasetError, open_dataset
-
-    try:
-        data, env = open_dataset(spec, env_name if Path(spec).suffix in (".hdf5", ".h5")
-                                 else None)
-    except DatasetError as error:
-        raise UsageError(str(error)) from None
-    if data.env_id != env_name:
-        raise UsageError(f"{spec} was collected on {data.env_id}, not on --env-name "
-                         f"{env_name}; give --env-name {data.env_id}")
-    return data, env
-
-
-def check_init(checkpoint: dict[str, Any], args: argparse.Namespace) -> None:
-    """UsageError unless the --init-from run's agent can continue as this run's (its spaces
-    are checked once the environment is built)."""
-    algorithm, source = checkpoint["algorithm"], args.init_from
-    if algorithm != "POSAC":
-        raise UsageError(f"{source} is a {algorithm} run: its noise-input or deterministic "
-                         f"actors have no log-density for SAC's loss; start from a POSAC run "
-                         f"(train_sac.py, offline with --dataset)")
-    if checkpoint["env_id"] != args.env_name:
-        raise UsageError(f"{source} was trained on {checkpoint['env_id']}, not on --env-name "
-                         f"{args.env_name}; give --env-name {checkpoint['env_id']}")
-    config = checkpoint["agent_config"]
-    for flag, trained, asked in (("--num-actors", config["num_actors"], args.num_actors),
-                                 ("--hidden-size", config["hidden_size"], args.hidden_size)):
-        if trained != asked:
-            raise UsageError(f"{source} has {flag} {trained}, this run {asked}; give "
-                             f"{flag} {trained}")
-
-
-def run_alpha(checkpoint: dict[str, Any]) -> float:
-    """The α a final checkpoint's agent ended with."""
-    return math.exp(float(checkpoint["agent"]["log_alpha"]))
-
-
-def open_task(args: argparse.Namespace) -> Task:
-    """The training environment, and the dataset (--dataset, --offline-data) or the run to
-    start from (--init-from), checked against it (UsageError). Offline, the environment is
-    the dataset's; online, --env-name built with the settings (kwargs) of the run it starts
-    from, else of the --offline-data dataset, so that the step-0 evaluation of a continued
-    run is the offline run's last one and the data come from the environment trained on."""
-    if args.dataset is not None:
-        data, env = open_dataset_for(args.dataset, args.env_name)
-        return Task(env_id=data.env_id, env=env, env_kwargs=data.env_kwargs, data=data)
-    init = data = None
-    if args.init_from is not None:
-        init = read_final_checkpoint(resolve_run(Path(args.init_from))[0])
-        check_init(init, args)
-    if args.offline_data is not None:
-        data = open_dataset_for(args.offline_data, args.env_name)[0]
-    env_kwargs = dict(init["env_kwargs"] if init else data.env_kwargs if data else {})
-    if init and data and data.env_kwargs != env_kwargs:
-        raise UsageError(f"{args.offline_data} was collected on {args.env_name} with "
-                         f"{data.env_kwargs}, {args.init_from} trained on it with {env_kwargs}; "
-                         f"give an --offline-data dataset of the run's environment")
-    env = make_env(args.env_name, **env_kwargs)
-    if init:
-        check_spaces(init, env, args.env_name,  # same id and settings: another version
-                     "the environment has changed since that run (another Gymnasium or "
-                     "MuJoCo version?); continue it with the versions it was trained with")
-    return Task(env_id=args.env_name, env=env, env_kwargs=env_kwargs, data=data, init=init)
 
 
 def parse_and_check(argv: list[str] | None) -> tuple[argparse.Namespace, RunPaths, Task]:
@@ -484,26 +361,6 @@ class SACTrainer(Trainer):
             atomic_write(self.experiment.paths.replay_checkpoint,
                          lambda tmp: torch.save({"memory": self.memory.state_dict()}, tmp))
         super().finish()
-
-
-def raw_sampler(data: Any, seed: int, device: Any) -> Any:
-    """A dataset's minibatches as POSAC sees the environment's: raw observations and
-    rewards, so that the critic's scale and the actors' inputs carry over between offline
-    and online training unchanged (no normalisation to fold or drop at the switch)."""
-    from offline.data import OfflineSampler
-
-    return OfflineSampler(data, seed, device, normalize_states=False, normalize_rewards=False)
-
-
-def init_summary(args: argparse.Namespace, task: Task) -> dict[str, Any]:
-    """summary.json's link to the run this one started from: its final checkpoint, its
-    steps and its final evaluation (the scores at the switch)."""
-    if task.init is None:
-        return {}
-    path = resolve_run(Path(args.init_from))[0]
-    return {"init_from": {"final_checkpoint": str(path.resolve()),
-                          "steps": task.init["steps"], "program": task.init["program"],
-                          "settings": task.init["settings"]}}
 
 
 class OfflineSACTrainer(OfflineTrainer):

@@ -1,2 +1,4 @@
 """Offline data: dataset files read without pickle (readers), transitions normalised and
-sampled for train_pogo.py (data), and the episodes make_dataset.py writes (sources)."""
+sampled (data), the episodes make_dataset.py writes (sources) and how it publishes them
+(writing), and train_sac.py's offline side: --dataset, --init-from, --offline-data
+(to_online)."""
