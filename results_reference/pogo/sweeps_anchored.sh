@@ -16,9 +16,6 @@
 #   setsid nohup nice -n 10 ./sweeps_anchored.sh a >> sweeps_a.log 2>&1 < /dev/null &
 #   setsid nohup nice -n 10 ./sweeps_anchored.sh b >> sweeps_b.log 2>&1 < /dev/null &
 cd /work/pogo_reference
-#   setsid nohup nice -n 10 ./sweeps_anchored.sh a >> sweeps_a.log 2>&1 < /dev/null &
-#   setsid nohup nice -n 10 ./sweeps_anchored.sh b >> sweeps_b.log 2>&1 < /dev/null &
-cd /work/pogo_reference
 export MINARI_DATASETS_PATH=/work/pogo_reference/minari
 PY=/work/main/.venv/bin/python
 sweep() {  # sweep file (in code_anchored/results_reference/pogo/), summary folder
