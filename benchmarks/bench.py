@@ -163,7 +163,7 @@ def marginal(base: dict[str, float], row: dict[str, float], key: str, cost: bool
     return f"{(ratio - 1.0) / extra:.2f}"
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env-name", default="HalfCheetah-v5")
@@ -178,7 +178,11 @@ def main() -> None:
     parser.add_argument("--cuda", action="store_true")
     parser.add_argument("--cuda-graphs", action="store_true", help="with --cuda")
     parser.add_argument("--child", choices=["rates", "footprint"], help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     chain_lengths = [int(n) for n in args.actors.split(",")]
     if args.child == "rates":
         print(json.dumps(measure_rates(args, chain_lengths)))

@@ -214,7 +214,7 @@ def bench_other_estimators(args: argparse.Namespace, x: torch.Tensor, y: torch.T
         print(f"| {name} | {1e3 / rate:.3f} | {1e3 / rate / exact_ms:.2f} |")
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--actors", default="1,2,3", help="comma list of chain lengths")
@@ -229,7 +229,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=11,
                         help="timed blocks per row; the median is reported (after a warm-up)")
     parser.add_argument("--cuda", action="store_true")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     device = torch.device("cuda" if args.cuda else "cpu")
 
     def synchronize() -> None:

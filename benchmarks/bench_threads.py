@@ -68,7 +68,7 @@ def busy_processes(count: int) -> list[subprocess.Popen]:
     return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env-name", default="HalfCheetah-v5")
     parser.add_argument("--num-steps", type=int, default=1500)
@@ -80,7 +80,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--settings", default=";".join(SETTINGS),
                         help="semicolon-separated names of the settings to time")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     loads = [int(n) for n in args.busy.split(",")]
     names = args.settings.split(";")
     base = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}

@@ -43,7 +43,7 @@ def build_trainer(args: argparse.Namespace, root: str, track: bool) -> Any:
     return trainer
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env-name", default="HalfCheetah-v5")
@@ -51,7 +51,11 @@ def main() -> None:
     parser.add_argument("--log-freq", type=int, default=100, help="steps between log lines")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rows", type=int, default=2000, help="rows for the row timing")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     import numpy as np
 
     with tempfile.TemporaryDirectory() as root:

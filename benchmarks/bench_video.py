@@ -50,13 +50,17 @@ def clocks() -> tuple[float, float]:
     return time.perf_counter(), time.process_time() + children.ru_utime + children.ru_stime
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env-name", default="HalfCheetah-v5")
     parser.add_argument("--actors", type=int, default=2)
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=1)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     os.environ.setdefault("MUJOCO_GL", "egl")  # before MuJoCo loads (the script does the same)
 
     import torch

@@ -122,12 +122,16 @@ def tally(outcomes: list[str]) -> str:
     return ", ".join(f"{outcome}: {n}" for outcome, n in sorted(counts.items()))
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-trials", type=int, default=20)
     parser.add_argument("--write-trials", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as folder:
         start = time.time()

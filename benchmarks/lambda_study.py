@@ -60,14 +60,18 @@ def spikes(lambdas: np.ndarray) -> dict[str, float]:
             "argmax_update": int(lambdas.argmax())}
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env-name", default="Pendulum-v1")
     parser.add_argument("--num-steps", type=int, default=15_000)
     parser.add_argument("--seeds", default="1", help="comma-separated")
     parser.add_argument("--forms", default="abs-mean,mean-abs")
     parser.add_argument("--output", type=Path, default=None, help="JSON with the figures")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     results = {}
     for form in args.forms.split(","):
         runs = [spikes(lambdas_of_a_run(args.env_name, args.num_steps, form, int(seed)))

@@ -62,14 +62,18 @@ def minimisers(d: int, k: int, draws: int, seed: int) -> dict[str, float]:
     return result
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dims", type=int, nargs="+", default=[1, 3, 6, 17])
     parser.add_argument("--samples", type=int, nargs="+", default=[2, 4],
                         help="K per set (at most 8: the exact distance enumerates K!)")
     parser.add_argument("--draws", type=int, default=2000, help="pairs of sets per spread")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     print("| d | K | exact, M/d (closed form) | exact | seed's Sinkhorn | unbiased |")
     print("|---|---|---|---|---|---|")
     for d in args.dims:

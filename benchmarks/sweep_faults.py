@@ -346,14 +346,18 @@ TITLES = {"kill": "one run SIGKILLed mid-sweep", "corrupt": "a finished run's su
           "damaged", "yaml": "the YAML edited mid-sweep", "stop": "SIGINT/SIGTERM to the sweep"}
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=5, help="trials per fault")
     parser.add_argument("--faults", default=",".join(FAULTS), help="comma-separated subset")
     parser.add_argument("--num-steps", type=int, default=400, help="steps per run")
     parser.add_argument("--seed", type=int, default=0, help="of the random moments")
     parser.add_argument("--keep", action="store_true", help="keep every trial's folder")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> int:
+    args = build_parser().parse_args()
     faults = [f for f in args.faults.split(",") if f]
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="sweep_faults_"))

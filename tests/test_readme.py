@@ -2,8 +2,8 @@
 command in its code blocks parses and passes the script's own flag checks, and every run
 folder, final checkpoint and dataset a command reads is one that an earlier README command
 writes, under the name the scripts compute for it (run_paths, --dataset-id). The docs' and
-the reference runs' pages: their commands parse and pass the checks. Nothing runs: the
-commands' work is covered by the scripts' own tests."""
+the reference runs' pages: their commands, the benchmarks' included, parse and pass the
+checks. Nothing runs: the commands' work is covered by the scripts' own tests."""
 
 from __future__ import annotations
 
@@ -20,7 +20,10 @@ README = Path(REPO_ROOT) / "README.md"
 SCRIPTS = {"train_sac.py": "train_sac", "train_pogo.py": "train_pogo",
            "make_dataset.py": "make_dataset", "evaluate.py": "evaluate",
            "run_sac.py": "run_sac", "reports.finetune": "reports.finetune",
-           "reports.offline": "reports.offline"}
+           "reports.offline": "reports.offline",
+           **{f"benchmarks/{path.name}": f"benchmarks.{path.stem}"
+              for path in (Path(REPO_ROOT) / "benchmarks").glob("*.py")
+              if "def build_parser(" in path.read_text()}}
 ENV_ASSIGNMENT = re.compile(r"^[A-Z_]+=")
 PYTHON_COMMAND = re.compile(r"^([A-Z_]+=\S+\s+)*(\S*/)?python3?\s")
 
@@ -57,7 +60,9 @@ def page_commands(page: Path = README) -> list[tuple[dict[str, str], str, list[s
             env[name] = value
         if len(words) < 2 or not Path(words[0]).name.startswith("python"):
             continue
-        script = words[2] if words[1] == "-m" else Path(words[1]).name
+        path = Path(words[1])
+        script = (words[2] if words[1] == "-m" else f"benchmarks/{path.name}"
+                  if path.parent.name == "benchmarks" else path.name)
         if script in SCRIPTS:
             commands.append((env, script, words[3 if words[1] == "-m" else 2:]))
     return commands
