@@ -26,6 +26,7 @@ from utils import UsageError
 
 
 def add_offline_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of this module's three ways in; check_offline_flags checks them."""
     offline = parser.add_argument_group("offline data and pretrained runs")
     offline.add_argument("--dataset", default=None,
                          help="train offline on this dataset (a local Minari id, or a D4RL "

@@ -438,7 +438,7 @@ def settings_families(rows: list[dict[str, Any]], dataset: str
     families: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         if not row["method"].startswith(BASELINE):
-            label = Settings(*(row[field] for field in Settings._fields)).label()
+            label = Settings(**{field: row[field] for field in Settings._fields}).label()
             families.setdefault(label, []).append(row)
     return {label: family + baseline for label, family in families.items()}
 
