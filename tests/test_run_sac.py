@@ -4,6 +4,7 @@ and the results summary checked against hand-made metrics CSVs."""
 
 from __future__ import annotations
 
+import argparse
 import csv
 import fcntl
 import itertools
@@ -24,6 +25,7 @@ from conftest import REPO_ROOT as REPO_ROOT_TEXT
 from conftest import without_flock
 
 import run_sac
+import train_pogo
 import train_sac
 from sweeps import config as sweep_config
 from sweeps import gpus as sweep_gpus
@@ -191,6 +193,25 @@ def test_settings_map_to_flags_by_one_rule():
     args = train_sac.build_parser().parse_args(argv)
     assert (args.batch_size, args.lr, args.q_normalize, args.automatic_entropy_tuning,
             args.critic_target_policy, args.resume) == (32, 0.001, False, True, "target", True)
+
+
+@pytest.mark.parametrize("module", [train_sac, train_pogo], ids=lambda m: m.__name__)
+def test_every_on_off_flag_a_sweep_file_can_set_has_both_forms(module):
+    """A sweep file's true/false becomes --flag/--no-flag (sweeps/script.flags_of); a
+    store_true flag has no --no- form, so the sweep would refuse its key. --resume is the
+    sweep's own."""
+    one_way = [action.option_strings[0] for action in module.build_parser()._actions
+               if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction))
+               and action.dest != "resume"]
+    assert one_way == []
+
+
+def test_capture_video_is_set_from_a_sweep_file(tmp_path):
+    runs, _ = sweep_config.load_sweep(write(tmp_path, tiny_config(capture_video=True)),
+                                      thorough=False)
+    assert all("--capture-video" in run.argv for run in runs)
+    args = train_sac.build_parser().parse_args(runs[0].argv)
+    assert args.capture_video is True
 
 
 def test_importing_run_sac_does_not_import_torch():

@@ -91,7 +91,9 @@ def add_video_flags(parser: argparse.ArgumentParser, training: bool = True) -> N
                                 "{out_dir}/videos/step_{steps}_actor_{i}.mp4, and all of them "
                                 "side by side to step_{steps}_chain.mp4; changes no number")
     else:
-        group.add_argument("--capture-video", action="store_true",
+        # a --no- form too, as every training boolean has: a sweep file sets it true or false
+        group.add_argument("--capture-video", action=argparse.BooleanOptionalAction,
+                           default=False,
                            help="record every actor's first deterministic evaluation episode "
                                 "to {results_dir}/{file_name}/videos/step_{step}_actor_{i}.mp4, "
                                 "and all actors side by side to step_{step}_chain.mp4 (also "
