@@ -262,7 +262,9 @@ def pogo_run(dataset, tmp_path_factory) -> Path:
     (["--dataset", "DATA", "--env-name", "Hopper-v5"], "Hopper-v5 has"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(extra, message, offline, pogo_run,
-                                                          dataset, tmp_path):
+                                                          dataset, tmp_path, capsys):
+    """In process, as tests/test_cli_errors.py's cases (the checks are train_sac.py's own
+    Python; a subprocess per case would add only torch's start-up)."""
     paths = {"POGO": pogo_run, "OFFLINE": offline / "results" / OFFLINE_RUN,
              "MISSING": tmp_path / "nowhere", "UNFINISHED": tmp_path, "DATA": dataset,
              "OTHER_SPACES": tmp_path / "other_spaces_final.pt"}
@@ -272,12 +274,13 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(extra, message, offlin
     argv = [str(paths.get(word, word)) for word in extra]
     base = ["--env-name", "InvertedPendulum-v5", "--num-actors", "2", "--w2-weights", "0.0,0.5",
             "--hidden-size", "32", "--num-steps", "10"]
-    result = run([sys.executable, str(REPO_ROOT / "train_sac.py"), *base, *argv,
-                  *output_flags(tmp_path)], tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        train_sac.main([*base, *argv, *output_flags(tmp_path)])
+    stderr = capsys.readouterr().err
     # (a dataset read as D4RL data on a -v5 environment adds its warning first)
-    lines = [line for line in result.stderr.splitlines() if "error" in line]
-    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    lines = [line for line in stderr.splitlines() if "error" in line]
+    assert exit_info.value.code == 2 and len(lines) == 1, stderr
     fragments = message if isinstance(message, tuple) else (message,)
     assert all(fragment in lines[0] for fragment in fragments), lines[0]
-    assert result.stderr.rstrip().endswith(lines[0])
+    assert lines[0].startswith("train_sac.py: error: ") and stderr.rstrip().endswith(lines[0])
     assert not any((tmp_path / folder).exists() for folder in ("results", "runs", "checkpoints"))
