@@ -204,15 +204,15 @@ def test_truncated_latest_checkpoint_falls_back_to_the_previous_one(finished_run
     assert not latest.exists() and not previous.exists()  # a finished run keeps neither
 
 
-def test_unreadable_checkpoints_give_one_line_and_exit_2(tmp_path):
+def test_unreadable_checkpoints_give_one_line_and_exit_2(tmp_path, capsys):
     latest, previous = kill_after_two_checkpoints(tmp_path)
     latest.write_bytes(b"not a checkpoint")
     previous.write_bytes(previous.read_bytes()[:-100])
-    result = subprocess.run(train_command(tmp_path, "--resume"), capture_output=True,
-                            text=True, timeout=300, cwd=tmp_path)
-    assert result.returncode == 2
-    error = [line for line in result.stderr.splitlines() if ": error:" in line]
-    assert len(error) == 1 and "Traceback" not in result.stderr
+    with pytest.raises(SystemExit) as exit_info:  # in process: no exception but SystemExit
+        train_sac.main([*SMALL_RUN, *output_flags(tmp_path), "--resume"])
+    assert exit_info.value.code == 2
+    error = [line for line in capsys.readouterr().err.splitlines() if ": error:" in line]
+    assert len(error) == 1
     assert str(latest) in error[0] and str(previous) in error[0] and "delete" in error[0]
 
 
