@@ -11,7 +11,7 @@ from collections import Counter
 
 import numpy as np
 
-from reports.curves import BOOTSTRAP_SEED, CONFIDENCE
+from reports.statistics import BOOTSTRAP_SEED, CONFIDENCE
 
 
 def covered_datasets(counts: dict[str, int]) -> list[str]:

@@ -22,9 +22,10 @@ Definitions
   The actors of a run share its critic and replay data, so this paired difference leaves
   out the seed-to-seed spread they have in common. All are deterministic-policy returns
   (`actor_{i}_deterministic`).
-- confidence interval: percentile bootstrap over seeds: 10,000 resamples of the seeds with
-  replacement, 2.5th and 97.5th percentiles of the resampled means, from
-  numpy.random.default_rng(0) for every cell (the numbers do not depend on table order).
+- confidence interval (reports/statistics.py): percentile bootstrap over seeds: 10,000
+  resamples of the seeds with replacement, 2.5th and 97.5th percentiles of the resampled
+  means, from numpy.random.default_rng(0) for every cell (the numbers do not depend on table
+  order).
   With one seed there is no interval (blank / NaN).
 - curves: seeds evaluate at different steps (evaluations happen at episode ends), so each
   seed's curve is linearly interpolated (numpy.interp) onto a common grid: the union of all
@@ -51,13 +52,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from reports.statistics import mean_and_ci, seed_bands, window_average
 from utils import UsageError
 
 AT_STEP = 100_000  # the common budget every table reports, however long the runs
 WINDOW_START = 80_000  # the late-training average covers [WINDOW_START, AT_STEP]
-BOOTSTRAP_RESAMPLES = 10_000
-BOOTSTRAP_SEED = 0
-CONFIDENCE = 0.95
 PROGRAM = "run_sac.py"  # whose --summarize writes these tables (and names their warnings)
 
 
@@ -68,26 +67,6 @@ class RunRecord:
     seed: int
     metrics_csv: Path
     finished: bool
-
-
-def bootstrap_ci(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile-bootstrap interval of the mean over seeds.
-
-    values: [seeds, points]. Returns (low, high), each [points], NaN with fewer than two
-    seeds. The same resamples of the seeds serve every point, from a fixed generator."""
-    values = np.asarray(values, dtype=np.float64)
-    seeds, points = values.shape
-    if seeds < 2:
-        nan = np.full(points, np.nan)
-        return nan, nan.copy()
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    picks = rng.integers(0, seeds, size=(BOOTSTRAP_RESAMPLES, seeds))
-    weights = np.zeros((BOOTSTRAP_RESAMPLES, seeds))
-    np.add.at(weights, (np.arange(BOOTSTRAP_RESAMPLES)[:, None], picks), 1.0 / seeds)
-    means = weights @ values  # [resamples, points]
-    tail = 100 * (1 - CONFIDENCE) / 2
-    low, high = np.percentile(means, [tail, 100 - tail], axis=0)
-    return low, high
 
 
 def weights_label(weights: tuple[float, ...]) -> str:
@@ -202,24 +181,6 @@ def deterministic_columns(actors: int) -> list[str]:
     return [f"actor_{actor}_deterministic" for actor in range(actors)]
 
 
-def window_average(steps: np.ndarray, returns: np.ndarray, start: float, end: float) -> float:
-    """(1/(end - start)) · ∫ curve(s) ds over [start, end], where curve linearly interpolates
-    the evaluations (steps, returns). The curve is piecewise linear, so the trapezoid rule on
-    its breakpoints inside the window (plus the two ends) is exact."""
-    inside = steps[(steps > start) & (steps < end)]
-    points = np.concatenate([[start], inside, [end]]).astype(np.float64)
-    values = np.interp(points, steps, returns)
-    areas = (values[1:] + values[:-1]) / 2 * np.diff(points)
-    return float(areas.sum() / (end - start))
-
-
-def mean_and_ci(name: str, values: np.ndarray) -> dict[str, float]:
-    """{name}_mean, {name}_ci_low, {name}_ci_high of per-seed values (NaN where undefined)."""
-    low, high = bootstrap_ci(values[:, None])
-    return {f"{name}_mean": values.mean() if len(values) else math.nan,
-            f"{name}_ci_low": low[0], f"{name}_ci_high": high[0]}
-
-
 def summary_rows(groups: dict) -> list[dict[str, Any]]:
     rows = []
     for (env, weights), seeds in groups.items():
@@ -307,20 +268,6 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def common_grid(frames: list[Any]) -> np.ndarray:
-    """Union of the seeds' evaluation steps within the range every seed covers."""
-    low = max(frame["step"].iloc[0] for frame in frames)
-    high = min(frame["step"].iloc[-1] for frame in frames)
-    steps = np.unique(np.concatenate([frame["step"].to_numpy() for frame in frames]))
-    return steps[(steps >= low) & (steps <= high)].astype(np.float64)
-
-
-def interpolate_seeds(frames: list[Any], grid: np.ndarray, column: str) -> np.ndarray:
-    """[seeds, points]: each seed's `column` linearly interpolated onto the grid."""
-    return np.stack([np.interp(grid, frame["step"].to_numpy(np.float64),
-                               frame[column].to_numpy(np.float64)) for frame in frames])
-
-
 def curve_rows(groups: dict, env: str) -> list[dict[str, Any]]:
     rows = []
     for (group_env, weights), seeds in groups.items():
@@ -331,27 +278,6 @@ def curve_rows(groups: dict, env: str) -> list[dict[str, Any]]:
                              {"w2_weights": weights_label(weights), "actor": actor})
                             for actor in range(len(weights))])
     return rows
-
-
-def seed_bands(frames: list[Any], name: str,
-               columns: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """band_rows of every (column, labels) on the seeds' common grid; none (said so, with
-    the group's `name`) while the seeds' evaluations do not overlap yet."""
-    grid = common_grid(frames)
-    if not len(grid):
-        print(f"{name}: the seeds' evaluations do not overlap yet; no curve")
-        return []
-    return [row for column, labels in columns for row in band_rows(frames, grid, column, labels)]
-
-
-def band_rows(frames: list[Any], grid: np.ndarray, column: str,
-              labels: dict[str, Any]) -> list[dict[str, Any]]:
-    """One curve row per grid step: `labels`, then the step, the mean over the seeds of
-    `column` (each seed interpolated onto the grid) and its 95% bootstrap band."""
-    values = interpolate_seeds(frames, grid, column)
-    low, high = bootstrap_ci(values)
-    return [{**labels, "step": int(step), "mean": values[:, k].mean(), "ci_low": low[k],
-             "ci_high": high[k], "seeds": len(frames)} for k, step in enumerate(grid)]
 
 
 def plot_band(ax: Any, line: Any, color: Any, label: str, band_alpha: float, x: str = "step",

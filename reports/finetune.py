@@ -27,7 +27,7 @@ change a run's numbers (NOT_SETTINGS): unlike runs are never pooled as seeds (on
 line names the two runs and the flags they differ in).
 
 Definitions (per seed, then the mean over seeds with a 95% percentile-bootstrap interval,
-reports.curves.bootstrap_ci; the score is D4RL's normalised score of the deterministic
+reports.statistics.bootstrap_ci; the score is D4RL's normalised score of the deterministic
 evaluation, 100·(return − random)/(expert − random), with the environment's D4RL reference
 returns: on -v5 environments "D4RL-referenced (v2 reference returns on v5 environments)"):
 - offline: the offline run's last evaluation (CORL's "offline → online" form starts here);
@@ -202,7 +202,7 @@ def scores(frame: Any, env: str, actor: int) -> tuple[Any, Any]:
 
 def seed_measures(online: Any, offline: Any | None, env: str, actor: int) -> dict[str, float]:
     """The measures of the module docstring for one seed's online (and offline) run."""
-    from reports.curves import window_average
+    from reports.statistics import window_average
 
     steps, values = scores(online, env, actor)
     from_start = steps[0] == 0 and len(steps) > 1
@@ -234,7 +234,7 @@ def table_rows(runs: list[Run], frames: dict[str, Any]) -> list[dict[str, Any]]:
     interval over the group's seeds (frames: each run's metrics by name)."""
     import numpy as np
 
-    from reports.curves import mean_and_ci
+    from reports.statistics import mean_and_ci
 
     offline = {run.name for run in runs if run.method is None}
     rows = []
@@ -274,10 +274,10 @@ def curve_frame(runs: list[Run], frames: dict[str, Any], env: str) -> tuple[Any,
     gradient steps, the online groups at offset + environment steps (offset: the last step
     of the group's offline runs; for runs from scratch, of the longest offline run); per
     group and actor the mean over seeds on their common steps with its 95% bootstrap band
-    (reports.curves.seed_bands). Also the online groups' offsets, where the phases meet."""
+    (reports.statistics.seed_bands). Also the online groups' offsets, where the phases meet."""
     import pandas as pd
 
-    from reports.curves import seed_bands
+    from reports.statistics import seed_bands
 
     runs = [run for run in runs if run.env == env]
     ends = {run.name: int(frames[run.name]["step"].iloc[-1]) for run in runs

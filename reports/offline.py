@@ -58,7 +58,7 @@ Definitions
 - end: each seed's last evaluation, at the steps it reached.
 - last fifth: the time average of a seed's learning curve (its evaluations, linearly
   interpolated) over the last fifth of the budget, (1/(0.2·B))·∫ curve(s) ds from 0.8·B to
-  B (reports.curves.window_average), over the seeds that reached B (n = how many when not
+  B (reports.statistics.window_average), over the seeds that reached B (n = how many when not
   all; – when none has yet).
 - − actor 0: for actor i ≥ 1, each seed's last-fifth average minus actor 0's in the same
   run, averaged over those seeds: the actors of a run share its critic and data, so the
@@ -67,7 +67,7 @@ Definitions
   actor's mean per-dimension standard deviation of its actions over 64 noise draws at 512
   fixed dataset states (train_pogo.py's; 0 for a deterministic actor), over the seeds whose
   metrics have it (n when not all; – for runs made before it was measured).
-- mean and 95% CI: mean over seeds and reports.curves.bootstrap_ci's percentile bootstrap
+- mean and 95% CI: mean over seeds and reports.statistics.bootstrap_ci's percentile bootstrap
   (10,000 resamples of the seeds, numpy.random.default_rng(0) for every cell); no interval
   with one seed.
 - behaviour: the normalised score of the policy that collected the dataset:
@@ -112,12 +112,13 @@ import numpy as np
 
 from offline.readers import metadata_summary, minari_root
 from reports.aggregate import covered_datasets, iqm_with_ci
-from reports.curves import (budget_cell, ci_cell, file_safe, mean_and_ci, range_cell,
-                            seed_bands, seeds_cell, weights_label, window_average, with_ci)
+from reports.curves import (budget_cell, ci_cell, file_safe, range_cell, seeds_cell,
+                            weights_label, with_ci)
 from reports.figures import curve_figure, weight_figure
 from reports.offline_runs import (BASELINE, GroupKey, Groups, OfflineRun, Settings,
                                   find_runs, load_groups, method_order, runs_on, score_column,
                                   spread_column)
+from reports.statistics import mean_and_ci, seed_bands, window_average
 from utils import (OneLineErrorParser, UsageError, format_duration, positive_int,
                    usage_error)
 
