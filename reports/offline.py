@@ -38,7 +38,7 @@ have no normalised score (its dataset has no reference scores; a warning) or who
 CSV cannot be used (missing or empty though the run finished, unparseable, a column the
 tables read absent or not a number; a warning naming the file, what is wrong and the fix,
 as in reports.curves.read_metrics). The statistics
-of the first table are reports/curves.py's, reused from there.
+of the first table are reports/statistics.py's, as the sweep's tables' are.
 
 Definitions
 - score: the normalised score of an actor's deterministic evaluation,

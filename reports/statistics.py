@@ -1,5 +1,6 @@
 """The reports' statistics over seeds, numbers in and numbers out (reports/curves.py,
-offline.py and finetune.py compute every mean, interval and curve here):
+offline.py and finetune.py compute their means over seeds, intervals and curves here; the
+IQM aggregate is rliable's, in reports/aggregate.py):
 
 - bootstrap_ci: the percentile-bootstrap interval of a mean over seeds (BOOTSTRAP_RESAMPLES
   resamples of the seeds with replacement, the CONFIDENCE interval's percentiles of the

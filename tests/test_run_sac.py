@@ -201,8 +201,9 @@ def test_every_on_off_flag_a_sweep_file_can_set_has_both_forms(module):
     store_true flag has no --no- form, so the sweep would refuse its key. --resume is the
     sweep's own."""
     one_way = [action.option_strings[0] for action in module.build_parser()._actions
-               if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction))
-               and action.dest != "resume"]
+               if action.option_strings and action.nargs == 0 and action.dest != "resume"
+               and not isinstance(action, (argparse.BooleanOptionalAction,
+                                           argparse._HelpAction))]
     assert one_way == []
 
 
