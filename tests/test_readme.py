@@ -136,8 +136,12 @@ def read_paths(args: argparse.Namespace) -> list[str]:
             if os.path.normpath(value).startswith(("results/", "checkpoints/"))]
 
 
-def run_folder(path: str) -> str:
-    return "/".join(path.split("/")[:2])
+def written(path: str, runs: set[str], checkpoints: set[str]) -> bool:
+    """Whether an earlier command writes `path`: a file in one of the `runs` folders
+    (results/{file_name}/…) or one of the `checkpoints`."""
+    if path.startswith("results/"):
+        return "/".join(path.split("/")[:2]) in runs
+    return path in checkpoints
 
 
 @pytest.fixture()
@@ -184,8 +188,7 @@ def test_every_readme_command_parses_and_names_what_earlier_ones_write(monkeypat
             if script.startswith("train_") and getattr(args, flag, None) is not None:
                 assert getattr(args, flag) in datasets, f"{about}: no command made it"
         for path in read_paths(args):
-            assert (run_folder(path) in runs if path.startswith("results/")
-                    else path in checkpoints), f"{about}: nothing writes {path}"
+            assert written(path, runs, checkpoints), f"{about}: nothing writes {path}"
         if script == "make_dataset.py":
             datasets.add(args.dataset_id)
         if hasattr(module, "run_paths"):
@@ -197,8 +200,7 @@ def test_every_readme_command_parses_and_names_what_earlier_ones_write(monkeypat
     for line in code_block_lines(README.read_text()):  # other tools' paths (wandb sync)
         for word in line.split("#")[0].split():
             if word.startswith(("results/", "checkpoints/")):
-                assert (run_folder(word) in runs if word.startswith("results/")
-                        else word in checkpoints), f"README: nothing writes {word}: {line}"
+                assert written(word, runs, checkpoints), f"README: nothing writes {word}: {line}"
 
 
 PAGES = sorted(str(path.relative_to(REPO_ROOT)) for pattern in ("docs/*.md",
