@@ -29,9 +29,10 @@ re-run or overwritten, with a note saying what is wrong; --rebuild-summaries wri
 again from the run's metrics CSV (its final evaluation).
 
 The rooms, in the package sweeps/: config.py (the file and the grid), script.py (the
-training script and its runs), launch.py (processes, logs, local pool, submitit), gpus.py
-(this machine's GPUs, --gpus checked), view.py (logs read back, live view, status table);
-this file: the CLI, the plan, the dry run, the summary.
+training script and its runs), plan.py (launch order, runs at once, threads, GPU flags
+checked), launch.py (processes, logs, local pool, submitit), gpus.py (this machine's GPUs,
+--gpus checked), view.py (logs read back, live view, status table); this file: the CLI, the
+dry run, the sweep and its report, the summary.
 
 Per run, next to the script's own outputs:
     {results_dir}/logs/{file_name}.log       stdout+stderr of every attempt, appended; locked
@@ -43,20 +44,18 @@ Per run, next to the script's own outputs:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import re
 import shlex
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 from sweeps.config import ConfigError, load_sweep
-from sweeps.gpus import check_gpu_ids, machine_gpus
 from sweeps.launch import child_env, launch_local, launch_submitit, shell_line
+from sweeps.plan import Plan, check_devices, plan_of, results_root
 from sweeps.script import CorruptSummary, Run, Script, rebuild_summary
 from sweeps.view import ProgressView, RunStatus, check_summaries, status_table
 from utils import (OneLineErrorParser, UsageError, non_negative_int, positive_float, positive_int,
@@ -179,94 +178,6 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--no-summary", action="store_true",
                         help="do not write the results summary at the end of a sweep")
     return parser
-
-
-# --------------------------------------------------------------------------- the plan
-def available_memory() -> int | None:
-    """MemAvailable in bytes (Linux), or None."""
-    with contextlib.suppress(OSError, ValueError, StopIteration):
-        with open("/proc/meminfo") as handle:
-            line = next(text for text in handle if text.startswith("MemAvailable:"))
-        return int(line.split()[1]) * 1024
-    return None
-
-
-def cpu_count() -> int:
-    """The cores this process may use."""
-    with contextlib.suppress(AttributeError):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def default_jobs(todo: list[Run]) -> tuple[int, str]:
-    """What this machine can hold: one run per core, no more than memory allows (each run's
-    peak memory as its training script's preflight estimates it)."""
-    cores = cpu_count()
-    jobs, why = cores, f"{cores} cores"
-    free = available_memory()
-    need = max((run.peak_bytes for run in todo), default=0)
-    if free is not None and need > 0:
-        fit = max(1, int(0.9 * free // need))
-        if fit < jobs:
-            jobs, why = fit, (f"memory: {free / 2**30:.1f} GiB free, up to "
-                              f"{need / 2**30:.1f} GiB per run")
-    return max(1, min(jobs, len(todo) or 1)), why
-
-
-@dataclass
-class Plan:
-    """What a sweep will start, and how."""
-    todo: list[Run]  # the unfinished runs, in launch order
-    jobs: int  # at once (locally), or the job array's parallelism
-    why: str  # where `jobs` comes from
-    threads: int  # per run
-    gpus: list[str]  # --gpus
-    folder: Path  # submitit's job files
-
-
-def results_root(runs: list[Run]) -> Path:
-    """The results_dir shared by the sweep (the first run's, if task entries override it)."""
-    return runs[0].results.parent if runs else Path("results")
-
-
-def plan_of(runs: list[Run], args: argparse.Namespace) -> Plan:
-    """Launch order (seed-major, so every (env, w2) cell gets its first seed early), the
-    number of runs at once and the threads of each."""
-    todo = [run for run in runs if not run.finished]
-    seed_rank = {seed: rank for rank, seed in enumerate(dict.fromkeys(r.seed for r in runs))}
-    todo.sort(key=lambda run: seed_rank[run.seed])  # stable: grid order within a seed
-    if args.launcher == "local":
-        jobs, why = (args.jobs, "--jobs") if args.jobs else default_jobs(todo)
-        threads = args.threads_per_job or max(1, cpu_count() // jobs)
-    else:
-        jobs, why = (args.jobs or len(todo) or 1), "array parallelism"
-        threads = args.threads_per_job or (
-            args.cpus_per_task if args.launcher == "slurm"
-            else max(1, cpu_count() // max(1, len(todo))))
-    gpus = args.gpus or []
-    folder = (args.submitit_dir or results_root(runs) / "submitit").resolve()
-    return Plan(todo=todo, jobs=jobs, why=why, threads=threads, gpus=gpus, folder=folder)
-
-
-def check_devices(plan: Plan, args: argparse.Namespace) -> None:
-    """GPU flags against the runs' cuda setting and this machine: a warning, or an error for
-    Slurm runs that would ask for no GPU, and for --gpus ids that do not name this machine's
-    GPUs one each (a run's CUDA_VISIBLE_DEVICES would hide every GPU from it)."""
-    cuda = [run.cuda for run in plan.todo]
-    devices = machine_gpus() if plan.gpus and any(cuda) else None
-    if devices is not None:  # else nvidia-smi cannot say: each run's --cuda check will
-        try:
-            check_gpu_ids(plan.gpus, devices)
-        except UsageError as error:
-            fail(str(error))
-    if plan.gpus and not all(cuda):
-        print("run_sac.py: warning: --gpus given but some runs have cuda: false; they ignore "
-              "their GPU", file=sys.stderr)
-    if args.launcher == "slurm" and any(cuda) and not args.gpus_per_task:
-        fail("runs have cuda: true but --gpus-per-task is 0")
-    if args.launcher == "slurm" and args.gpus_per_task and not all(cuda):
-        print("run_sac.py: warning: --gpus-per-task given but some runs have cuda: false; "
-              "they leave their GPU idle", file=sys.stderr)
 
 
 def dry_run(runs: list[Run], plan: Plan, args: argparse.Namespace) -> None:
@@ -406,7 +317,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.rebuild_summaries:
         return rebuild_summaries(runs)
     plan = plan_of(runs, args)
-    check_devices(plan, args)
+    try:
+        check_devices(plan, args)
+    except UsageError as error:
+        fail(str(error))
     if args.dry_run:
         dry_run(runs, plan, args)
         return 0
