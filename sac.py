@@ -316,16 +316,24 @@ class POSAC:
             state["alpha_optimizer"] = self.alpha_optimizer.state_dict()
         return state
 
-    def load_trained(self, state: dict[str, Any]) -> None:
+    def load_trained(self, state: dict[str, Any], fresh_actor0_optimizer: bool = False) -> None:
         """Continue a trained agent (e.g. an offline run's final checkpoint): its actors,
         critic and target critic, their optimisers' moments (under this config's lr) and α
         (with its optimiser's when both tune it), not its random streams or update count.
         Actor 0's target copy, where this config uses one, is the trained one's if it kept
-        one, else actor 0 itself."""
+        one, else actor 0 itself.
+
+        With `fresh_actor0_optimizer` actor 0's optimiser starts anew: its moments belong to
+        another loss (offline, λ_0·SAC + the data term, with λ_0 near 1/|Q|). Under the
+        online loss its gradients are about 1/λ_0 times larger, and Adam's squared-gradient
+        average, with bias correction spent, catches up over thousands of steps, so actor 0's
+        first hundreds of steps would be several times lr."""
         for actor, actor_state in zip(self.actors, state["actors"], strict=True):
             actor.load_state_dict(actor_state)
-        for opt, opt_state in zip(self.actor_optimizers, state["actor_optimizers"], strict=True):
-            load_moments(opt, opt_state)
+        for i, (opt, opt_state) in enumerate(zip(self.actor_optimizers,
+                                                 state["actor_optimizers"], strict=True)):
+            if i > 0 or not fresh_actor0_optimizer:
+                load_moments(opt, opt_state)
         self.critic.load_state_dict(state["critic"])
         self.critic_target.load_state_dict(state["critic_target"])
         load_moments(self.critic_optimizer, state["critic_optimizer"])

@@ -219,7 +219,10 @@ class SACTrainer(Trainer):
         self.agent = POSAC(obs_dim, low, high, SACConfig(**fields), seed=args.seed,
                            device=self.device)
         if task.init is not None:  # resuming replaces it with the run's own checkpoint
-            self.agent.load_trained(task.init["agent"])
+            # an offline run's actor 0 had a data term and λ_0: online its loss is another
+            self.agent.load_trained(
+                task.init["agent"],
+                fresh_actor0_optimizer=task.init["settings"].get("data_weight", 0.0) > 0)
             if args.alpha is not None:  # a given --alpha restarts α there
                 self.agent.log_alpha.data.fill_(math.log(args.alpha))
         self.memory = ReplayMemory(args.replay_size, obs_dim, low.numel(),

@@ -148,9 +148,11 @@ def test_init_from_loads_every_network_and_alpha_and_collects_from_step_0(offlin
                           (agent.critic_target, trained["critic_target"])]:
         for key, value in module.state_dict().items():
             torch.testing.assert_close(value, state[key], rtol=0, atol=0)
-    # the optimisers' moments and step counts from the offline run, under this run's lr
+    # the optimisers' moments and step counts from the offline run, under this run's lr, but
+    # actor 0's: its loss is another online (no data term, λ_0 = 1), so its Adam starts anew
+    assert agent.actor_optimizers[0].state_dict()["state"] == {}
     optimizers = [(agent.critic_optimizer, trained["critic_optimizer"]),
-                  *zip(agent.actor_optimizers, trained["actor_optimizers"])]
+                  *zip(agent.actor_optimizers[1:], trained["actor_optimizers"][1:])]
     for optimizer, saved in optimizers:
         for index, tensors in saved["state"].items():
             loaded = optimizer.state_dict()["state"][index]
@@ -170,6 +172,30 @@ def test_init_from_loads_every_network_and_alpha_and_collects_from_step_0(offlin
     assert alpha_trainer.agent.log_alpha.item() == pytest.approx(math.log(0.3))  # given: restart
     assert trainer.args.start_steps == 0  # the pretrained behaviour actor collects at once
     assert agent.config.data_weight == 0.0  # online, actor 0 is plain SAC again
+
+
+def test_actor_0s_first_online_step_is_a_fresh_adams(offline, dataset, tmp_path):
+    """A fresh Adam's first step moves every parameter by lr·g/(|g| + ε), i.e. by lr
+    wherever its gradient is not tiny; the offline run's moments (of actor 0's offline loss,
+    λ_0-scaled with its data term) would move them by other amounts."""
+    import numpy as np
+
+    trainer = build_online(offline, dataset, tmp_path)
+    rng = np.random.default_rng(0)
+    for _ in range(64):
+        obs = rng.normal(size=4).astype(np.float32)
+        trainer.memory.push(obs, rng.uniform(-3, 3, 1).astype(np.float32), 1.0, obs, False,
+                            False)
+    actor = trainer.agent.actors[0]
+    before = [p.detach().clone() for p in actor.parameters()]
+    trainer.agent.update(trainer.sample())
+    lr = trainer.args.lr
+    steps = torch.cat([(p.detach() - b).abs().flatten()
+                       for p, b in zip(actor.parameters(), before)])
+    moved = steps[steps > 0]
+    assert len(moved) > 0.5 * len(steps)
+    assert moved.max() <= lr * (1 + 1e-4)
+    assert torch.quantile(moved, 0.1) >= 0.9 * lr
 
 
 def test_offline_data_fills_its_share_of_every_minibatch(offline, dataset, tmp_path):
