@@ -327,7 +327,8 @@ class POSAC:
         another loss (offline, λ_0·SAC + the data term, with λ_0 near 1/|Q|). Under the
         online loss its gradients are about 1/λ_0 times larger, and Adam's squared-gradient
         average, with bias correction spent, catches up over thousands of steps, so actor 0's
-        first hundreds of steps would be several times lr."""
+        first hundreds of steps would be up to several times a fresh Adam's
+        (benchmarks/adam_switch.py)."""
         for actor, actor_state in zip(self.actors, state["actors"], strict=True):
             actor.load_state_dict(actor_state)
         for i, (opt, opt_state) in enumerate(zip(self.actor_optimizers,
