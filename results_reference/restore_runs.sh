@@ -18,9 +18,7 @@ shift 2
 for run in ${@:-*}; do
   [ -f "$run/summary.json" ] || continue
   [ -e "$dest/$run" ] && continue
-  mkdir -p "$dest/$run/training"
-  cp "$run/config.json" "$run/summary.json" "$run"/*.npy "$dest/$run/"
-  cp "$run/training/${run}_metrics.csv" "$dest/$run/training/"
-  cp "$run/$run.log" "$dest/logs/"
+  cp -r "$run" "$dest/"  # what collect_runs.sh copied, the log back to where the sweep keeps it
+  mv "$dest/$run/$run.log" "$dest/logs/"
   echo "restored $run"
 done
