@@ -7,17 +7,26 @@
 # Start both queues from /work/o2o:
 #   setsid nohup nice -n 10 ./queue.sh >> queue_a.log 2>&1 < /dev/null &
 #   setsid nohup nice -n 10 ./queue.sh >> queue_b.log 2>&1 < /dev/null &
-# Order: the offline runs, the from-scratch baselines, then the online runs from the offline
-# ones (by then every offline run has finished; run_sac.py refuses an online sweep whose
-# init_from runs do not exist yet, so re-running the queue picks them up later).
+# Order: one environment at a time (HalfCheetah first), so that one environment's comparison is
+# complete before the other's starts; within it the offline runs, the from-scratch baseline,
+# the online runs from the offline ones, then the baseline with the dataset. (run_sac.py
+# refuses an online sweep whose init_from runs have not finished yet; that queue goes on with
+# the next sweep, and re-running it picks the online runs up later.) Each sweep file is
+# code/results_reference/o2o's with `enabled_environments` cut to the one environment, written
+# to sweeps/ here; the run names, and so the results folders, are the same as the full file's.
 cd /work/o2o
 export MINARI_DATASETS_PATH=/work/pogo_reference/minari
 PY=/work/main/.venv/bin/python
-sweep() {  # sweep file (in code/results_reference/o2o/), summary folder
-  $PY code/run_sac.py --config "code/results_reference/o2o/$1" --jobs 1 --threads-per-job 1 \
-    --summary-dir "$2"
+sweep() {  # sweep file (in code/results_reference/o2o/), environment
+  local name="${1%.yaml}" file="sweeps/${1%.yaml}_$2.yaml"
+  mkdir -p sweeps
+  sed "s/^  enabled_environments: .*/  enabled_environments: [$2]/" \
+    "code/results_reference/o2o/$1" > "$file"
+  $PY code/run_sac.py --config "$file" --jobs 1 --threads-per-job 1 --summary-dir "summary_${name}_$2"
 }
-sweep offline.yaml summary_offline
-sweep scratch.yaml summary_scratch
-sweep scratch_with_data.yaml summary_scratch_with_data
-sweep online.yaml summary_online
+for env in HalfCheetah-v5 Hopper-v5; do
+  sweep offline.yaml "$env"
+  sweep scratch.yaml "$env"
+  sweep online.yaml "$env"
+  sweep scratch_with_data.yaml "$env"
+done
