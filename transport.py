@@ -33,7 +33,7 @@ import torch
 # matrix of 2.6M entries and a [states, K!] cost table (10M floats for 256 states). Beyond
 # that the enumeration is the wrong algorithm. Measured for 256 states, 6 action dimensions,
 # forward + backward, one CPU thread: faster than geomloss's Sinkhorn up to K = 7 (K = 4:
-# ~1 ms against ~14 ms), about 4x slower at K = 8 (~0.2 s).
+# ~1 ms against ~14 ms), about 4x slower at K = 8 (~0.26 s).
 MAX_EXACT_SAMPLES = 8
 NORM_EPS = 1e-12  # inside sqrt(‖v‖² + eps): a finite gradient where two points coincide
 

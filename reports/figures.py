@@ -39,9 +39,10 @@ def finish_panel(fig: Any, ax: Any, behaviour: float | None, title: str) -> Any:
     return fig
 
 
-def curve_figure(dataset: str, curves: Any, behaviour: float | None) -> Any:
+def curve_figure(dataset: str, curves: Any, behaviour: float | None, score: str) -> Any:
     """One panel: a colour per (method, budget), a line style per actor, the CI bands, and
-    the behaviour policy's score as a dashed black line. Returns the matplotlib Figure."""
+    the behaviour policy's score as a dashed black line; `score` names the y-axis's scores
+    (e.g. "D4RL-referenced score"). Returns the matplotlib Figure."""
     from matplotlib import colormaps
     from matplotlib.ticker import FuncFormatter
 
@@ -58,12 +59,12 @@ def curve_figure(dataset: str, curves: Any, behaviour: float | None) -> Any:
                       band_alpha=0.15, linestyle=LINE_STYLES[actor % len(LINE_STYLES)])
     ax.set_xlabel("gradient steps")
     ax.xaxis.set_major_formatter(FuncFormatter(steps_formatter))
-    ax.set_ylabel("normalised score")
+    ax.set_ylabel(score)
     return finish_panel(fig, ax, behaviour, f"{dataset}: mean over seeds, shaded 95% bootstrap CI")
 
 
 def weight_figure(dataset: str, rows: list[dict[str, Any]], behaviour: float | None,
-                  baseline: str) -> Any:
+                  baseline: str, score: str) -> Any:
     """How the chain responds to its weight: each POGO actor's last-fifth score (mean over
     seeds, the 95% bootstrap CI as error bars) at each chain-weight setting of the dataset,
     the baseline's last-fifth mean (rows whose method starts with `baseline`) as a solid
@@ -99,5 +100,5 @@ def weight_figure(dataset: str, rows: list[dict[str, Any]], behaviour: float | N
                    for method, budget in settings])
     ax.set_xlim(-0.5, len(settings) - 0.5)
     ax.set_xlabel("chain weights (w2_weights)")
-    ax.set_ylabel("normalised score, last fifth")
+    ax.set_ylabel(f"{score}, last fifth")
     return finish_panel(fig, ax, behaviour, f"{dataset}: mean over seeds, 95% bootstrap CI")

@@ -204,12 +204,17 @@ def referenced_datasets(groups: Groups) -> dict[str, list[str]]:
 
 
 # --------------------------------------------------------------------------- the score's name
+def score_kind(referenced: dict[str, list[str]], datasets: list[str]) -> str:
+    """What the scores of `datasets` are: D4RL-normalised (D4RL's environments),
+    D4RL-referenced (evaluated on -v4/-v5 environments) or, for a mix, normalised."""
+    covered = [dataset for dataset in datasets if dataset in referenced]
+    return ("D4RL-normalised score" if not covered else
+            "D4RL-referenced score" if len(covered) == len(datasets) else "Normalised score")
+
+
 def score_name(referenced: dict[str, list[str]], datasets: list[str]) -> str:
     """The tables' opening noun phrase for the scores of `datasets`."""
-    covered = [dataset for dataset in datasets if dataset in referenced]
-    kind = ("D4RL-normalised score" if not covered else
-            "D4RL-referenced score" if len(covered) == len(datasets) else "Normalised score")
-    return f"{kind} (0 = random, 100 = expert)"
+    return f"{score_kind(referenced, datasets)} (0 = random, 100 = expert)"
 
 
 def reference_note(referenced: dict[str, list[str]], datasets: list[str]) -> str:
@@ -417,7 +422,7 @@ def curve_rows(groups: Groups, dataset: str) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- output
-def write_curves(groups: Groups, dataset: str, behaviour: float | None,
+def write_curves(groups: Groups, dataset: str, behaviour: float | None, score: str,
                  out_dir: Path) -> list[Path]:
     import pandas as pd
 
@@ -426,7 +431,7 @@ def write_curves(groups: Groups, dataset: str, behaviour: float | None,
         return []
     stem = out_dir / f"curves_{file_safe(dataset)}"
     curves.to_csv(stem.with_suffix(".csv"), index=False)
-    curve_figure(dataset, curves, behaviour).savefig(stem.with_suffix(".png"))
+    curve_figure(dataset, curves, behaviour, score).savefig(stem.with_suffix(".png"))
     return [stem.with_suffix(".png"), stem.with_suffix(".csv")]
 
 
@@ -462,9 +467,10 @@ def write_report(groups: Groups, behaviour: dict[str, tuple[float | None, str]],
     aggregate_text = aggregate_markdown(aggregate, referenced, reps)
     written[3].write_text(aggregate_text + "\n")
     for dataset, (score, _) in behaviour.items():
-        written += write_curves(groups, dataset, score, out_dir)
+        kind = score_kind(referenced, [dataset])
+        written += write_curves(groups, dataset, score, kind, out_dir)
         for label, family in settings_families(rows, dataset).items():
-            figure = weight_figure(dataset, family, score, BASELINE)
+            figure = weight_figure(dataset, family, score, BASELINE, kind)
             if figure is not None:
                 suffix = f"_{file_safe(label.replace(', ', '_'))}" if label else ""
                 written.append(out_dir / f"weights_{file_safe(dataset)}{suffix}.png")

@@ -9,6 +9,7 @@ torch.optim.Adam (non-fused) on copies of the networks. It replays the documente
 order from copies of the agent's generators. Gradients are compared, not only parameters
 after a step (one Adam step is blind to constant factors in a loss)."""
 
+import argparse
 import copy
 import io
 import itertools
@@ -20,6 +21,7 @@ from geomloss import SamplesLoss
 
 from pogo import POGO, POGOConfig
 from replay_memory import Batch
+from train_pogo import summed_weights
 
 OBS_DIM, ACTION_DIM, BATCH, MAX_ACTION = 5, 3, 32, 2.0
 
@@ -111,10 +113,13 @@ def snapshot_of(agent):
     return state
 
 
-def reference_actor_steps(agent, snapshot, batch, critic):
+def reference_actor_steps(agent, snapshot, batch, critic, seed_weights=None):
     """The sequential chain from the equations: per actor its loss, its gradient at its
     pre-step parameters, its parameters after one Adam step, and (for the sensitivity check)
-    its gradient had its reference been the predecessor from before this step."""
+    its gradient had its reference been the predecessor from before this step. With
+    `seed_weights`, the design seed's losses instead (its point-wise and Sinkhorn terms only):
+    w_0·((π0 − a)²).mean() over states and action dimensions, and w_i times geomloss's
+    Sinkhorn divergence as it is (cost ½‖x − y‖²)."""
     cfg = agent.config
     k = cfg.num_samples if not cfg.deterministic_actors else 1
     def draw(gen, samples=k):
@@ -143,6 +148,8 @@ def reference_actor_steps(agent, snapshot, batch, critic):
                 mean_error = ((x.mean(1) - batch.action).pow(2).sum(-1)
                               - x.var(1, unbiased=True).sum(-1) / k)
                 return (mean_error + energy_score_loops(x, batch.action)).mean()
+            if i == 0 and seed_weights is not None:
+                return (x - batch.action.unsqueeze(1)).pow(2).mean()
             if i == 0:
                 return (x - batch.action.unsqueeze(1)).pow(2).sum(-1).mean()
             if cfg.distance == "exact":
@@ -153,12 +160,13 @@ def reference_actor_steps(agent, snapshot, batch, critic):
                 return (cross / 4 - brute_force_w2(a, a_copy) / 2
                         - brute_force_w2(b, b_copy) / 2).mean()
             sinkhorn = SamplesLoss("sinkhorn", p=2, blur=cfg.sinkhorn_blur)
-            return 2 * sinkhorn(x, ref).mean()
+            return sinkhorn(x, ref).mean() * (1 if seed_weights is not None else 2)
 
-        loss = -scale * q.mean() + cfg.w2_weights[i] * distance(reference)
+        weight = (seed_weights or cfg.w2_weights)[i]
+        loss = -scale * q.mean() + weight * distance(reference)
         grads = torch.autograd.grad(loss, list(actor.parameters()), retain_graph=True)
         stale_grads = (None if i == 0 else torch.autograd.grad(
-            -scale * q.mean() + cfg.w2_weights[i] * distance(stale_reference),
+            -scale * q.mean() + weight * distance(stale_reference),
             list(actor.parameters())))
         for p, g in zip(actor.parameters(), grads):
             p.grad = g
@@ -221,6 +229,22 @@ def test_update_matches_the_equations(case):
         for new, old, online in zip(new_targets, old_targets, source):
             soft = [t + cfg.tau * (o - t) for t, o in zip(params(old), params(online))]
             assert_all_close(params(new), soft, rtol=1e-6, atol=1e-7)
+
+
+def test_seed_units_give_the_seeds_losses():
+    """--weight-units seed: the seed's [10, 10, 10], converted by train_pogo.py, gives the
+    gradients of the seed's own losses (actor 0's squared error averaged over action
+    dimensions, the chain's geomloss Sinkhorn as it is), not of this code's summed units."""
+    args = argparse.Namespace(weight_units="seed", w2_weights=[10.0, 10.0, 10.0])
+    agent = make_agent(w2_weights=summed_weights(args, ACTION_DIM), distance="sinkhorn")
+    agent.update(make_batch(1))  # the critic only (policy_freq 2)
+    before = snapshot_of(agent)
+    agent.update(make_batch(2))
+    expected = reference_actor_steps(agent, before, make_batch(2), agent.critic,
+                                     seed_weights=(10.0, 10.0, 10.0))
+    for actor, ref in zip(agent.actors, expected):
+        assert_all_close([p.grad for p in actor.parameters()], ref["grads"], rtol=1e-4,
+                         atol=1e-6)
 
 
 def test_actors_update_every_policy_freq_calls():

@@ -230,7 +230,8 @@ def test_curves_are_the_seeds_interpolated_means_on_the_common_grid(reported):
 def test_figure_has_one_line_per_method_and_actor_and_the_dashed_behaviour_line(results):
     groups = offline_report.load_groups(offline_report.find_runs(results))
     curves = pd.DataFrame(offline_report.curve_rows(groups, CHEETAH))
-    figure = offline_figures.curve_figure(CHEETAH, curves, 46.3)
+    figure = offline_figures.curve_figure(CHEETAH, curves, 46.3, "D4RL-referenced score")
+    assert figure.axes[0].get_ylabel() == "D4RL-referenced score"
     lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
     assert set(lines) == {"TD3+BC [1.0] actor 0 (n=3)", "POGO [10.0, 10.0] actor 0 (n=3)",
                           "POGO [10.0, 10.0] actor 1 (n=3)", "behaviour policy (46.3)"}
@@ -265,7 +266,8 @@ def test_weight_figure_shows_each_actors_last_fifth_at_each_chain_weight(tmp_pat
 
     groups = offline_report.load_groups(offline_report.find_runs(results))
     rows = offline_report.report_rows(groups, {CHEETAH: (12.0, "flag"), HOPPER: (None, "")})
-    ax = offline_figures.weight_figure(CHEETAH, rows, 12.0, offline_report.BASELINE).axes[0]
+    ax = offline_figures.weight_figure(CHEETAH, rows, 12.0, offline_report.BASELINE,
+                                      "D4RL-normalised score").axes[0]
     assert [label.get_text() for label in ax.get_xticklabels()] == ["[1.0, 1.0]", "[10.0, 10.0]"]
     assert [bars.get_label() for bars in ax.containers] == ["actor 0", "actor 1"]
     for actor, bars in enumerate(ax.containers):
@@ -280,7 +282,7 @@ def test_weight_figure_shows_each_actors_last_fifth_at_each_chain_weight(tmp_pat
     lines = {line.get_label(): line for line in ax.get_lines() if line.get_label()[0] != "_"}
     assert list(lines["TD3+BC (40.0)"].get_ydata()) == [40.0, 40.0]
     assert lines["behaviour policy (12.0)"].get_linestyle() == "--"
-    assert offline_figures.weight_figure(HOPPER, rows, None, offline_report.BASELINE) is None
+    assert offline_figures.weight_figure(HOPPER, rows, None, offline_report.BASELINE, "") is None
 
 
 def test_weight_figures_compare_weights_only_under_the_same_settings(tmp_path):
@@ -304,7 +306,7 @@ def test_weight_figures_compare_weights_only_under_the_same_settings(tmp_path):
     rows = offline_report.report_rows(groups, {CHEETAH: (12.0, "flag")})
     families = offline_report.settings_families(rows, CHEETAH)
     ax = offline_figures.weight_figure(CHEETAH, families[""], 12.0,
-                                       offline_report.BASELINE).axes[0]
+                                       offline_report.BASELINE, "").axes[0]
     assert [label.get_text() for label in ax.get_xticklabels()] == ["[1.0, 1.0]", "[10.0, 10.0]"]
     assert list(ax.containers[0].lines[0].get_ydata()) == [1.0, 10.0]
 
@@ -326,7 +328,7 @@ def test_weight_figure_names_each_settings_seeds_when_they_differ(tmp_path):
     write_run(results, CHEETAH, False, [10.0] * 2, 1, [60], [[3.0], [3.0]], 5.0, False)
     groups = offline_report.load_groups(offline_report.find_runs(results))
     rows = offline_report.report_rows(groups, {CHEETAH: (None, "")})
-    ax = offline_figures.weight_figure(CHEETAH, rows, None, offline_report.BASELINE).axes[0]
+    ax = offline_figures.weight_figure(CHEETAH, rows, None, offline_report.BASELINE, "").axes[0]
     assert ([label.get_text() for label in ax.get_xticklabels()]
             == ["[1.0, 1.0]\nn = 2", "[10.0, 10.0]\nn = 1"])
 
@@ -465,6 +467,29 @@ def test_scores_on_v5_environments_are_called_d4rl_referenced(settings_report):
     assert header.endswith("The others are D4RL-normalised.")
     # the aggregate covers CHEETAH for POGO, HOPPER for TD3+BC: both datasets again
     assert REFERENCED in aggregate.splitlines()[2]
+
+
+def test_figures_name_each_datasets_scores_as_its_table_does(tmp_path, monkeypatch):
+    """CHEETAH's runs were evaluated on HalfCheetah-v5 (D4RL-referenced scores), HOPPER's on
+    an unknown environment (D4RL-normalised): each dataset's curves and weight figure say so."""
+    results = tmp_path / "results"
+    for weights in ([1.0] * 2, [10.0] * 2):  # two settings each: a weight figure too
+        write_run(results, CHEETAH, False, weights, 0, [80, 100], [[2.0, 2.0]] * 2, 5.0, True,
+                  env_id="HalfCheetah-v5")
+        write_run(results, HOPPER, False, weights, 0, [80, 100], [[2.0, 2.0]] * 2, 5.0, True)
+    labels: dict[tuple[str, str], str] = {}
+    for name in ("curve_figure", "weight_figure"):
+        def record(dataset, *args, name=name, original=getattr(offline_report, name)):
+            labels[name, dataset] = args[-1]
+            return original(dataset, *args)
+        monkeypatch.setattr(offline_report, name, record)
+    offline_report.main(["--results-dir", str(results), "--out-dir", str(tmp_path / "out"),
+                         "--behaviour-score", f"{CHEETAH}=12.0", "--behaviour-score",
+                         f"{HOPPER}=5.0", "--bootstrap-reps", REPS])
+    assert labels == {("curve_figure", CHEETAH): "D4RL-referenced score",
+                      ("weight_figure", CHEETAH): "D4RL-referenced score",
+                      ("curve_figure", HOPPER): "D4RL-normalised score",
+                      ("weight_figure", HOPPER): "D4RL-normalised score"}
 
 
 def test_scores_of_a_running_v4_run_are_d4rl_referenced_from_its_env_name(tmp_path):

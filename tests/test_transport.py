@@ -273,8 +273,8 @@ def test_unbiased_distance_is_exact_in_the_mean():
 @pytest.mark.parametrize("d, low, high", [(1, 0.2, 1.0), (6, 0.1, 0.7)])
 def test_sinkhorn_distance_has_the_exact_distances_bias(d, low, high):
     """The seed's Sinkhorn (blur 0.05, geomloss's debiasing on the same samples) is
-    minimised near the exact distance's M/d at K = 4 (0.58 in 1-D, 0.31 in 6-D; measured
-    0.590 and 0.318: the blur adds 2%)."""
+    minimised near the exact distance's M/d at K = 4 (0.573 in 1-D, 0.311 in 6-D; docs/
+    offline.md's table: 0.592 and 0.313, so the blur adds up to 3%)."""
     x, y = unit_gaussian_sets(d, 4, 3000, seed=21 + d)
     spreads = torch.linspace(low, high, 13)
     means = [sinkhorn_w2_squared(s * x.float(), y.float()).mean().item() for s in spreads]
