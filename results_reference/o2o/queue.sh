@@ -22,7 +22,8 @@ sweep() {  # sweep file (in code/results_reference/o2o/), environment
   mkdir -p sweeps
   sed "s/^  enabled_environments: .*/  enabled_environments: [$2]/" \
     "code/results_reference/o2o/$1" > "$file"
-  $PY code/run_sac.py --config "$file" --jobs 1 --threads-per-job 1 --summary-dir "summary_${name}_$2"
+  $PY code/run_sac.py --config "$file" --jobs 1 --threads-per-job 1 \
+    --summary-dir "summary_${name}_$2"
 }
 for env in HalfCheetah-v5 Hopper-v5; do
   sweep offline.yaml "$env"
