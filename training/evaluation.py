@@ -86,7 +86,7 @@ def evaluation_table(returns: np.ndarray, modes: tuple[str, ...], step: int,
             line = f"  Actor {i} - {mode.capitalize()}: {mean_return:.2f}"
             if scores is not None:
                 columns[f"actor_{i}_{mode}_score"] = score = scores(mean_return)
-                line += f" (normalised score {score:.1f})"
+                line += f" (score {score:.1f})"
             lines.append(line)
     return columns, lines
 
