@@ -354,7 +354,7 @@ class SACTrainer(Trainer):
         return {"reference_scores": d4rl_reference_scores(self.task.env_id)}
 
     def summary(self) -> tuple[dict[str, Any], str]:
-        return ({"episodes": self.episodes, **init_summary(self.args, self.task)},
+        return ({"episodes": self.episodes, **init_summary(self.task)},
                 f"{self.state.total_steps} steps, {self.episodes} episodes")
 
     def finish(self) -> None:

@@ -132,9 +132,10 @@ def open_task(args: argparse.Namespace) -> Task:
     if args.dataset is not None:
         data, env = open_dataset_for(args.dataset, args.env_name)
         return Task(env_id=data.env_id, env=env, env_kwargs=data.env_kwargs, data=data)
-    init = data = None
+    init = data = init_path = None
     if args.init_from is not None:
-        init = read_final_checkpoint(resolve_run(Path(args.init_from))[0])
+        init_path = resolve_run(Path(args.init_from))[0].resolve()
+        init = read_final_checkpoint(init_path)
         check_init(init, args)
     if args.offline_data is not None:
         data = open_dataset_for(args.offline_data, args.env_name)[0]
@@ -148,7 +149,8 @@ def open_task(args: argparse.Namespace) -> Task:
         check_spaces(init, env, args.env_name,  # same id and settings: another version
                      "the environment has changed since that run (another Gymnasium or "
                      "MuJoCo version?); continue it with the versions it was trained with")
-    return Task(env_id=args.env_name, env=env, env_kwargs=env_kwargs, data=data, init=init)
+    return Task(env_id=args.env_name, env=env, env_kwargs=env_kwargs, data=data, init=init,
+                init_path=init_path)
 
 
 def raw_sampler(data: Any, seed: int, device: Any) -> Any:
@@ -160,12 +162,12 @@ def raw_sampler(data: Any, seed: int, device: Any) -> Any:
     return OfflineSampler(data, seed, device, normalize_states=False, normalize_rewards=False)
 
 
-def init_summary(args: argparse.Namespace, task: Task) -> dict[str, Any]:
-    """summary.json's link to the run this one started from: its final checkpoint, its
-    steps and its final evaluation (the scores at the switch)."""
+def init_summary(task: Task) -> dict[str, Any]:
+    """summary.json's link to the run this one started from: the final checkpoint it loaded
+    (the path found at the start, not looked up again at the end), its steps, program and
+    settings."""
     if task.init is None:
         return {}
-    path = resolve_run(Path(args.init_from))[0]
-    return {"init_from": {"final_checkpoint": str(path.resolve()),
+    return {"init_from": {"final_checkpoint": str(task.init_path),
                           "steps": task.init["steps"], "program": task.init["program"],
                           "settings": task.init["settings"]}}

@@ -23,8 +23,9 @@ the run it started from), "scratch" and "scratch + data" (online from scratch, w
 with --offline-data). Runs are grouped by environment, method and setting (chain weights,
 online steps, the dataset share with --offline-data, and the offline run's own setting), and
 a group's runs must have distinct seeds and the same flags apart from those that do not
-change a run's numbers (NOT_SETTINGS): unlike runs are never pooled as seeds (one error
-line names the two runs and the flags they differ in).
+change a run's numbers (NOT_SETTINGS), and each continued run must start from its own
+offline run, with its seed: unlike runs are never pooled as seeds (one error line names the
+two runs and what they differ in).
 
 Definitions (per seed, then the mean over seeds with a 95% percentile-bootstrap interval,
 reports.statistics.bootstrap_ci; the score is D4RL's normalised score of the deterministic
@@ -163,17 +164,29 @@ def with_offline_settings(runs: list[Run]) -> list[Run]:
 def check_groups(runs: list[Run], frames: dict[str, Any]) -> None:
     """UsageError unless each group's runs are seeds of one setting: distinct seeds, and the
     same flags but NOT_SETTINGS (a flag a run's config.json lacks, from code older than the
-    flag, counts at train_sac.py's default, as --resume counts it)."""
+    flag, counts at train_sac.py's default, as --resume counts it); runs continued from
+    offline runs, each from its own, with its seed (else its switch is not the offline run's
+    last evaluation, and seeds of one offline run would be pooled as independent ones)."""
     from sweeps.script import load_script
 
     defaults = {key: flag.default for key, flag in load_script("train_sac.py").flags.items()}
+    seeds = {run.name: run.seed for run in runs}
     for online in (False, True):
         for key, group in groups_of(runs, frames, online).items():
-            first, by_seed = {**defaults, **group[0].settings}, {}
+            first, by_seed, by_offline = {**defaults, **group[0].settings}, {}, {}
             for run in group:
                 if run.seed in by_seed:
                     raise unlike(key, by_seed[run.seed], run, f"share seed {run.seed}")
+                if run.offline_name in by_offline:
+                    raise unlike(key, by_offline[run.offline_name], run,
+                                 f"both start from {run.offline_name}")
+                if seeds.get(run.offline_name, run.seed) != run.seed:
+                    raise UsageError(f"{run.name} (seed {run.seed}) starts from "
+                                     f"{run.offline_name} (seed {seeds[run.offline_name]}); "
+                                     f"continue each offline run with its own seed")
                 by_seed[run.seed] = run
+                if run.offline_name is not None:
+                    by_offline[run.offline_name] = run
                 differ = differing_settings(first, {**defaults, **run.settings}, NOT_SETTINGS)
                 if differ:
                     raise unlike(key, group[0], run, f"differ in {', '.join(differ)}")
@@ -200,21 +213,22 @@ def scores(frame: Any, env: str, actor: int) -> tuple[Any, Any]:
     return frame["step"].to_numpy(float), 100.0 * (returns - low) / (high - low)
 
 
-def seed_measures(online: Any, offline: Any | None, env: str, actor: int) -> dict[str, float]:
-    """The measures of the module docstring for one seed's online (and offline) run."""
+def seed_measures(online: Any, offline: Any | None, env: str, actor: int,
+                  continued: bool) -> dict[str, float]:
+    """The measures of the module docstring for one seed's online run (`continued`: started
+    from an offline run, whose metrics `offline` are, when that run is in the results
+    folder: switch and dip need only the online run's)."""
     from reports.statistics import window_average
 
     steps, values = scores(online, env, actor)
     from_start = steps[0] == 0 and len(steps) > 1
-    measures = {"end": values[-1], "offline": float("nan"), "switch": float("nan"),
-                "dip": float("nan"),
-                "auc": window_average(steps, values, 0, steps[-1]) if from_start
-                else float("nan")}
-    if offline is not None and steps[0] == 0:
-        measures["offline"] = scores(offline, env, actor)[1][-1]
-        measures["switch"] = values[0]
-        measures["dip"] = min(0.0, float(values[1:].min() - values[0])) if len(values) > 1 else 0.0
-    return measures
+    nan = float("nan")
+    return {"end": values[-1],
+            "offline": scores(offline, env, actor)[1][-1] if offline is not None else nan,
+            "switch": values[0] if continued and from_start else nan,
+            "dip": min(0.0, float(values[1:].min() - values[0])) if continued and from_start
+            else nan,
+            "auc": window_average(steps, values, 0, steps[-1]) if from_start else nan}
 
 
 def groups_of(runs: list[Run], frames: dict[str, Any],
@@ -241,7 +255,8 @@ def table_rows(runs: list[Run], frames: dict[str, Any]) -> list[dict[str, Any]]:
     for (env, method, setting), group in groups_of(runs, frames, online=True).items():
         for actor in range(min(run.actors for run in group)):
             per_seed = [seed_measures(frames[run.name], frames[run.offline_name]
-                                      if run.offline_name in offline else None, env, actor)
+                                      if run.offline_name in offline else None, env, actor,
+                                      continued=method == METHODS[0])
                         for run in group]
             row = {"env": env, "method": method, "setting": setting, "actor": actor,
                    "seeds": len(group),

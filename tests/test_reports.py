@@ -824,6 +824,46 @@ def test_the_finetune_report_refuses_to_pool_unlike_runs_as_seeds(case, tmp_path
     assert not (tmp_path / "out").exists()
 
 
+def test_switch_and_dip_need_only_the_online_run(tmp_path):
+    """An online run whose offline run is not in the results folder still has its switch
+    (its step-0 score) and its dip; only the offline column is unknown."""
+    write_sac_run(tmp_path, "POSAC_Hopper-v5_s0_from", 0, {0: [20, 5, 30], 1: [22, 22, 22]},
+                  [0, 1000, 2000], init_from="elsewhere/POSAC_posac-hopper-medium-replay-v1_s0")
+    finetune.main(["--results-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")])
+    row = pd.read_csv(tmp_path / "out" / "finetune_results.csv").iloc[0]
+    assert row["setting"].endswith("(not in the results folder)")
+    assert (row["switch_mean"], row["dip_mean"], row["end_mean"]) == pytest.approx(
+        (20.0, -15.0, 30.0))
+    assert np.isnan(row["offline_mean"])
+
+
+@pytest.mark.parametrize("case", ["other seed", "one offline run twice"])
+def test_the_finetune_report_refuses_online_runs_not_paired_with_their_offline_run(
+        case, tmp_path, capsys):
+    """Each continued run starts from its own offline run, with that run's seed: else its
+    switch is not the offline run's last evaluation, or one offline run's continuations
+    would be pooled as independent seeds."""
+    for seed in (0, 1):
+        write_sac_run(tmp_path, f"POSAC_posac-hopper-medium-replay-v1_s{seed}", seed,
+                      {0: [10, 20], 1: [12, 22]}, [5000, 10000],
+                      dataset="posac/hopper/medium-replay-v1")
+    pairs = {"other seed": [(0, 0), (2, 1)], "one offline run twice": [(0, 0), (1, 0)]}[case]
+    for seed, offline_seed in pairs:
+        write_sac_run(tmp_path, f"POSAC_Hopper-v5_s{seed}_from", seed, {0: [20, 30], 1: [22, 32]},
+                      [0, 4000], init_from=f"results/POSAC_posac-hopper-medium-replay-v1_s"
+                                           f"{offline_seed}")
+    with pytest.raises(SystemExit) as exit_info:
+        finetune.main(["--results-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    fragment = {"other seed": "POSAC_Hopper-v5_s2_from (seed 2) starts from "
+                              "POSAC_posac-hopper-medium-replay-v1_s1 (seed 1); continue each",
+                "one offline run twice": "both start from POSAC_posac-hopper-medium-replay-v1_s0"
+                }[case]
+    assert len(err) == 1 and fragment in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_flag_an_older_run_lacks_counts_at_its_default(tmp_path, capsys):
     """A config.json from before a flag existed pools with runs that give the flag its
     default, and not with runs that give it another value."""

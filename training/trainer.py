@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from training import run_setup
@@ -34,12 +35,14 @@ MEMORY_OVERHEAD_BYTES = 600 * 2**20  # torch + MuJoCo + Python per process (resi
 class Task:
     """What a run trains on, as its checks built it: the environment it is evaluated on (id,
     keyword arguments and one built copy), the dataset of an offline run (or of an online
-    one's minibatches), and the final checkpoint of the run it starts from, if any."""
+    one's minibatches), and the final checkpoint of the run it starts from, if any (its
+    contents, and its path as found when the run started)."""
     env_id: str
     env: Any
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     data: Any = None
     init: Any = None
+    init_path: Path | None = None
 
 
 def parse_and_check(program: str, parser: argparse.ArgumentParser, argv: list[str] | None,
