@@ -33,7 +33,8 @@ evaluation, 100·(return − random)/(expert − random), with the environment's
 returns: on -v5 environments "D4RL-referenced (v2 reference returns on v5 environments)"):
 - offline: the offline run's last evaluation (CORL's "offline → online" form starts here);
 - switch: the online run's evaluation at environment step 0, before any online step (the
-  same actors, so it equals `offline`: tests/test_train_sac_offline.py);
+  same actors, so it equals `offline`: tests/test_train_sac_offline.py; a warning line
+  names a run where it does not, e.g. one whose offline run was made again since);
 - dip: the largest drop below the switch score after it, min(0, min_t score_t − switch);
 - end: the last evaluation;
 - AUC: the area under the online learning curve (evaluations linearly interpolated over
@@ -47,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -368,6 +370,27 @@ def read_frames(runs: list[Run]) -> dict[str, Any]:
     return frames
 
 
+def warn_unmatched_switches(runs: list[Run], frames: dict[str, Any]) -> None:
+    """One warning line per continued run whose step-0 evaluation is not its offline run's
+    last one (they are the same actors on the same episodes, so every return must agree):
+    it started from another version of that run (made again since, under the same name), or
+    with other evaluation settings; its offline column does not describe its switch."""
+    import numpy as np
+
+    for run in runs:
+        online, offline = frames[run.name], frames.get(run.offline_name)
+        if run.method != METHODS[0] or online is None or offline is None \
+                or online["step"].iloc[0] != 0:
+            continue
+        columns = [f"actor_{i}_deterministic" for i in range(run.actors)]
+        if not np.allclose(online[columns].iloc[0].to_numpy(float),
+                           offline[columns].iloc[-1].to_numpy(float), rtol=1e-9, atol=0):
+            print(f"{PROGRAM}: warning: {run.name}'s evaluation at step 0 differs from "
+                  f"{run.offline_name}'s last one: it started from another version of that "
+                  f"run or with other evaluation settings (rerun it from this one)",
+                  file=sys.stderr)
+
+
 def write_report(runs: list[Run], frames: dict[str, Any], out_dir: Path) -> list[Path]:
     import pandas as pd
 
@@ -395,6 +418,7 @@ def main(argv: list[str] | None = None) -> None:
         check_groups(runs, frames)
     except UsageError as error:
         usage_error(PROGRAM, str(error))
+    warn_unmatched_switches(runs, frames)
     out_dir = args.out_dir or args.results_dir / "finetune_report"
     for path in write_report(runs, frames, out_dir):
         print(path)

@@ -837,6 +837,23 @@ def test_switch_and_dip_need_only_the_online_run(tmp_path):
     assert np.isnan(row["offline_mean"])
 
 
+def test_a_switch_that_is_not_the_offline_runs_last_evaluation_is_a_warning(tmp_path, capsys):
+    """A continued run's step 0 must repeat its offline run's last evaluation; one that does
+    not (the offline run made again under its name since) is named on one warning line, and
+    a matching one is not."""
+    for seed, switch in ((0, 20.0), (1, 20.5)):
+        offline = f"POSAC_posac-hopper-medium-replay-v1_s{seed}"
+        write_sac_run(tmp_path, offline, seed, {0: [10, 20], 1: [12, 22]}, [5000, 10000],
+                      dataset="posac/hopper/medium-replay-v1")
+        write_sac_run(tmp_path, f"POSAC_Hopper-v5_s{seed}_from", seed,
+                      {0: [switch, 30], 1: [22, 32]}, [0, 4000], init_from=f"results/{offline}")
+    finetune.main(["--results-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        "reports.finetune: warning: POSAC_Hopper-v5_s1_from's evaluation at step 0 differs "
+        "from POSAC_posac-hopper-medium-replay-v1_s1's last one"), err
+
+
 @pytest.mark.parametrize("case", ["other seed", "one offline run twice"])
 def test_the_finetune_report_refuses_online_runs_not_paired_with_their_offline_run(
         case, tmp_path, capsys):
