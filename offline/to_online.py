@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,14 @@ def check_init(checkpoint: dict[str, Any], args: argparse.Namespace) -> None:
         if trained != asked:
             raise UsageError(f"{source} has {flag} {trained}, this run {asked}; give "
                              f"{flag} {trained}")
+    evaluated = {"--seed": checkpoint["seed"],
+                 "--eval-episodes": checkpoint["settings"].get("eval_episodes")}
+    other = [f"{flag} {value}" for flag, value in evaluated.items()
+             if value != getattr(args, flag[2:].replace("-", "_"))]
+    if other:  # allowed (e.g. several online seeds from one offline run), but said
+        print(f"train_sac.py: warning: {source} was evaluated with {', '.join(other)}; this "
+              f"run's evaluation at step 0 will not repeat its last one", file=sys.stderr,
+              flush=True)
 
 
 def run_alpha(checkpoint: dict[str, Any]) -> float:

@@ -174,6 +174,20 @@ def test_init_from_loads_every_network_and_alpha_and_collects_from_step_0(offlin
     assert agent.config.data_weight == 0.0  # online, actor 0 is plain SAC again
 
 
+def test_another_seed_or_episode_count_than_the_offline_runs_is_a_warning(offline, dataset,
+                                                                           tmp_path, capsys):
+    """Starting from the offline run with its seed and evaluation episodes says nothing;
+    with others, one warning line says the step-0 evaluation will not repeat its last."""
+    train_sac.parse_and_check([*online_flags(offline, dataset), *output_flags(tmp_path / "a")])
+    assert capsys.readouterr().err == ""
+    train_sac.parse_and_check([*online_flags(offline, dataset), "--seed", "4",
+                               "--eval-episodes", "3", *output_flags(tmp_path / "b")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("train_sac.py: warning: ") and err[0].endswith(
+        f"{OFFLINE_RUN} was evaluated with --seed 3, --eval-episodes 2; this run's evaluation "
+        f"at step 0 will not repeat its last one"), err
+
+
 def test_actor_0s_first_online_step_is_a_fresh_adams(offline, dataset, tmp_path):
     """A fresh Adam's first step moves every parameter by lr·g/(|g| + ε), i.e. by lr
     wherever its gradient is not tiny; the offline run's moments (of actor 0's offline loss,
