@@ -11,6 +11,10 @@ started from one (config.json's `init_from`) and online runs from scratch (with 
 
     finetune_results.md, finetune_results.csv   one row per environment × method × setting
                                                  × actor
+    switch.md, switch.csv                        the chain across the switch: per continued
+                                                 group and actor, W2² to the predecessor,
+                                                 entropy and α at the offline end, the
+                                                 online start and end (reports/switch.py)
     curves_{env}.png, curves_{env}.csv           both phases on one x-axis: the offline runs'
                                                  gradient steps, then (shifted by them) the
                                                  environment steps of the online runs; per
@@ -394,11 +398,19 @@ def warn_unmatched_switches(runs: list[Run], frames: dict[str, Any]) -> None:
 def write_report(runs: list[Run], frames: dict[str, Any], out_dir: Path) -> list[Path]:
     import pandas as pd
 
+    from reports import switch
+
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = table_rows(runs, frames)
-    written = [out_dir / "finetune_results.md", out_dir / "finetune_results.csv"]
+    continued = {key: group for key, group in groups_of(runs, frames, online=True).items()
+                 if key[1] == METHODS[0]}
+    switch_table = switch.switch_rows(continued, frames)
+    written = [out_dir / "finetune_results.md", out_dir / "finetune_results.csv",
+               out_dir / "switch.md", out_dir / "switch.csv"]
     written[0].write_text(markdown(rows))
     pd.DataFrame(rows).to_csv(written[1], index=False)
+    written[2].write_text(switch.markdown(switch_table))
+    pd.DataFrame(switch_table).to_csv(written[3], index=False)
     for env in sorted({run.env for run in runs}):
         curves, offsets = curve_frame(runs, frames, env)
         curves.to_csv(out_dir / f"curves_{env}.csv", index=False)

@@ -690,10 +690,11 @@ HOPPER_RANDOM, HOPPER_EXPERT = -20.272305, 3234.3  # D4RL's hopper references
 def write_sac_run(root: Path, name: str, seed: int, scores: dict[int, list[float]],
                   steps: list[int], dataset: str | None = None, offline_data: str | None = None,
                   init_from: str | None = None, weights: tuple[float, ...] = (0.0, 0.1),
-                  finished: bool = True, **flags: Any) -> None:
+                  finished: bool = True, metrics: dict[str, list[float]] | None = None,
+                  **flags: Any) -> None:
     """A train_sac.py run's config.json (`flags` override its settings), summary.json (when
     finished) and metrics CSV, the actors' deterministic returns made from the given
-    normalised scores."""
+    normalised scores, and further `metrics` columns."""
     folder = root / name
     (folder / "training").mkdir(parents=True)
     config = {"env_name": "Hopper-v5", "seed": seed, "automatic_entropy_tuning": True,
@@ -706,7 +707,7 @@ def write_sac_run(root: Path, name: str, seed: int, scores: dict[int, list[float
     returns = {f"actor_{i}_deterministic": [HOPPER_RANDOM + s * (HOPPER_EXPERT - HOPPER_RANDOM)
                                             / 100 for s in values]
                for i, values in scores.items()}
-    pd.DataFrame({"step": steps, **returns}).to_csv(
+    pd.DataFrame({"step": steps, **returns, **(metrics or {})}).to_csv(
         folder / "training" / f"{name}_metrics.csv", index=False)
 
 
@@ -778,6 +779,48 @@ def test_the_finetune_report_measures_the_switch_the_dip_the_end_and_the_area(tm
     assert offline_line["x"].tolist() == [5000, 10000] and offline_line["mean"].tolist() == [
         pytest.approx(12.0), pytest.approx(22.0)]
     assert (tmp_path / "report" / "curves_Hopper-v5.png").stat().st_size > 0
+
+
+def test_the_switch_table_holds_each_quantity_at_the_offline_end_and_online_start_and_end(
+        tmp_path):
+    """Two seeds: each quantity at the offline run's last row, the online run's first row
+    after step 0 (the step-0 row has no update metrics) and its last; with two seeds the
+    bootstrap interval is [min, max]. Actor 0's w2 (the data term offline) is not shown."""
+    nan = float("nan")
+    for seed, shift in ((0, 0.0), (1, 0.2)):
+        offline = f"POSAC_posac-hopper-medium-replay-v1_s{seed}"
+        write_sac_run(tmp_path, offline, seed, {0: [10, 20], 1: [12, 22]}, [5000, 10000],
+                      dataset="posac/hopper/medium-replay-v1",
+                      metrics={"alpha": [0.2, 0.2], "w2_0": [-3.0, -4.0],
+                               "w2_1": [0.5, 0.4 + shift], "entropy_0": [-2.0, -3.0 - shift],
+                               "entropy_1": [-2.5, -3.5]})
+        write_sac_run(tmp_path, f"POSAC_Hopper-v5_s{seed}_from", seed,
+                      {0: [20, 25, 30], 1: [22, 27, 32]}, [0, 1000 + 500 * seed, 4000],
+                      init_from=f"results/{offline}",
+                      metrics={"alpha": [nan, 0.3 + shift, 0.25], "w2_0": [nan, 0.0, 0.0],
+                               "w2_1": [nan, 0.6, 0.3 - shift],
+                               "entropy_0": [nan, -6.0, -5.0], "entropy_1": [nan, -7.0, -5.5]})
+    # a run from scratch has no switch: no rows of its own
+    write_sac_run(tmp_path, "POSAC_Hopper-v5_s0", 0, {0: [0, 40], 1: [0, 1]}, [0, 4000],
+                  metrics={"alpha": [nan, 0.1]})
+    finetune.main(["--results-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")])
+    table = pd.read_csv(tmp_path / "out" / "switch.csv")
+    assert table["quantity"].tolist() == ["α", "entropy", "W2² to actor i−1", "entropy"]
+    assert table["actor"].isna().tolist() == [True, False, False, False]
+    expected = {  # quantity row → (offline end, online start, online end) per seed
+        0: ((0.2, 0.3, 0.25), (0.2, 0.5, 0.25)),
+        1: ((-3.0, -6.0, -5.0), (-3.2, -6.0, -5.0)),
+        2: ((0.4, 0.6, 0.3), (0.6, 0.6, 0.1)),
+        3: ((-3.5, -7.0, -5.5), (-3.5, -7.0, -5.5))}
+    for index, (one, other) in expected.items():
+        row = table.iloc[index]
+        for point, a, b in zip(("offline_end", "online_start", "online_end"), one, other):
+            assert (row[f"{point}_mean"], row[f"{point}_ci_low"], row[f"{point}_ci_high"]) \
+                == pytest.approx(((a + b) / 2, min(a, b), max(a, b))), (index, point)
+    assert table["online_start_step"].tolist() == [1500] * 4  # the later of 1000 and 1500
+    text = (tmp_path / "out" / "switch.md").read_text()
+    assert ("| 1 | W2² to actor i−1 | 2 | 0.5 [0.4, 0.6] | 0.6 [0.6, 0.6] (1500) "
+            "| 0.2 [0.1, 0.3] |") in text
 
 
 def test_the_finetune_report_keeps_runs_from_unlike_offline_runs_apart(tmp_path):

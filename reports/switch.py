@@ -1,0 +1,107 @@
+"""The chain across the switch (reports.finetune's third table): what an offline run's
+chain does once it continues online, per "offline → online" group, environment and actor,
+at three points, each the mean over seeds with a 95% percentile-bootstrap interval
+(reports.statistics):
+
+- offline end: the offline run's last evaluation row;
+- online start: the online run's first evaluation row after step 0 (the step-0 row is
+  before any update, so it has no update metrics), at the step the table names (the
+  latest over the seeds);
+- online end: the online run's last evaluation row.
+
+The quantities are train_sac.py's metrics of the latest update before each evaluation
+(one minibatch of states s, pre-tanh Gaussians, sac.py):
+- w2_i, i ≥ 1: E_s[‖μ_i(s) − μ_{i−1}(s)‖² + ‖σ_i(s) − σ_{i−1}(s)‖²], actor i's closed-form
+  W2² to its predecessor (actor 0's column holds its data term offline and 0 online, so it
+  is left out);
+- entropy_i: −E_s E_{a∼π_i}[log π_i(a|s)], a one-sample estimate per state;
+- alpha: the entropy temperature (fixed offline, learned online).
+A run whose metrics lack a column (code older than it) counts as "–" there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+POINTS = ("offline_end", "online_start", "online_end")
+
+
+def logged(frame: Any, column: str) -> Any:
+    """The rows of `frame` that hold `column`'s value (an update's metrics), as a Series."""
+    return frame[column].dropna() if column in frame else frame["step"].iloc[:0]
+
+
+def points_of(offline: Any, online: Any, column: str) -> tuple[list[float], float]:
+    """`column` at the offline end, the online start and the online end, and the online
+    start's step (NaN where the run has no such row; the step-0 row never has one)."""
+    before, after = logged(offline, column), logged(online, column)
+    nan = float("nan")
+    return ([float(before.iloc[-1]) if len(before) else nan,
+             float(after.iloc[0]) if len(after) else nan,
+             float(after.iloc[-1]) if len(after) else nan],
+            float(online.loc[after.index[0], "step"]) if len(after) else nan)
+
+
+def quantity_row(env: str, setting: str, actor: int | None, quantity: str,
+                 pairs: list[tuple[Any, Any]], column: str) -> dict[str, Any]:
+    """One table row: `column` at the three points over the seeds' (offline, online)
+    metrics `pairs`."""
+    from reports.statistics import mean_and_ci
+
+    values, starts = zip(*(points_of(offline, online, column) for offline, online in pairs))
+    row = {"env": env, "setting": setting, "actor": actor, "quantity": quantity,
+           "seeds": len(pairs), "online_start_step": np.nanmax(starts)
+           if not np.isnan(starts).all() else float("nan")}
+    matrix = np.array(values)  # [seeds, points]
+    for k, point in enumerate(POINTS):
+        row.update(mean_and_ci(point, matrix[:, k]))
+    return row
+
+
+def switch_rows(groups: dict[tuple[str, str, str], list[Any]],
+                frames: dict[str, Any]) -> list[dict[str, Any]]:
+    """The table's rows for reports.finetune's "offline → online" groups ((env, method,
+    setting) → runs with `name`, `offline_name` and `actors`; frames: each run's metrics by
+    name); a run whose offline run has no metrics here is left out of its group's rows."""
+    rows = []
+    for (env, _, setting), group in groups.items():
+        pairs = [(frames[run.offline_name], frames[run.name]) for run in group
+                 if frames.get(run.offline_name) is not None]
+        if not pairs:
+            continue
+        rows.append(quantity_row(env, setting, None, "α", pairs, "alpha"))
+        for actor in range(min(run.actors for run in group)):
+            if actor > 0:
+                rows.append(quantity_row(env, setting, actor, "W2² to actor i−1", pairs,
+                                         f"w2_{actor}"))
+            rows.append(quantity_row(env, setting, actor, "entropy", pairs,
+                                     f"entropy_{actor}"))
+    return rows
+
+
+def cell(row: dict[str, Any], point: str) -> str:
+    """A point's mean [interval] to three significant digits (the quantities are small:
+    α ≈ 0.2, W2² ≈ 0.3); "–" where no seed has it."""
+    mean, low, high = (row[f"{point}_{part}"] for part in ("mean", "ci_low", "ci_high"))
+    if np.isnan(mean):
+        return "–"
+    return f"{mean:.3g}" if np.isnan(low) else f"{mean:.3g} [{low:.3g}, {high:.3g}]"
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["The chain across the switch: each quantity at the offline run's end, at the "
+             "online run's first evaluation after step 0 (its step) and at its end; mean over "
+             "seeds [95% bootstrap interval], from the latest update's minibatch.", "",
+             "| env | setting | actor | quantity | seeds | offline end | online start (step) "
+             "| online end |", "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        actor = "–" if row["actor"] is None else row["actor"]
+        start = cell(row, "online_start")
+        if not np.isnan(row["online_start_step"]):
+            start += f" ({int(row['online_start_step'])})"
+        lines.append(f"| {row['env']} | {row['setting']} | {actor} | {row['quantity']} "
+                     f"| {row['seeds']} | {cell(row, 'offline_end')} | {start} "
+                     f"| {cell(row, 'online_end')} |")
+    return "\n".join(lines) + "\n"
