@@ -37,7 +37,7 @@ with imports_held(PROGRAM):  # Ctrl-C while these load: one line and exit 130, a
     import numpy as np
 
     from offline.to_online import (add_offline_flags, check_offline_flags, init_summary,
-                                   open_task, raw_sampler, run_alpha)
+                                   open_task, raw_sampler, run_alpha, warn_other_evaluation)
     from training import trainer
     from training.evaluation import MODES, gaussian_policies, make_env
     from training.trainer import (MEMORY_OVERHEAD_BYTES, OfflineTrainer, Task, Trainer,
@@ -219,6 +219,7 @@ class SACTrainer(Trainer):
         self.agent = POSAC(obs_dim, low, high, SACConfig(**fields), seed=args.seed,
                            device=self.device)
         if task.init is not None:  # resuming replaces it with the run's own checkpoint
+            warn_other_evaluation(task.init, args)
             # an offline run's actor 0 had a data term and λ_0: online its loss is another
             self.agent.load_trained(
                 task.init["agent"],

@@ -117,14 +117,20 @@ def check_init(checkpoint: dict[str, Any], args: argparse.Namespace) -> None:
         if trained != asked:
             raise UsageError(f"{source} has {flag} {trained}, this run {asked}; give "
                              f"{flag} {trained}")
+
+
+def warn_other_evaluation(checkpoint: dict[str, Any], args: argparse.Namespace) -> None:
+    """One warning line (at start-up, once every check has passed) when this run's seed or
+    episode count are not the --init-from run's: allowed (e.g. several online seeds from one
+    offline run), but its step-0 evaluation then differs from that run's last."""
     evaluated = {"--seed": checkpoint["seed"],
                  "--eval-episodes": checkpoint["settings"].get("eval_episodes")}
     other = [f"{flag} {value}" for flag, value in evaluated.items()
              if value != getattr(args, flag[2:].replace("-", "_"))]
-    if other:  # allowed (e.g. several online seeds from one offline run), but said
-        print(f"train_sac.py: warning: {source} was evaluated with {', '.join(other)}; this "
-              f"run's evaluation at step 0 will not repeat its last one", file=sys.stderr,
-              flush=True)
+    if other:
+        print(f"train_sac.py: warning: {args.init_from} was evaluated with "
+              f"{', '.join(other)}; this run's evaluation at step 0 will not repeat its last "
+              f"one", file=sys.stderr, flush=True)
 
 
 def run_alpha(checkpoint: dict[str, Any]) -> float:
@@ -143,8 +149,9 @@ def open_task(args: argparse.Namespace) -> Task:
         return Task(env_id=data.env_id, env=env, env_kwargs=data.env_kwargs, data=data)
     init = data = init_path = None
     if args.init_from is not None:
-        init_path = resolve_run(Path(args.init_from))[0].resolve()
+        init_path = resolve_run(Path(args.init_from))[0]
         init = read_final_checkpoint(init_path)
+        init_path = init_path.resolve()
         check_init(init, args)
     if args.offline_data is not None:
         data = open_dataset_for(args.offline_data, args.env_name)[0]
