@@ -20,7 +20,8 @@ started from one (config.json's `init_from`) and online runs from scratch (with 
                                                  environment steps of the online runs; per
                                                  group the mean over seeds of each seed's
                                                  curve interpolated onto their common steps,
-                                                 with its 95% bootstrap band
+                                                 with its 95% bootstrap band; beside it, the
+                                                 online curves' first fifth (the dip)
 
 Methods: "offline → online" (an online run with init_from; its offline run by the name of
 the run it started from), "scratch" and "scratch + data" (online from scratch, without and
@@ -59,6 +60,7 @@ from reports.finetune_runs import (METHODS, PROGRAM, Run, check_groups, find_run
 from utils import OneLineErrorParser, UsageError, usage_error
 
 MEASURES = ("offline", "switch", "dip", "end", "auc")
+ZOOM_FRACTION = 0.2  # the figure's right panel: the online curves' first fifth
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,19 +181,25 @@ def curve_frame(runs: list[Run], frames: dict[str, Any], env: str) -> tuple[Any,
     return pd.DataFrame(rows), sorted(offsets)
 
 
-def plot(curves: Any, offsets: list[int], env: str, path: Path) -> None:
+def curve_figure(curves: Any, offsets: list[int], env: str) -> Any:
+    """Both phases on one x-axis (left) and, beside it, the online curves over their first
+    ZOOM_FRACTION of environment steps (right), where the switch's dip lies."""
     import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from reports.curves import plot_band, steps_formatter
 
-    from reports.curves import plot_band
-
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig = Figure(figsize=(12, 4.5), dpi=120)  # no pyplot: no global figure state (figures.py)
+    FigureCanvasAgg(fig)
+    ax, zoom = fig.subplots(1, 2, width_ratios=[2, 1])
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     # a label names the setting only where its phase has more than one
     several = (curves.groupby("phase")["setting"].nunique() > 1).to_dict() \
         if not curves.empty else {}
+    online = curves[curves["phase"] == "online"] if not curves.empty else curves
+    horizon = ZOOM_FRACTION * online["step"].max() if not online.empty else 0.0
     keys: dict[tuple[str, int], Any] = {}  # one colour per method × actor; offline as →
     for (phase, method, setting, actor), line in (curves.groupby(
             ["phase", "method", "setting", "actor"], sort=False) if not curves.empty else []):
@@ -200,15 +208,21 @@ def plot(curves: Any, offsets: list[int], env: str, path: Path) -> None:
         label = f"{method}, actor {actor}" + (f" ({setting})" if several[phase] else "")
         plot_band(ax, line, color, label, 0.15, x="x",
                   linestyle="-" if phase == "online" else ":")
+        if phase == "online":
+            plot_band(zoom, line[line["step"] <= horizon], color, label, 0.15)
     for offset in offsets:  # where an online phase starts
         ax.axvline(offset, color="grey", linewidth=0.8)
     ax.set_xlabel("offline gradient steps, then environment steps")
     ax.set_ylabel("D4RL-referenced score")
-    ax.set_title(f"{env}: offline to online (dotted: offline phase; mean over seeds, 95% band)")
+    ax.set_title(f"{env}: offline to online (dotted: offline phase; mean over seeds, 95% band)",
+                 fontsize=10)
     ax.legend(fontsize=7, ncol=2)
+    zoom.set_xlabel("environment steps")
+    zoom.set_title(f"online, the first {steps_formatter(horizon, None)} steps", fontsize=10)
+    for axis in (ax, zoom):
+        axis.xaxis.set_major_formatter(FuncFormatter(steps_formatter))
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def write_report(runs: list[Run], frames: dict[str, Any], out_dir: Path) -> list[Path]:
@@ -230,7 +244,7 @@ def write_report(runs: list[Run], frames: dict[str, Any], out_dir: Path) -> list
     for env in sorted({run.env for run in runs}):
         curves, offsets = curve_frame(runs, frames, env)
         curves.to_csv(out_dir / f"curves_{env}.csv", index=False)
-        plot(curves, offsets, env, out_dir / f"curves_{env}.png")
+        curve_figure(curves, offsets, env).savefig(out_dir / f"curves_{env}.png")
         written += [out_dir / f"curves_{env}.csv", out_dir / f"curves_{env}.png"]
     return written
 

@@ -823,6 +823,26 @@ def test_the_switch_table_holds_each_quantity_at_the_offline_end_and_online_star
             "| 0.2 [0.1, 0.3] |") in text
 
 
+def test_the_curve_figures_right_panel_is_the_online_curves_first_fifth():
+    """Left: every line at x (offline steps, then offset environment steps); right: only
+    the online lines, at their own environment steps up to a fifth of the last one."""
+    def line(phase: str, method: str, steps: list[int], offset: int) -> pd.DataFrame:
+        return pd.DataFrame({"x": [step + offset for step in steps], "phase": phase,
+                             "method": method, "setting": "w [0.0, 0.1]", "actor": 0,
+                             "step": steps, "mean": [float(k) for k in range(len(steps))],
+                             "ci_low": np.nan, "ci_high": np.nan})
+    curves = pd.concat([line("offline", "offline", [5000, 10000], 0),
+                        line("online", "offline → online", [0, 1000, 2000, 5000, 10000], 10000),
+                        line("online", "scratch", [0, 2000, 10000], 10000)])
+    figure = finetune.curve_figure(curves, [10000], "Hopper-v5")
+    left, right = figure.axes
+    assert [list(drawn.get_xdata()) for drawn in left.get_lines()[:3]] == [
+        [5000, 10000], [10000, 11000, 12000, 15000, 20000], [10000, 12000, 20000]]
+    assert [list(drawn.get_xdata()) for drawn in right.get_lines()] == [[0, 1000, 2000],
+                                                                       [0, 2000]]
+    assert right.get_title() == "online, the first 2k steps"
+
+
 def test_the_finetune_report_keeps_runs_from_unlike_offline_runs_apart(tmp_path):
     """Online runs of one seed from offline runs of two data weights and budgets: two rows of
     one seed each, each group's online curve after its own offline run's last step."""
