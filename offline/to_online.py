@@ -121,16 +121,19 @@ def check_init(checkpoint: dict[str, Any], args: argparse.Namespace) -> None:
 
 def warn_other_evaluation(checkpoint: dict[str, Any], args: argparse.Namespace) -> None:
     """One warning line (at start-up, once every check has passed) when this run's seed or
-    episode count are not the --init-from run's: allowed (e.g. several online seeds from one
-    offline run), but its step-0 evaluation then differs from that run's last."""
-    evaluated = {"--seed": checkpoint["seed"],
-                 "--eval-episodes": checkpoint["settings"].get("eval_episodes")}
-    other = [f"{flag} {value}" for flag, value in evaluated.items()
-             if value != getattr(args, flag[2:].replace("-", "_"))]
+    episode count are not the --init-from run's: its step-0 evaluation then differs from
+    that run's last, and reports.finetune pools only runs continued with their offline
+    run's seed."""
+    trained = checkpoint["settings"]
+    other = [f"{flag} {theirs}" for flag, theirs, ours in (
+        ("--seed", checkpoint["seed"], args.seed),
+        ("--eval-episodes", trained.get("eval_episodes", args.eval_episodes),
+         args.eval_episodes)) if theirs != ours]
     if other:
         print(f"train_sac.py: warning: {args.init_from} was evaluated with "
               f"{', '.join(other)}; this run's evaluation at step 0 will not repeat its last "
-              f"one", file=sys.stderr, flush=True)
+              f"one, and reports.finetune takes continued runs only with their offline "
+              f"run's seed", file=sys.stderr, flush=True)
 
 
 def run_alpha(checkpoint: dict[str, Any]) -> float:
@@ -151,7 +154,6 @@ def open_task(args: argparse.Namespace) -> Task:
     if args.init_from is not None:
         init_path = resolve_run(Path(args.init_from))[0]
         init = read_final_checkpoint(init_path)
-        init_path = init_path.resolve()
         check_init(init, args)
     if args.offline_data is not None:
         data = open_dataset_for(args.offline_data, args.env_name)[0]
@@ -166,7 +168,7 @@ def open_task(args: argparse.Namespace) -> Task:
                      "the environment has changed since that run (another Gymnasium or "
                      "MuJoCo version?); continue it with the versions it was trained with")
     return Task(env_id=args.env_name, env=env, env_kwargs=env_kwargs, data=data, init=init,
-                init_path=init_path)
+                init_path=None if init_path is None else init_path.resolve())
 
 
 def raw_sampler(data: Any, seed: int, device: Any) -> Any:

@@ -1,7 +1,8 @@
 """reports/offline.py's figures: learning curves per dataset and the last-fifth score against
-the chain weights. Each function takes the report's numbers (its curve rows or table rows)
-and draws them; nothing here computes a statistic. Figures are drawn by the Agg canvas
-without pyplot, so no global figure state is switched or left open."""
+the chain weights; and agg_figure, on which every report draws. Each function takes the
+report's numbers (its curve rows or table rows) and draws them; nothing here computes a
+statistic. Figures are drawn by the Agg canvas without pyplot, so no global figure state is
+switched or left open."""
 
 from __future__ import annotations
 
@@ -15,15 +16,20 @@ LINE_STYLES = ("-", "-.", ":")  # actor 0, 1, 2, … (cycled); "--" is the behav
 MARKERS = "os^Dv"  # actor 0, 1, 2, … (cycled) in the weight figure
 
 
-def one_panel(width: float, height: float) -> tuple[Any, Any]:
+def agg_figure(width: float, height: float, **subplots: Any) -> tuple[Any, Any]:
     """A matplotlib Figure drawn by the Agg canvas (no pyplot: no global figure state to
-    switch or close) and its one Axes."""
+    switch or close) and its Axes (Figure.subplots(**subplots): one, or an array)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=120)
     FigureCanvasAgg(fig)
-    return fig, fig.subplots()
+    return fig, fig.subplots(**subplots)
+
+
+def one_panel(width: float, height: float) -> tuple[Any, Any]:
+    """agg_figure with one Axes."""
+    return agg_figure(width, height)
 
 
 def finish_panel(fig: Any, ax: Any, behaviour: float | None, title: str) -> Any:

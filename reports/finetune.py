@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from reports.finetune_runs import (METHODS, PROGRAM, Run, check_groups, find_runs, groups_of,
-                                   read_frames, warn_unmatched_switches)
+                                   offline_frames, read_frames)
 from utils import OneLineErrorParser, UsageError, usage_error
 
 MEASURES = ("offline", "switch", "dip", "end", "auc")
@@ -88,9 +88,9 @@ def scores(frame: Any, env: str, actor: int) -> tuple[Any, Any]:
 
 def seed_measures(online: Any, offline: Any | None, env: str, actor: int,
                   continued: bool) -> dict[str, float]:
-    """The measures of the module docstring for one seed's online run (`continued`: started
-    from an offline run, whose metrics `offline` are, when that run is in the results
-    folder: switch and dip need only the online run's)."""
+    """The measures of the module docstring for one seed's online run. `continued`: it
+    started from an offline run (switch and dip are measured on its own curve); `offline`:
+    that run's metrics, or None where they cannot describe the switch (offline_frames)."""
     from reports.statistics import window_average
 
     steps, values = scores(online, env, actor)
@@ -104,19 +104,19 @@ def seed_measures(online: Any, offline: Any | None, env: str, actor: int,
             "auc": window_average(steps, values, 0, steps[-1]) if from_start else nan}
 
 
-def table_rows(runs: list[Run], frames: dict[str, Any]) -> list[dict[str, Any]]:
+def table_rows(runs: list[Run], frames: dict[str, Any],
+               offline: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per environment × method × setting × actor: each measure's mean and 95%
-    interval over the group's seeds (frames: each run's metrics by name)."""
+    interval over the group's seeds (frames: each run's metrics by name; offline: each
+    continued run's offline run's, finetune_runs.offline_frames)."""
     import numpy as np
 
     from reports.statistics import mean_and_ci
 
-    offline = {run.name for run in runs if run.method is None}
     rows = []
     for (env, method, setting), group in groups_of(runs, frames, online=True).items():
         for actor in range(min(run.actors for run in group)):
-            per_seed = [seed_measures(frames[run.name], frames[run.offline_name]
-                                      if run.offline_name in offline else None, env, actor,
+            per_seed = [seed_measures(frames[run.name], offline.get(run.name), env, actor,
                                       continued=method == METHODS[0])
                         for run in group]
             row = {"env": env, "method": method, "setting": setting, "actor": actor,
@@ -185,21 +185,20 @@ def curve_figure(curves: Any, offsets: list[int], env: str) -> Any:
     """Both phases on one x-axis (left) and, beside it, the online curves over their first
     ZOOM_FRACTION of environment steps (right), where the switch's dip lies."""
     import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
 
-    from reports.curves import plot_band, steps_formatter
+    from reports.curves import plot_band
+    from reports.figures import agg_figure
 
-    fig = Figure(figsize=(12, 4.5), dpi=120)  # no pyplot: no global figure state (figures.py)
-    FigureCanvasAgg(fig)
-    ax, zoom = fig.subplots(1, 2, width_ratios=[2, 1])
+    online = curves[curves["phase"] == "online"] if not curves.empty else curves
+    if online.empty:  # only offline runs so far: no online panel
+        (fig, ax), zoom = agg_figure(8, 4.5), None
+    else:
+        fig, (ax, zoom) = agg_figure(12, 4.5, ncols=2, width_ratios=[2, 1])
+        horizon = ZOOM_FRACTION * online["step"].max()
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     # a label names the setting only where its phase has more than one
     several = (curves.groupby("phase")["setting"].nunique() > 1).to_dict() \
         if not curves.empty else {}
-    online = curves[curves["phase"] == "online"] if not curves.empty else curves
-    horizon = ZOOM_FRACTION * online["step"].max() if not online.empty else 0.0
     keys: dict[tuple[str, int], Any] = {}  # one colour per method × actor; offline as →
     for (phase, method, setting, actor), line in (curves.groupby(
             ["phase", "method", "setting", "actor"], sort=False) if not curves.empty else []):
@@ -212,17 +211,28 @@ def curve_figure(curves: Any, offsets: list[int], env: str) -> Any:
             plot_band(zoom, line[line["step"] <= horizon], color, label, 0.15)
     for offset in offsets:  # where an online phase starts
         ax.axvline(offset, color="grey", linewidth=0.8)
+    label_panels(ax, zoom, env, horizon if zoom is not None else 0.0)
+    fig.tight_layout()
+    return fig
+
+
+def label_panels(ax: Any, zoom: Any | None, env: str, horizon: float) -> None:
+    """The curve figure's axis labels, titles, step ticks (10k, …) and legend."""
+    from matplotlib.ticker import FuncFormatter
+
+    from reports.curves import steps_formatter
+
     ax.set_xlabel("offline gradient steps, then environment steps")
     ax.set_ylabel("D4RL-referenced score")
     ax.set_title(f"{env}: offline to online (dotted: offline phase; mean over seeds, 95% band)",
                  fontsize=10)
     ax.legend(fontsize=7, ncol=2)
-    zoom.set_xlabel("environment steps")
-    zoom.set_title(f"online, the first {steps_formatter(horizon, None)} steps", fontsize=10)
-    for axis in (ax, zoom):
-        axis.xaxis.set_major_formatter(FuncFormatter(steps_formatter))
-    fig.tight_layout()
-    return fig
+    ax.xaxis.set_major_formatter(FuncFormatter(steps_formatter))
+    if zoom is not None:
+        zoom.set_xlabel("environment steps")
+        zoom.set_title(f"online, the first {steps_formatter(horizon, None)} steps",
+                       fontsize=10)
+        zoom.xaxis.set_major_formatter(FuncFormatter(steps_formatter))
 
 
 def write_report(runs: list[Run], frames: dict[str, Any], out_dir: Path) -> list[Path]:
@@ -231,16 +241,18 @@ def write_report(runs: list[Run], frames: dict[str, Any], out_dir: Path) -> list
     from reports import switch
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = table_rows(runs, frames)
+    offline = offline_frames(runs, frames)
+    rows = table_rows(runs, frames, offline)
     continued = {key: group for key, group in groups_of(runs, frames, online=True).items()
                  if key[1] == METHODS[0]}
-    switch_table = switch.switch_rows(continued, frames)
+    switch_table = switch.switch_rows(continued, frames, offline)
     written = [out_dir / "finetune_results.md", out_dir / "finetune_results.csv",
                out_dir / "switch.md", out_dir / "switch.csv"]
     written[0].write_text(markdown(rows))
     pd.DataFrame(rows).to_csv(written[1], index=False)
     written[2].write_text(switch.markdown(switch_table))
-    pd.DataFrame(switch_table).to_csv(written[3], index=False)
+    pd.DataFrame(switch_table, columns=switch.COLUMNS).astype(
+        {"actor": "Int64", "online_start_step": "Int64"}).to_csv(written[3], index=False)
     for env in sorted({run.env for run in runs}):
         curves, offsets = curve_frame(runs, frames, env)
         curves.to_csv(out_dir / f"curves_{env}.csv", index=False)
@@ -260,7 +272,6 @@ def main(argv: list[str] | None = None) -> None:
         check_groups(runs, frames)
     except UsageError as error:
         usage_error(PROGRAM, str(error))
-    warn_unmatched_switches(runs, frames)
     out_dir = args.out_dir or args.results_dir / "finetune_report"
     for path in write_report(runs, frames, out_dir):
         print(path)

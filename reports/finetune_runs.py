@@ -179,22 +179,28 @@ def read_frames(runs: list[Run]) -> dict[str, Any]:
     return frames
 
 
-def warn_unmatched_switches(runs: list[Run], frames: dict[str, Any]) -> None:
-    """One warning line per continued run whose step-0 evaluation is not its offline run's
-    last one (they are the same actors on the same episodes, so every return must agree):
-    it started from another version of that run (made again since, under the same name), or
-    with other evaluation settings; its offline column does not describe its switch."""
+def offline_frames(runs: list[Run], frames: dict[str, Any]) -> dict[str, Any]:
+    """Each continued run's offline run's metrics by the continued run's name, None where
+    they cannot describe its switch: that run is not in the folder, its metrics are
+    unusable, or its last evaluation is not the continued run's step-0 one. They are the
+    same actors on the same episodes, so every return must agree; where they do not (a
+    warning line), the run started from another version of that run (made again since,
+    under the same name) or with other evaluation settings."""
     import numpy as np
 
+    matched: dict[str, Any] = {}
     for run in runs:
         online, offline = frames[run.name], frames.get(run.offline_name)
-        if run.method != METHODS[0] or online is None or offline is None \
-                or online["step"].iloc[0] != 0:
+        if run.method != METHODS[0] or online is None:
             continue
+        matched[run.name] = offline
         columns = [f"actor_{i}_deterministic" for i in range(run.actors)]
-        if not np.allclose(online[columns].iloc[0].to_numpy(float),
-                           offline[columns].iloc[-1].to_numpy(float), rtol=1e-9, atol=0):
+        if offline is not None and online["step"].iloc[0] == 0 and not np.allclose(
+                online[columns].iloc[0].to_numpy(float),
+                offline[columns].iloc[-1].to_numpy(float), rtol=1e-9, atol=0):
+            matched[run.name] = None
             print(f"{PROGRAM}: warning: {run.name}'s evaluation at step 0 differs from "
                   f"{run.offline_name}'s last one: it started from another version of that "
-                  f"run or with other evaluation settings (rerun it from this one)",
-                  file=sys.stderr)
+                  f"run or with other evaluation settings; its offline columns are left "
+                  f"blank (rerun it from this one)", file=sys.stderr)
+    return matched

@@ -1,13 +1,13 @@
-"""The chain across the switch (reports.finetune's third table): what an offline run's
+"""The chain across the switch (reports.finetune's switch.md / .csv): what an offline run's
 chain does once it continues online, per "offline → online" group, environment and actor,
 at three points, each the mean over seeds with a 95% percentile-bootstrap interval
 (reports.statistics):
 
-- offline end: the offline run's last evaluation row;
-- online start: the online run's first evaluation row after step 0 (the step-0 row is
-  before any update, so it has no update metrics), at the step the table names (the
-  latest over the seeds);
-- online end: the online run's last evaluation row.
+- offline end: the offline run's last evaluation row that holds the quantity;
+- online start: the online run's first evaluation row that holds it, i.e. the first after
+  an update (the step-0 row is before any update); the table names its step, the latest
+  over the seeds;
+- online end: the online run's last evaluation row that holds it.
 
 The quantities are train_sac.py's metrics of the latest update before each evaluation
 (one minibatch of states s, pre-tanh Gaussians, sac.py):
@@ -16,7 +16,7 @@ The quantities are train_sac.py's metrics of the latest update before each evalu
   is left out);
 - entropy_i: −E_s E_{a∼π_i}[log π_i(a|s)], a one-sample estimate per state;
 - alpha: the entropy temperature (fixed offline, learned online).
-A run whose metrics lack a column (code older than it) counts as "–" there.
+A cell is "–" where any seed lacks the value (a column from code older than it).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 
 POINTS = ("offline_end", "online_start", "online_end")
+COLUMNS = ["env", "setting", "actor", "quantity", "seeds", "online_start_step",
+           *(f"{point}_{part}" for point in POINTS for part in ("mean", "ci_low", "ci_high"))]
 
 
 def logged(frame: Any, column: str) -> Any:
@@ -60,15 +62,16 @@ def quantity_row(env: str, setting: str, actor: int | None, quantity: str,
     return row
 
 
-def switch_rows(groups: dict[tuple[str, str, str], list[Any]],
-                frames: dict[str, Any]) -> list[dict[str, Any]]:
+def switch_rows(groups: dict[tuple[str, str, str], list[Any]], frames: dict[str, Any],
+                offline: dict[str, Any]) -> list[dict[str, Any]]:
     """The table's rows for reports.finetune's "offline → online" groups ((env, method,
-    setting) → runs with `name`, `offline_name` and `actors`; frames: each run's metrics by
-    name); a run whose offline run has no metrics here is left out of its group's rows."""
+    setting) → runs with `name` and `actors`; frames: each run's metrics by name; offline:
+    each run's offline run's, or None, finetune_runs.offline_frames); a run without its
+    offline run's metrics is left out of its group's rows."""
     rows = []
     for (env, _, setting), group in groups.items():
-        pairs = [(frames[run.offline_name], frames[run.name]) for run in group
-                 if frames.get(run.offline_name) is not None]
+        pairs = [(offline[run.name], frames[run.name]) for run in group
+                 if offline.get(run.name) is not None]
         if not pairs:
             continue
         rows.append(quantity_row(env, setting, None, "α", pairs, "alpha"))
@@ -83,7 +86,7 @@ def switch_rows(groups: dict[tuple[str, str, str], list[Any]],
 
 def cell(row: dict[str, Any], point: str) -> str:
     """A point's mean [interval] to three significant digits (the quantities are small:
-    α ≈ 0.2, W2² ≈ 0.3); "–" where no seed has it."""
+    α ≈ 0.2, W2² ≈ 0.3); "–" where the mean is unknown (a seed lacks the value)."""
     mean, low, high = (row[f"{point}_{part}"] for part in ("mean", "ci_low", "ci_high"))
     if np.isnan(mean):
         return "–"
@@ -91,9 +94,10 @@ def cell(row: dict[str, Any], point: str) -> str:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
+    """switch.md: the rows as a table under a line that says what the points are."""
     lines = ["The chain across the switch: each quantity at the offline run's end, at the "
-             "online run's first evaluation after step 0 (its step) and at its end; mean over "
-             "seeds [95% bootstrap interval], from the latest update's minibatch.", "",
+             "online run's first evaluation after an update (its step) and at its end; mean "
+             "over seeds [95% bootstrap interval], from the latest update's minibatch.", "",
              "| env | setting | actor | quantity | seeds | offline end | online start (step) "
              "| online end |", "|---|---|---|---|---|---|---|---|"]
     for row in rows:

@@ -841,6 +841,8 @@ def test_the_curve_figures_right_panel_is_the_online_curves_first_fifth():
     assert [list(drawn.get_xdata()) for drawn in right.get_lines()] == [[0, 1000, 2000],
                                                                        [0, 2000]]
     assert right.get_title() == "online, the first 2k steps"
+    # only offline runs so far (their online runs queued): one panel
+    assert len(finetune.curve_figure(curves[curves.phase == "offline"], [], "Hopper-v5").axes) == 1
 
 
 def test_the_finetune_report_keeps_runs_from_unlike_offline_runs_apart(tmp_path):
@@ -915,6 +917,10 @@ def test_a_switch_that_is_not_the_offline_runs_last_evaluation_is_a_warning(tmp_
     assert len(err) == 1 and err[0].startswith(
         "reports.finetune: warning: POSAC_Hopper-v5_s1_from's evaluation at step 0 differs "
         "from POSAC_posac-hopper-medium-replay-v1_s1's last one"), err
+    # its offline score is not its switch's: left out of the offline columns (the row's
+    # mean is then unknown), while its switch counts
+    row = pd.read_csv(tmp_path / "out" / "finetune_results.csv").iloc[0]
+    assert np.isnan(row["offline_mean"]) and row["switch_mean"] == pytest.approx(20.25)
 
 
 @pytest.mark.parametrize("case", ["other seed", "one offline run twice"])

@@ -191,7 +191,8 @@ def test_another_seed_or_episode_count_than_the_offline_runs_is_a_warning(offlin
     err = warnings()
     assert len(err) == 1 and err[0].endswith(
         f"{OFFLINE_RUN} was evaluated with --seed 3, --eval-episodes 2; this run's evaluation "
-        f"at step 0 will not repeat its last one"), err
+        f"at step 0 will not repeat its last one, and reports.finetune takes continued runs "
+        f"only with their offline run's seed"), err
 
 
 def test_actor_0s_first_online_step_is_a_fresh_adams(offline, dataset, tmp_path):
