@@ -182,7 +182,7 @@ def raw_sampler(data: Any, seed: int, device: Any) -> Any:
 
 def init_summary(task: Task) -> dict[str, Any]:
     """summary.json's link to the run this one started from: the final checkpoint it loaded
-    (the path found at the start, not looked up again at the end), its steps, program and
+    (the path found at start-up, not looked up again at the end), its steps, program and
     settings."""
     if task.init is None:
         return {}

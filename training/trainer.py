@@ -36,7 +36,7 @@ class Task:
     """What a run trains on, as its checks built it: the environment it is evaluated on (id,
     keyword arguments and one built copy), the dataset of an offline run (or of an online
     one's minibatches), and the final checkpoint of the run it starts from, if any (its
-    contents, and its path as found when the run started)."""
+    contents, and its path as found at start-up)."""
     env_id: str
     env: Any
     env_kwargs: dict[str, Any] = field(default_factory=dict)
