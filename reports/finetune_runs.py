@@ -37,6 +37,7 @@ class Run:
     metrics_csv: Path
     actors: int
     settings: dict[str, Any] = dataclasses.field(compare=False, repr=False)  # config.json
+    offline_seed: int | None = None  # the seed of the checkpoint it loaded (its summary.json)
 
 
 def setting_of(settings: dict[str, Any]) -> str:
@@ -72,12 +73,26 @@ def run_of(folder: Path) -> Run | None:
         offline_name = Path(init).name.removesuffix("_final.pt") if init else None
         return Run(folder.name, env, int(settings["seed"]), method, offline_name,
                    setting_of(settings), folder / "training" / f"{folder.name}_metrics.csv",
-                   len(config_weights(settings["w2_weights"])), settings)
+                   len(config_weights(settings["w2_weights"])), settings,
+                   loaded_seed(folder) if init else None)
     except (KeyError, TypeError, ValueError) as error:
         raise UsageError(f"{folder / 'config.json'} needs a valid env_name, seed, w2_weights "
                          f"and num_steps (and data_weight or offline_ratio with a dataset) "
                          f"({type(error).__name__}: {error}); restore it or move its run "
                          f"folder out of the results folder") from None
+
+
+def loaded_seed(folder: Path) -> int | None:
+    """The seed of the offline run whose checkpoint a finished continued run loaded, from
+    its summary.json's `init_from` (None before it has finished, or from code older than
+    the link), so that the pairing is checked even when that run is not in the folder."""
+    import json
+
+    try:
+        return int(json.loads((folder / "summary.json").read_text())
+                   ["init_from"]["settings"]["seed"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def find_runs(results_dir: Path) -> list[Run]:
@@ -131,10 +146,11 @@ def check_groups(runs: list[Run], frames: dict[str, Any]) -> None:
                 if run.offline_name in by_offline:
                     raise unlike(key, by_offline[run.offline_name], run,
                                  f"both start from {run.offline_name}")
-                if seeds.get(run.offline_name, run.seed) != run.seed:
+                theirs = seeds.get(run.offline_name, run.offline_seed)
+                if theirs is not None and theirs != run.seed:
                     raise UsageError(f"{run.name} (seed {run.seed}) starts from "
-                                     f"{run.offline_name} (seed {seeds[run.offline_name]}); "
-                                     f"continue each offline run with its own seed")
+                                     f"{run.offline_name} (seed {theirs}); continue each "
+                                     f"offline run with its own seed")
                 by_seed[run.seed] = run
                 if run.offline_name is not None:
                     by_offline[run.offline_name] = run

@@ -923,29 +923,34 @@ def test_a_switch_that_is_not_the_offline_runs_last_evaluation_is_a_warning(tmp_
     assert np.isnan(row["offline_mean"]) and row["switch_mean"] == pytest.approx(20.25)
 
 
-@pytest.mark.parametrize("case", ["other seed", "one offline run twice"])
+@pytest.mark.parametrize("case", ["other seed", "other seed, offline run elsewhere",
+                                  "one offline run twice"])
 def test_the_finetune_report_refuses_online_runs_not_paired_with_their_offline_run(
         case, tmp_path, capsys):
     """Each continued run starts from its own offline run, with that run's seed: else its
     switch is not the offline run's last evaluation, or one offline run's continuations
-    would be pooled as independent seeds."""
+    would be pooled as independent seeds. With the offline run elsewhere, its seed is the
+    one the continued run's summary.json records."""
     for seed in (0, 1):
-        write_sac_run(tmp_path, f"POSAC_posac-hopper-medium-replay-v1_s{seed}", seed,
-                      {0: [10, 20], 1: [12, 22]}, [5000, 10000],
-                      dataset="posac/hopper/medium-replay-v1")
-    pairs = {"other seed": [(0, 0), (2, 1)], "one offline run twice": [(0, 0), (1, 0)]}[case]
+        if case != "other seed, offline run elsewhere":
+            write_sac_run(tmp_path, f"POSAC_posac-hopper-medium-replay-v1_s{seed}", seed,
+                          {0: [10, 20], 1: [12, 22]}, [5000, 10000],
+                          dataset="posac/hopper/medium-replay-v1")
+    pairs = {"one offline run twice": [(0, 0), (1, 0)]}.get(case, [(0, 0), (2, 1)])
     for seed, offline_seed in pairs:
-        write_sac_run(tmp_path, f"POSAC_Hopper-v5_s{seed}_from", seed, {0: [20, 30], 1: [22, 32]},
+        name = f"POSAC_Hopper-v5_s{seed}_from"
+        write_sac_run(tmp_path, name, seed, {0: [20, 30], 1: [22, 32]},
                       [0, 4000], init_from=f"results/POSAC_posac-hopper-medium-replay-v1_s"
                                            f"{offline_seed}")
+        (tmp_path / name / "summary.json").write_text(json.dumps(
+            {"steps": 4000, "init_from": {"settings": {"seed": offline_seed}}}))
     with pytest.raises(SystemExit) as exit_info:
         finetune.main(["--results-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    fragment = {"other seed": "POSAC_Hopper-v5_s2_from (seed 2) starts from "
-                              "POSAC_posac-hopper-medium-replay-v1_s1 (seed 1); continue each",
-                "one offline run twice": "both start from POSAC_posac-hopper-medium-replay-v1_s0"
-                }[case]
+    fragment = {"one offline run twice": "both start from POSAC_posac-hopper-medium-replay-v1_s0"
+                }.get(case, "POSAC_Hopper-v5_s2_from (seed 2) starts from "
+                            "POSAC_posac-hopper-medium-replay-v1_s1 (seed 1); continue each")
     assert len(err) == 1 and fragment in err[0], err
     assert not (tmp_path / "out").exists()
 
