@@ -190,8 +190,9 @@ def curve_figure(curves: Any, offsets: list[int], env: str) -> Any:
     from reports.figures import agg_figure
 
     online = curves[curves["phase"] == "online"] if not curves.empty else curves
+    zoom, horizon = None, 0.0
     if online.empty:  # only offline runs so far: no online panel
-        (fig, ax), zoom = agg_figure(8, 4.5), None
+        fig, ax = agg_figure(8, 4.5)
     else:
         fig, (ax, zoom) = agg_figure(12, 4.5, ncols=2, width_ratios=[2, 1])
         horizon = ZOOM_FRACTION * online["step"].max()
@@ -211,7 +212,7 @@ def curve_figure(curves: Any, offsets: list[int], env: str) -> Any:
             plot_band(zoom, line[line["step"] <= horizon], color, label, 0.15)
     for offset in offsets:  # where an online phase starts
         ax.axvline(offset, color="grey", linewidth=0.8)
-    label_panels(ax, zoom, env, horizon if zoom is not None else 0.0)
+    label_panels(ax, zoom, env, horizon)
     fig.tight_layout()
     return fig
 
