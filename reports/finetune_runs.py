@@ -74,7 +74,7 @@ def run_of(folder: Path) -> Run | None:
         return Run(folder.name, env, int(settings["seed"]), method, offline_name,
                    setting_of(settings), folder / "training" / f"{folder.name}_metrics.csv",
                    len(config_weights(settings["w2_weights"])), settings,
-                   loaded_seed(folder) if init else None)
+                   offline_seed_of(folder) if init else None)
     except (KeyError, TypeError, ValueError) as error:
         raise UsageError(f"{folder / 'config.json'} needs a valid env_name, seed, w2_weights "
                          f"and num_steps (and data_weight or offline_ratio with a dataset) "
@@ -82,7 +82,7 @@ def run_of(folder: Path) -> Run | None:
                          f"folder out of the results folder") from None
 
 
-def loaded_seed(folder: Path) -> int | None:
+def offline_seed_of(folder: Path) -> int | None:
     """The seed of the offline run whose checkpoint a finished continued run loaded, from
     its summary.json's `init_from` (None before it has finished, or from code older than
     the link), so that the pairing is checked even when that run is not in the folder."""
