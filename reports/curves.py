@@ -211,19 +211,23 @@ def summary_rows(groups: dict) -> list[dict[str, Any]]:
     return rows
 
 
-def with_ci(mean: float, low: float, high: float) -> str:
+def with_ci(mean: float, low: float, high: float, significant: int | None = None) -> str:
+    """"mean [low, high]" (just the mean without an interval), to one decimal, or to
+    `significant` digits for small quantities (α ≈ 0.2)."""
     def cell(value: float) -> str:
+        if significant is not None:
+            return f"{value:.{significant}g}"
         return f"{round(value, 1) + 0.0:.1f}"  # + 0.0: no "-0.0"
 
     return cell(mean) if math.isnan(low) else f"{cell(mean)} [{cell(low)}, {cell(high)}]"
 
 
-def ci_cell(row: dict[str, Any], kind: str) -> str:
-    """row[kind_mean] with its interval row[kind_ci_low], row[kind_ci_high]; "–" without a
-    mean (no seed has the value)."""
+def ci_cell(row: dict[str, Any], kind: str, significant: int | None = None) -> str:
+    """row[kind_mean] with its interval row[kind_ci_low], row[kind_ci_high] (with_ci); "–"
+    without a mean (no seed has the value, or a seed lacks it)."""
     mean = row[f"{kind}_mean"]
     return "–" if math.isnan(mean) else with_ci(mean, row[f"{kind}_ci_low"],
-                                                 row[f"{kind}_ci_high"])
+                                                 row[f"{kind}_ci_high"], significant)
 
 
 def budget_cell(row: dict[str, Any], kind: str, counted: str = "at_step_seeds") -> str:

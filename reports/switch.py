@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 POINTS = ("offline_end", "online_start", "online_end")
+SIGNIFICANT = 3  # digits in switch.md: the quantities are small (α ≈ 0.2, W2² ≈ 0.3)
 COLUMNS = ["env", "setting", "actor", "quantity", "seeds", "online_start_step",
            *(f"{point}_{part}" for point in POINTS for part in ("mean", "ci_low", "ci_high"))]
 
@@ -84,17 +85,10 @@ def switch_rows(groups: dict[tuple[str, str, str], list[Any]], frames: dict[str,
     return rows
 
 
-def cell(row: dict[str, Any], point: str) -> str:
-    """A point's mean [interval] to three significant digits (the quantities are small:
-    α ≈ 0.2, W2² ≈ 0.3); "–" where the mean is unknown (a seed lacks the value)."""
-    mean, low, high = (row[f"{point}_{part}"] for part in ("mean", "ci_low", "ci_high"))
-    if np.isnan(mean):
-        return "–"
-    return f"{mean:.3g}" if np.isnan(low) else f"{mean:.3g} [{low:.3g}, {high:.3g}]"
-
-
 def markdown(rows: list[dict[str, Any]]) -> str:
     """switch.md: the rows as a table under a line that says what the points are."""
+    from reports.curves import ci_cell
+
     lines = ["The chain across the switch: each quantity at the offline run's end, at the "
              "online run's first evaluation after an update (its step) and at its end; mean "
              "over seeds [95% bootstrap interval], from the latest update's minibatch.", "",
@@ -102,10 +96,10 @@ def markdown(rows: list[dict[str, Any]]) -> str:
              "| online end |", "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         actor = "–" if row["actor"] is None else row["actor"]
-        start = cell(row, "online_start")
+        start = ci_cell(row, "online_start", SIGNIFICANT)
         if not np.isnan(row["online_start_step"]):
             start += f" ({int(row['online_start_step'])})"
         lines.append(f"| {row['env']} | {row['setting']} | {actor} | {row['quantity']} "
-                     f"| {row['seeds']} | {cell(row, 'offline_end')} | {start} "
-                     f"| {cell(row, 'online_end')} |")
+                     f"| {row['seeds']} | {ci_cell(row, 'offline_end', SIGNIFICANT)} | {start} "
+                     f"| {ci_cell(row, 'online_end', SIGNIFICANT)} |")
     return "\n".join(lines) + "\n"
