@@ -27,11 +27,6 @@ def agg_figure(width: float, height: float, **subplots: Any) -> tuple[Any, Any]:
     return fig, fig.subplots(**subplots)
 
 
-def one_panel(width: float, height: float) -> tuple[Any, Any]:
-    """agg_figure with one Axes."""
-    return agg_figure(width, height)
-
-
 def finish_panel(fig: Any, ax: Any, behaviour: float | None, title: str) -> Any:
     """The behaviour policy's score as a dashed black line, the grid, the legend beside the
     panel and the title; returns the figure."""
@@ -55,7 +50,7 @@ def curve_figure(dataset: str, curves: Any, behaviour: float | None, score: str)
     colors = colormaps["tab10"].colors
     settings = list(dict.fromkeys(zip(curves["method"], curves["num_steps"])))
     budgets = len({budget for _, budget in settings})
-    fig, ax = one_panel(10, 5)
+    fig, ax = agg_figure(10, 5)
     for index, (method, budget) in enumerate(settings):
         color = colors[index % len(colors)]
         setting = curves[(curves["method"] == method) & (curves["num_steps"] == budget)]
@@ -82,7 +77,7 @@ def weight_figure(dataset: str, rows: list[dict[str, Any]], behaviour: float | N
     settings = list(dict.fromkeys((row["method"], row["num_steps"]) for row in chain))
     if len(settings) < 2:
         return None
-    fig, ax = one_panel(7, 4.5)
+    fig, ax = agg_figure(7, 4.5)
     actors = sorted({row["actor"] for row in chain})
     for actor in actors:
         points = [row for row in chain if row["actor"] == actor]
