@@ -21,9 +21,8 @@ METHODS = ("offline → online", "scratch", "scratch + data")
 # config.json keys that may differ between a group's seeds: names, folders, the device,
 # tracking and bookkeeping, none of which changes a run's numbers
 NOT_SETTINGS = {"seed", "run_name", "results_dir", "log_dir", "checkpoint_dir", "init_from",
-                "checkpoint_freq", "log_freq", "save_replay", "cuda", "track", "wandb_project",
-                "wandb_entity", "wandb_group", "wandb_mode",
-                *SETTINGS_ALLOWED_TO_CHANGE_ON_RESUME}
+                "save_replay", "cuda", "track", "wandb_project", "wandb_entity", "wandb_group",
+                "wandb_mode", *SETTINGS_ALLOWED_TO_CHANGE_ON_RESUME}
 
 
 @dataclass(frozen=True)

@@ -136,11 +136,13 @@ def test_actor_zero_and_critic_of_a_chain_train_exactly_as_a_one_actor_run(finis
 
 
 def test_sigkill_and_resume_matches_uninterrupted_run(finished_run, tmp_path):
+    """Resumed with another --checkpoint-freq (a setting allowed to change on resume: it
+    changes no number), the run still ends as the uninterrupted one."""
     checkpoint = tmp_path / "checkpoints" / "InvertedPendulum-v5" / f"{FILE_NAME}_latest.pt"
     kill_at_first_checkpoint(train_command(tmp_path), tmp_path, checkpoint)
     assert not (tmp_path / "results" / FILE_NAME / "summary.json").exists()
 
-    result = run_training(tmp_path, "--resume")
+    result = run_training(tmp_path, "--resume", "--checkpoint-freq", "70")
     assert "Resuming" in result.stdout
     assert_same_results(tmp_path, finished_run[0])
     resumed, whole = progress_details(result.stdout), progress_details(finished_run[1].stdout)

@@ -41,9 +41,12 @@ from utils import (Stopped, StopRequest, UsageError, locked_file, positive_int,
                    usage_error)
 
 # settings that change no number: a resumed run may differ in them (threads: the same
-# numbers at 1 and 2 threads were measured for a 2-actor HalfCheetah run, docs/speed.md)
+# numbers at 1 and 2 threads were measured for a 2-actor HalfCheetah run, docs/speed.md;
+# checkpoint_freq: a run resumed with another one equals the uninterrupted run, a test checks;
+# log_freq: which steps' training metrics reach TensorBoard, not their values)
 SETTINGS_ALLOWED_TO_CHANGE_ON_RESUME = {"resume", "capture_video", "video_every", "video_size",
-                                        "cuda_graphs", "threads", "thread_environment"}
+                                        "cuda_graphs", "threads", "thread_environment",
+                                        "checkpoint_freq", "log_freq"}
 POSITIVE = (lambda value: value > 0, "a positive number")
 NON_NEGATIVE = (lambda value: 0 <= value < float("inf"), "a finite non-negative number")
 OPTIMIZER_RANGES = {"lr": POSITIVE, "tau": (lambda value: 0 < value <= 1, "in (0, 1]"),
