@@ -204,14 +204,14 @@ def final_checkpoint_plan(args: argparse.Namespace, env: Any, path: Path,
                         f"float32")})
 
 
-def networks_only_plan(args: argparse.Namespace, env: Any, path: Path,
-                       data: dict[str, Any]) -> Plan:
+def networks_only_actor(args: argparse.Namespace, env: Any, path: Path,
+                        data: dict[str, Any]) -> tuple[Any, int]:
     """Actor `--actor` of a train_sac.py final checkpoint from before self-contained ones
-    (networks only: the environment comes from --env-name), in float64."""
+    (networks only), checked against the --env-name environment's spaces and bounds
+    (UsageError), and the checkpoint's actor count."""
     import torch
 
     from model import GaussianPolicy
-    from training.evaluation import float64_copy
 
     state, num_actors = actor_state(path, data, args.actor)
     check_env_folder(path, args.env_name, "checkpoint")
@@ -235,6 +235,18 @@ def networks_only_plan(args: argparse.Namespace, env: Any, path: Path,
     except RuntimeError as error:
         raise UsageError(f"{path}: actor {args.actor} does not fit a GaussianPolicy "
                          f"({' '.join(str(error).split())[:200]})") from None
+    return actor, num_actors
+
+
+def networks_only_plan(args: argparse.Namespace, env: Any, path: Path,
+                       data: dict[str, Any]) -> Plan:
+    """Actor `--actor` of a train_sac.py final checkpoint from before self-contained ones
+    (networks only: the environment comes from --env-name), in float64."""
+    import torch
+
+    from training.evaluation import float64_copy
+
+    actor, num_actors = networks_only_actor(args, env, path, data)
     actor64 = float64_copy(actor).eval()
     noise = torch.Generator().manual_seed(stream_seed(args.seed, "dataset_noise"))
 
@@ -257,7 +269,7 @@ def networks_only_plan(args: argparse.Namespace, env: Any, path: Path,
         policy=None if args.deterministic else policy,
         provenance={
             "policy": str(path), "policy_sha256": file_sha256(path), "actor": args.actor,
-            "num_actors_in_checkpoint": num_actors, "hidden_size": int(hidden_size),
+            "num_actors_in_checkpoint": num_actors, "hidden_size": actor.net[0].out_features,
             "deterministic": args.deterministic, "seed": args.seed,
             "num_steps": args.num_steps,
             "actions": ("tanh(mu)*scale + bias" if args.deterministic else
