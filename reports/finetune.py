@@ -197,15 +197,15 @@ def curve_figure(curves: Any, offsets: list[int], env: str) -> Any:
         fig, (ax, zoom) = agg_figure(12, 4.5, ncols=2, width_ratios=[2, 1])
         horizon = ZOOM_FRACTION * online["step"].max()
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
-    # a label names the setting only where its phase has more than one
-    several = (curves.groupby("phase")["setting"].nunique() > 1).to_dict() \
+    # a label names the setting only where its method has more than one in that phase
+    several = (curves.groupby(["phase", "method"])["setting"].nunique() > 1).to_dict() \
         if not curves.empty else {}
     keys: dict[tuple[str, int], Any] = {}  # one colour per method × actor; offline as →
     for (phase, method, setting, actor), line in (curves.groupby(
             ["phase", "method", "setting", "actor"], sort=False) if not curves.empty else []):
         key = (METHODS[0] if phase == "offline" else method, actor)
         color = keys.setdefault(key, colors[len(keys) % len(colors)])
-        label = f"{method}, actor {actor}" + (f" ({setting})" if several[phase] else "")
+        label = f"{method}, actor {actor}" + (f" ({setting})" if several[phase, method] else "")
         plot_band(ax, line, color, label, 0.15, x="x",
                   linestyle="-" if phase == "online" else ":")
         if phase == "online":

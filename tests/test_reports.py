@@ -845,6 +845,26 @@ def test_the_curve_figures_right_panel_is_the_online_curves_first_fifth():
     assert len(finetune.curve_figure(curves[curves.phase == "offline"], [], "Hopper-v5").axes) == 1
 
 
+def test_a_curve_label_names_the_setting_only_where_its_method_has_several():
+    """Methods differ in their settings by nature (a data share, an offline run): that alone
+    must not lengthen every label; two settings of one method must be told apart."""
+    def line(method: str, setting: str) -> pd.DataFrame:
+        return pd.DataFrame({"x": [0, 1000], "phase": "online", "method": method,
+                             "setting": setting, "actor": 0, "step": [0, 1000],
+                             "mean": [0.0, 1.0], "ci_low": np.nan, "ci_high": np.nan})
+    curves = pd.concat([line("offline → online", "w [0.0, 0.1], data share 0.5"),
+                        line("scratch", "w [0.0, 0.1]")])
+    def labels(figure: Any) -> list[str]:
+        return [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+
+    assert labels(finetune.curve_figure(curves, [0], "Hopper-v5")) == [
+        "offline → online, actor 0", "scratch, actor 0"]
+    curves = pd.concat([curves, line("scratch", "w [0.0, 0.2]")])
+    assert labels(finetune.curve_figure(curves, [0], "Hopper-v5")) == [
+        "offline → online, actor 0", "scratch, actor 0 (w [0.0, 0.1])",
+        "scratch, actor 0 (w [0.0, 0.2])"]
+
+
 def test_the_finetune_report_keeps_runs_from_unlike_offline_runs_apart(tmp_path):
     """Online runs of one seed from offline runs of two data weights and budgets: two rows of
     one seed each, each group's online curve after its own offline run's last step."""
