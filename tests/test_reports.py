@@ -854,6 +854,7 @@ def test_a_curve_label_names_the_setting_only_where_its_method_has_several():
                              "mean": [0.0, 1.0], "ci_low": np.nan, "ci_high": np.nan})
     curves = pd.concat([line("offline → online", "w [0.0, 0.1], data share 0.5"),
                         line("scratch", "w [0.0, 0.1]")])
+
     def labels(figure: Any) -> list[str]:
         return [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
 
