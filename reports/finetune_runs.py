@@ -84,13 +84,16 @@ def run_of(folder: Path) -> Run | None:
 def offline_seed_of(folder: Path) -> int | None:
     """The seed of the offline run whose checkpoint a finished continued run loaded, from
     its summary.json's `init_from` (None before it has finished, or from code older than
-    the link), so that the pairing is checked even when that run is not in the folder."""
-    import json
+    the link), so that the pairing is checked even when that run is not in the folder;
+    UsageError naming an unreadable summary.json."""
+    from reports.curves import read_json_object
 
+    summary = folder / "summary.json"
+    if not summary.is_file():
+        return None
     try:
-        return int(json.loads((folder / "summary.json").read_text())
-                   ["init_from"]["settings"]["seed"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return int(read_json_object(summary)["init_from"]["settings"]["seed"])
+    except (KeyError, TypeError, ValueError):
         return None
 
 

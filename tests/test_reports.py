@@ -976,6 +976,21 @@ def test_the_finetune_report_refuses_online_runs_not_paired_with_their_offline_r
     assert not (tmp_path / "out").exists()
 
 
+def test_a_continued_runs_unreadable_summary_is_one_line(tmp_path, capsys):
+    """Its summary.json holds the seed of the offline run it loaded: unreadable, it is named,
+    not taken as a run without that link."""
+    write_sac_run(tmp_path, "POSAC_Hopper-v5_s0_from", 0, {0: [20, 30]}, [0, 4000],
+                  init_from="results/POSAC_posac-hopper-medium-replay-v1_s0")
+    summary = tmp_path / "POSAC_Hopper-v5_s0_from" / "summary.json"
+    summary.write_text('{"steps": 40')
+    with pytest.raises(SystemExit) as exit_info:
+        finetune.main(["--results-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{summary} unreadable" in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_flag_an_older_run_lacks_counts_at_its_default(tmp_path, capsys):
     """A config.json from before a flag existed pools with runs that give the flag its
     default, and not with runs that give it another value."""
