@@ -157,8 +157,8 @@ def test_the_readme_has_the_commands_this_test_reads():
     """The test cannot pass by finding nothing: the quick starts and the offline-to-online
     pair are there."""
     scripts = [script for _, script, _ in page_commands(README)]
-    for script, count in (("train_sac.py", 5), ("train_pogo.py", 1), ("make_dataset.py", 2),
-                          ("evaluate.py", 2), ("run_sac.py", 2)):
+    for script, count in (("train_sac.py", 4), ("train_pogo.py", 1), ("make_dataset.py", 2),
+                          ("evaluate.py", 1), ("run_sac.py", 2)):
         assert scripts.count(script) >= count, (script, scripts)
 
 
@@ -211,6 +211,7 @@ PAGES = sorted(str(path.relative_to(REPO_ROOT)) for pattern in ("docs/*.md",
 def test_the_other_pages_have_the_commands_this_test_reads():
     found = {page: len(page_commands(Path(REPO_ROOT) / page)) for page in PAGES}
     for page in ("docs/sweeps.md", "docs/offline.md", "docs/speed.md", "docs/reliability.md",
+                 "docs/evaluate.md", "docs/tracking.md",
                  "results_reference/pogo/README.md", "results_reference/o2o/README.md"):
         assert found[page] > 0, found
 
