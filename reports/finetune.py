@@ -26,7 +26,9 @@ started from one (config.json's `init_from`) and online runs from scratch (with 
 Methods: "offline → online" (an online run with init_from; its offline run by the name of
 the run it started from), "scratch" and "scratch + data" (online from scratch, without and
 with --offline-data). Runs are grouped by environment, method and setting (chain weights,
-online steps, the dataset share with --offline-data, and the offline run's own setting), and
+online steps, the dataset and its share with --offline-data, and the offline run's own
+setting with its dataset: the one the continued run's summary.json says it loaded, else that
+of its offline run in the folder), and
 a group's runs must have distinct seeds and the same flags apart from those that do not
 change a run's numbers (reports/finetune_runs.py), and each continued run must start from
 its own offline run, with its seed: unlike runs are never pooled as seeds (one error line

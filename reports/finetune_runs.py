@@ -8,6 +8,7 @@ continued run starts where its offline run ended (a warning).
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,19 +37,22 @@ class Run:
     metrics_csv: Path
     actors: int
     settings: dict[str, Any] = dataclasses.field(compare=False, repr=False)  # config.json
-    offline_seed: int | None = None  # the seed of the checkpoint it loaded (its summary.json)
+    # the settings of the offline run whose checkpoint it loaded (its summary.json)
+    offline_settings: dict[str, Any] | None = dataclasses.field(default=None, compare=False,
+                                                                 repr=False)
 
 
 def setting_of(settings: dict[str, Any]) -> str:
-    """A run's setting besides its method and seed, as the table and curves name it."""
+    """A run's setting besides its method and seed, as the table and curves name it: its
+    dataset is in it, so that runs on two datasets of one environment are other rows."""
     from reports.curves import config_weights, weights_label
 
     text = (f"w {weights_label(config_weights(settings['w2_weights']))}, "
             f"{int(settings['num_steps'])} steps")
     if settings.get("dataset"):
-        return f"{text}, data weight {float(settings['data_weight']):g}"
-    return text + (f", data share {float(settings['offline_ratio']):g}"
-                   if settings.get("offline_data") else "")
+        return f"{text}, {settings['dataset']}, data weight {float(settings['data_weight']):g}"
+    return text + (f", data share {float(settings['offline_ratio']):g} of "
+                   f"{settings['offline_data']}" if settings.get("offline_data") else "")
 
 
 def run_of(folder: Path) -> Run | None:
@@ -73,7 +77,7 @@ def run_of(folder: Path) -> Run | None:
         return Run(folder.name, env, int(settings["seed"]), method, offline_name,
                    setting_of(settings), folder / "training" / f"{folder.name}_metrics.csv",
                    len(config_weights(settings["w2_weights"])), settings,
-                   offline_seed_of(folder) if init else None)
+                   loaded_settings(folder) if init else None)
     except (KeyError, TypeError, ValueError) as error:
         raise UsageError(f"{folder / 'config.json'} needs a valid env_name, seed, w2_weights "
                          f"and num_steps (and data_weight or offline_ratio with a dataset) "
@@ -81,20 +85,28 @@ def run_of(folder: Path) -> Run | None:
                          f"folder out of the results folder") from None
 
 
-def offline_seed_of(folder: Path) -> int | None:
-    """The seed of the offline run whose checkpoint a finished continued run loaded, from
-    its summary.json's `init_from` (None before it has finished, or from code older than
-    the link), so that the pairing is checked even when that run is not in the folder;
-    UsageError naming an unreadable summary.json."""
+def loaded_settings(folder: Path) -> dict[str, Any] | None:
+    """The settings of the offline run whose checkpoint a finished continued run loaded,
+    from its summary.json's `init_from` (None before it has finished, or from code older
+    than the link), so that its setting and seed are known even when that run is not in
+    the folder; UsageError naming an unreadable summary.json."""
     from reports.curves import read_json_object
 
     summary = folder / "summary.json"
     if not summary.is_file():
         return None
-    try:
-        return int(read_json_object(summary)["init_from"]["settings"]["seed"])
-    except (KeyError, TypeError, ValueError):
+    link = read_json_object(summary).get("init_from")
+    if link is None:
         return None
+    try:
+        settings = link["settings"]
+        setting_of(settings), int(settings["seed"])  # what the report reads of them
+    except (KeyError, TypeError, ValueError) as error:
+        raise UsageError(f"{summary}'s init_from needs the offline run's settings (seed, "
+                         f"w2_weights, num_steps, dataset, data_weight) "
+                         f"({type(error).__name__}: {error}); restore it or move its run "
+                         f"folder out of the results folder") from None
+    return settings
 
 
 def find_runs(results_dir: Path) -> list[Run]:
@@ -119,14 +131,21 @@ def find_runs(results_dir: Path) -> list[Run]:
 
 def with_offline_settings(runs: list[Run]) -> list[Run]:
     """Each run started from an offline run gets that run's setting in its own, so that
-    runs from unlike offline runs (another data weight or budget) are never pooled; one whose
-    offline run is not among `runs` stays apart under that run's name."""
-    offline = {run.name: run for run in runs if run.method is None}
-    return [run if run.offline_name is None else dataclasses.replace(
-        run, setting=f"{run.setting}, after offline {offline[run.offline_name].setting}"
-        if run.offline_name in offline
-        else f"{run.setting}, after {run.offline_name} (not in the results folder)")
-        for run in runs]
+    runs from unlike offline runs (another dataset, data weight or budget) are never pooled:
+    the settings it loaded (its summary.json), else those of its offline run in `runs`.
+    With neither (code older than the link), it is named after its offline run, seed left
+    out, so that the seeds of one setting still share a row."""
+    offline = {run.name: run.settings for run in runs if run.method is None}
+
+    def after(run: Run) -> str:
+        settings = run.offline_settings or offline.get(run.offline_name)
+        if settings is not None:
+            return f"{run.setting}, after offline {setting_of(settings)}"
+        seedless = re.sub(r"_s\d+(?=_|$)", "_s*", run.offline_name)
+        return f"{run.setting}, after {seedless} (not in the results folder)"
+
+    return [run if run.offline_name is None else dataclasses.replace(run, setting=after(run))
+            for run in runs]
 
 
 def check_groups(runs: list[Run], frames: dict[str, Any]) -> None:
@@ -148,7 +167,8 @@ def check_groups(runs: list[Run], frames: dict[str, Any]) -> None:
                 if run.offline_name in by_offline:
                     raise unlike(key, by_offline[run.offline_name], run,
                                  f"both start from {run.offline_name}")
-                theirs = seeds.get(run.offline_name, run.offline_seed)
+                loaded = run.offline_settings
+                theirs = seeds.get(run.offline_name, loaded and int(loaded["seed"]))
                 if theirs is not None and theirs != run.seed:
                     raise UsageError(f"{run.name} (seed {run.seed}) starts from "
                                      f"{run.offline_name} (seed {theirs}); continue each "

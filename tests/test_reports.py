@@ -691,9 +691,10 @@ def write_sac_run(root: Path, name: str, seed: int, scores: dict[int, list[float
                   steps: list[int], dataset: str | None = None, offline_data: str | None = None,
                   init_from: str | None = None, weights: tuple[float, ...] = (0.0, 0.1),
                   finished: bool = True, metrics: dict[str, list[float]] | None = None,
-                  **flags: Any) -> None:
+                  loaded: dict[str, Any] | None = None, **flags: Any) -> None:
     """A train_sac.py run's config.json (`flags` override its settings), summary.json (when
-    finished) and metrics CSV, the actors' deterministic returns made from the given
+    finished; with the settings of the offline run it `loaded`, as train_sac.py links a
+    continued run) and metrics CSV, the actors' deterministic returns made from the given
     normalised scores, and further `metrics` columns."""
     folder = root / name
     (folder / "training").mkdir(parents=True)
@@ -703,12 +704,20 @@ def write_sac_run(root: Path, name: str, seed: int, scores: dict[int, list[float
               "data_weight": 1.0 if dataset else 0.0, **flags}
     (folder / "config.json").write_text(json.dumps(config))
     if finished:
-        (folder / "summary.json").write_text(json.dumps({"steps": steps[-1]}))
+        link = {} if loaded is None else {"init_from": {"settings": loaded}}
+        (folder / "summary.json").write_text(json.dumps({"steps": steps[-1], **link}))
     returns = {f"actor_{i}_deterministic": [HOPPER_RANDOM + s * (HOPPER_EXPERT - HOPPER_RANDOM)
                                             / 100 for s in values]
                for i, values in scores.items()}
     pd.DataFrame({"step": steps, **returns, **(metrics or {})}).to_csv(
         folder / "training" / f"{name}_metrics.csv", index=False)
+
+
+def offline_settings(seed: int, dataset: str, data_weight: float = 1.0) -> dict[str, Any]:
+    """The settings an offline run's final checkpoint holds, as a continued run's
+    summary.json links them."""
+    return {"seed": seed, "dataset": dataset, "data_weight": data_weight,
+            "w2_weights": [0.0, 0.1], "num_steps": 10000, "env_name": "Hopper-v5"}
 
 
 def test_the_finetune_report_measures_the_switch_the_dip_the_end_and_the_area(tmp_path, capsys):
@@ -762,11 +771,13 @@ def test_the_finetune_report_measures_the_switch_the_dip_the_end_and_the_area(tm
     assert np.isnan(scratch.iloc[0]["switch_mean"])
     text = (tmp_path / "report" / "finetune_results.md").read_text()
     with_data = table[(table.method == "scratch + data") & (table.actor == 0)].iloc[0]
-    assert with_data["setting"] == "w [0.0, 0.1], 4000 steps, data share 0.5"
+    assert with_data["setting"] == ("w [0.0, 0.1], 4000 steps, data share 0.5 of "
+                                    "posac/hopper/medium-replay-v1")
     assert (with_data["seeds"], with_data["end_mean"]) == (2, pytest.approx(45.0))
     # the offline run's setting is part of the online run's
     assert ("| Hopper-v5 | offline → online | w [0.0, 0.1], 4000 steps, after offline "
-            "w [0.0, 0.1], 10000 steps, data weight 1 | 0 | 2 | 4000 | 20.0" in text)
+            "w [0.0, 0.1], 10000 steps, posac/hopper/medium-replay-v1, data weight 1 | 0 "
+            "| 2 | 4000 | 20.0" in text)
     curves = pd.read_csv(tmp_path / "report" / "curves_Hopper-v5.csv")
     line = curves[(curves.phase == "online") & (curves.actor == 0)
                   & (curves.method == "offline → online")]
@@ -878,8 +889,10 @@ def test_the_finetune_report_keeps_runs_from_unlike_offline_runs_apart(tmp_path)
     finetune.main(["--results-dir", str(tmp_path), "--out-dir", str(tmp_path / "report")])
     table = pd.read_csv(tmp_path / "report" / "finetune_results.csv")
     assert table[table.actor == 0]["setting"].tolist() == [
-        "w [0.0, 0.1], 4000 steps, after offline w [0.0, 0.1], 10000 steps, data weight 1",
-        "w [0.0, 0.1], 4000 steps, after offline w [0.0, 0.1], 20000 steps, data weight 3"]
+        "w [0.0, 0.1], 4000 steps, after offline w [0.0, 0.1], 10000 steps, "
+        "posac/hopper/medium-replay-v1, data weight 1",
+        "w [0.0, 0.1], 4000 steps, after offline w [0.0, 0.1], 20000 steps, "
+        "posac/hopper/medium-replay-v1, data weight 3"]
     assert table["seeds"].tolist() == [1, 1, 1, 1]
     curves = pd.read_csv(tmp_path / "report" / "curves_Hopper-v5.csv")
     online = curves[(curves.phase == "online") & (curves.actor == 0)]
@@ -923,6 +936,46 @@ def test_switch_and_dip_need_only_the_online_run(tmp_path):
     assert np.isnan(row["offline_mean"])
 
 
+@pytest.mark.parametrize("link", [True, False])
+def test_continued_runs_pool_as_seeds_without_their_offline_runs(link, tmp_path):
+    """Continued runs reported without their offline runs are still seeds of one setting:
+    the offline setting their summary.json links (or, from code older than the link, their
+    offline run's name with its seed left out), one row of 3 seeds per actor."""
+    dataset = "posac/hopper/medium-replay-v1"
+    for seed in (0, 1, 2):
+        write_sac_run(tmp_path, f"POSAC_Hopper-v5_s{seed}_from", seed,
+                      {0: [20, 30 + seed], 1: [22, 32]}, [0, 4000],
+                      init_from=f"elsewhere/POSAC_posac-hopper-medium-replay-v1_s{seed}_data1",
+                      loaded=offline_settings(seed, dataset) if link else None)
+    finetune.main(["--results-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")])
+    table = pd.read_csv(tmp_path / "out" / "finetune_results.csv")
+    assert table["seeds"].tolist() == [3, 3]
+    assert table.loc[0, "end_mean"] == pytest.approx(31.0)
+    assert table.loc[0, "setting"] == "w [0.0, 0.1], 4000 steps, " + (
+        f"after offline w [0.0, 0.1], 10000 steps, {dataset}, data weight 1" if link else
+        "after POSAC_posac-hopper-medium-replay-v1_s*_data1 (not in the results folder)")
+
+
+def test_runs_on_two_datasets_of_one_environment_are_other_rows(tmp_path):
+    """Offline runs on two datasets of one environment, with one seed, and their continued
+    runs: four rows, none pooled and no error."""
+    for dataset in ("posac/hopper/medium-v0", "posac/hopper/medium-replay-v1"):
+        offline = f"POSAC_{dataset.replace('/', '-')}_s0_data1"
+        write_sac_run(tmp_path, offline, 0, {0: [10, 20], 1: [12, 22]}, [5000, 10000],
+                      dataset=dataset)
+        write_sac_run(tmp_path, f"POSAC_Hopper-v5_s0_from-{dataset.replace('/', '-')}", 0,
+                      {0: [20, 30], 1: [22, 32]}, [0, 4000], init_from=f"results/{offline}",
+                      offline_data=dataset)
+    finetune.main(["--results-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")])
+    table = pd.read_csv(tmp_path / "out" / "finetune_results.csv")
+    assert table[table.actor == 0]["setting"].tolist() == [
+        "w [0.0, 0.1], 4000 steps, data share 0.5 of posac/hopper/medium-replay-v1, after "
+        "offline w [0.0, 0.1], 10000 steps, posac/hopper/medium-replay-v1, data weight 1",
+        "w [0.0, 0.1], 4000 steps, data share 0.5 of posac/hopper/medium-v0, after "
+        "offline w [0.0, 0.1], 10000 steps, posac/hopper/medium-v0, data weight 1"]
+    assert table["offline_mean"].tolist() == pytest.approx([20, 22, 20, 22])
+
+
 def test_a_switch_that_is_not_the_offline_runs_last_evaluation_is_a_warning(tmp_path, capsys):
     """A continued run's step 0 must repeat its offline run's last evaluation; one that does
     not (the offline run made again under its name since) is named on one warning line, and
@@ -930,9 +983,10 @@ def test_a_switch_that_is_not_the_offline_runs_last_evaluation_is_a_warning(tmp_
     for seed, switch in ((0, 20.0), (1, 20.5)):
         offline = f"POSAC_posac-hopper-medium-replay-v1_s{seed}"
         write_sac_run(tmp_path, offline, seed, {0: [10, 20], 1: [12, 22]}, [5000, 10000],
-                      dataset="posac/hopper/medium-replay-v1")
+                      dataset="posac/hopper/medium-replay-v1", metrics={"alpha": [0.2, 0.2]})
         write_sac_run(tmp_path, f"POSAC_Hopper-v5_s{seed}_from", seed,
-                      {0: [switch, 30], 1: [22, 32]}, [0, 4000], init_from=f"results/{offline}")
+                      {0: [switch, 30], 1: [22, 32]}, [0, 4000], init_from=f"results/{offline}",
+                      metrics={"alpha": [float("nan"), 0.3 + 0.1 * seed]})
     finetune.main(["--results-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(
@@ -942,6 +996,11 @@ def test_a_switch_that_is_not_the_offline_runs_last_evaluation_is_a_warning(tmp_
     # mean is then unknown), while its switch counts
     row = pd.read_csv(tmp_path / "out" / "finetune_results.csv").iloc[0]
     assert np.isnan(row["offline_mean"]) and row["switch_mean"] == pytest.approx(20.25)
+    # and so in the switch table: its offline end is unknown, its online points count
+    alpha = pd.read_csv(tmp_path / "out" / "switch.csv").iloc[0]
+    assert alpha["quantity"] == "α" and alpha["seeds"] == 2
+    assert np.isnan(alpha["offline_end_mean"])
+    assert alpha["online_end_mean"] == pytest.approx(0.35)
 
 
 @pytest.mark.parametrize("case", ["other seed", "other seed, offline run elsewhere",
@@ -962,9 +1021,8 @@ def test_the_finetune_report_refuses_online_runs_not_paired_with_their_offline_r
         name = f"POSAC_Hopper-v5_s{seed}_from"
         write_sac_run(tmp_path, name, seed, {0: [20, 30], 1: [22, 32]},
                       [0, 4000], init_from=f"results/POSAC_posac-hopper-medium-replay-v1_s"
-                                           f"{offline_seed}")
-        (tmp_path / name / "summary.json").write_text(json.dumps(
-            {"steps": 4000, "init_from": {"settings": {"seed": offline_seed}}}))
+                                           f"{offline_seed}",
+                      loaded=offline_settings(offline_seed, "posac/hopper/medium-replay-v1"))
     with pytest.raises(SystemExit) as exit_info:
         finetune.main(["--results-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")])
     assert exit_info.value.code == 2
@@ -976,18 +1034,21 @@ def test_the_finetune_report_refuses_online_runs_not_paired_with_their_offline_r
     assert not (tmp_path / "out").exists()
 
 
-def test_a_continued_runs_unreadable_summary_is_one_line(tmp_path, capsys):
-    """Its summary.json holds the seed of the offline run it loaded: unreadable, it is named,
-    not taken as a run without that link."""
+@pytest.mark.parametrize("case", ["unreadable", "link without settings"])
+def test_a_continued_runs_unreadable_summary_is_one_line(case, tmp_path, capsys):
+    """Its summary.json holds the settings of the offline run it loaded: unreadable, or
+    without them, it is named, not taken as a run without that link."""
     write_sac_run(tmp_path, "POSAC_Hopper-v5_s0_from", 0, {0: [20, 30]}, [0, 4000],
                   init_from="results/POSAC_posac-hopper-medium-replay-v1_s0")
     summary = tmp_path / "POSAC_Hopper-v5_s0_from" / "summary.json"
-    summary.write_text('{"steps": 40')
+    summary.write_text('{"steps": 40' if case == "unreadable" else
+                       '{"steps": 4000, "init_from": {"settings": {"seed": 0}}}')
     with pytest.raises(SystemExit) as exit_info:
         finetune.main(["--results-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and f"{summary} unreadable" in err[0], err
+    assert len(err) == 1 and (f"{summary} unreadable" if case == "unreadable" else
+                              f"{summary}'s init_from needs the offline run's settings") in err[0]
     assert not (tmp_path / "out").exists()
 
 
