@@ -36,10 +36,12 @@ def logged(frame: Any, column: str) -> Any:
     return frame[column].dropna() if column in frame else frame["step"].iloc[:0]
 
 
-def points_of(offline: Any, online: Any, column: str) -> tuple[list[float], float]:
+def points_of(offline: Any | None, online: Any, column: str) -> tuple[list[float], float]:
     """`column` at the offline end, the online start and the online end, and the online
-    start's step (NaN where the run has no such row; the step-0 row never has one)."""
-    before, after = logged(offline, column), logged(online, column)
+    start's step (NaN where the run has no such row, the offline end's where the offline
+    run's metrics are None; the step-0 row never has one)."""
+    before = logged(online.iloc[:0] if offline is None else offline, column)
+    after = logged(online, column)
     nan = float("nan")
     return ([float(before.iloc[-1]) if len(before) else nan,
              float(after.iloc[0]) if len(after) else nan,
@@ -67,14 +69,12 @@ def switch_rows(groups: dict[tuple[str, str, str], list[Any]], frames: dict[str,
                 offline: dict[str, Any]) -> list[dict[str, Any]]:
     """The table's rows for reports.finetune's "offline → online" groups ((env, method,
     setting) → runs with `name` and `actors`; frames: each run's metrics by name; offline:
-    each run's offline run's, or None, finetune_runs.offline_frames); a run without its
-    offline run's metrics is left out of its group's rows."""
+    each run's offline run's, or None, finetune_runs.offline_frames). A run without its
+    offline run's metrics counts at the online points; its group's offline end is then
+    unknown (NaN), as the offline score of reports.finetune's table is."""
     rows = []
     for (env, _, setting), group in groups.items():
-        pairs = [(offline[run.name], frames[run.name]) for run in group
-                 if offline.get(run.name) is not None]
-        if not pairs:
-            continue
+        pairs = [(offline.get(run.name), frames[run.name]) for run in group]
         rows.append(quantity_row(env, setting, None, "α", pairs, "alpha"))
         for actor in range(min(run.actors for run in group)):
             if actor > 0:
