@@ -222,9 +222,10 @@ def preflight(args: argparse.Namespace) -> int:
     return 2 * len(data) * 4 * floats + MEMORY_OVERHEAD_BYTES
 
 
-def open_task(args: argparse.Namespace) -> Task:
+def open_task(args: argparse.Namespace, paths: RunPaths) -> Task:
     """The dataset and the environment it is evaluated on, checked against each other and
-    against the agent's settings (UsageError)."""
+    against the agent's settings (UsageError); a POGO run reads nothing of its own `paths`
+    here."""
     data, env = load_checked(args.dataset, args.env_name)
     check_reward_scale(args, data)
     warning = agent_config(args, data.action_dim).cost_warning()

@@ -37,7 +37,8 @@ with imports_held(PROGRAM):  # Ctrl-C while these load: one line and exit 130, a
     import numpy as np
 
     from offline.to_online import (add_offline_flags, check_offline_flags, init_summary,
-                                   open_task, raw_sampler, run_alpha, warn_other_evaluation)
+                                   open_task, raw_sampler, warn_other_evaluation,
+                                   write_init_link)
     from training import trainer
     from training.evaluation import MODES, gaussian_policies, make_env
     from training.trainer import (MEMORY_OVERHEAD_BYTES, OfflineTrainer, Task, Trainer,
@@ -172,7 +173,7 @@ def preflight(args: argparse.Namespace) -> int:
     in bytes: the replay memory (twice while a checkpoint loads) plus the process itself."""
     obs_dim, action_dim = environment_dims(args.env_name)
     if args.dataset or args.init_from or args.offline_data:
-        open_task(args)  # the files it reads, checked against the environment
+        open_task(args, run_paths(args))  # the files it reads, checked against the env
     return 2 * (args.replay_size + 1) * (4 * obs_dim + 4 * action_dim + 6) + MEMORY_OVERHEAD_BYTES
 
 
@@ -215,10 +216,11 @@ class SACTrainer(Trainer):
         high = torch.as_tensor(self.env.action_space.high, dtype=torch.float32)
         fields = flag_fields(SACConfig, args)
         if args.alpha is None:  # --init-from without --alpha: α continues from the run's
-            fields["alpha"] = run_alpha(task.init)
+            fields["alpha"] = task.init_link["alpha"]
         self.agent = POSAC(obs_dim, low, high, SACConfig(**fields), seed=args.seed,
                            device=self.device)
         if task.init is not None:  # resuming replaces it with the run's own checkpoint
+            write_init_link(task, self.experiment.paths.results)
             warn_other_evaluation(task.init, args)
             # an offline run's actor 0 had a data term and λ_0: online its loss is another
             self.agent.load_trained(

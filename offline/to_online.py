@@ -15,6 +15,7 @@ dataset's minibatches as POSAC sees the environment's. The trainers stay in trai
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -22,8 +23,12 @@ from typing import Any
 
 from training.evaluation import make_env
 from training.final_checkpoint import check_spaces, read_final_checkpoint, resolve_run
+from training.run_setup import RunPaths
 from training.trainer import Task
-from utils import UsageError
+from utils import UsageError, atomic_write_json
+
+INIT_LINK = "init_from.json"  # in a continued run's results folder: what it started from
+LINK_KEYS = ("final_checkpoint", "steps", "program", "settings", "env_kwargs", "alpha")
 
 
 def add_offline_flags(parser: argparse.ArgumentParser) -> None:
@@ -136,29 +141,66 @@ def warn_other_evaluation(checkpoint: dict[str, Any], args: argparse.Namespace) 
               f"run's seed", file=sys.stderr, flush=True)
 
 
-def run_alpha(checkpoint: dict[str, Any]) -> float:
-    """The α a final checkpoint's agent ended with."""
-    return math.exp(float(checkpoint["agent"]["log_alpha"]))
+def init_link(checkpoint: dict[str, Any], path: Path) -> dict[str, Any]:
+    """What a continued run keeps of the run it starts from (LINK_KEYS): summary.json's
+    link (the final checkpoint's path as found at start-up, its steps, program and
+    settings), and the environment settings and α that a resume needs to rebuild the run
+    without it."""
+    return {"final_checkpoint": str(path), "steps": checkpoint["steps"],
+            "program": checkpoint["program"], "settings": checkpoint["settings"],
+            "env_kwargs": checkpoint["env_kwargs"],
+            "alpha": math.exp(float(checkpoint["agent"]["log_alpha"]))}  # the α it ended with
 
 
-def open_task(args: argparse.Namespace) -> Task:
+def write_init_link(task: Task, results: Path) -> None:
+    """Keep the link in the run's results folder (INIT_LINK) when it starts from the run's
+    final checkpoint, so that a resume does not need that run again."""
+    if task.init is not None:
+        atomic_write_json(results / INIT_LINK, task.init_link)
+
+
+def resumed_link(args: argparse.Namespace, paths: RunPaths) -> dict[str, Any] | None:
+    """The link a run being resumed kept when it started (write_init_link): it continues
+    from its own checkpoint, so the run it started from may have moved or been made again
+    since. None when there is no checkpoint to resume from, or the run kept no link (code
+    older than it): the run is then read again. UsageError for an unreadable link."""
+    file = paths.results / INIT_LINK
+    if not (args.resume and paths.resume_checkpoints and file.is_file()):
+        return None
+    try:
+        link = json.loads(file.read_text())
+        missing = [key for key in LINK_KEYS if key not in link]
+        if missing:
+            raise ValueError(f"no {', '.join(missing)}")
+    except (OSError, TypeError, ValueError) as error:
+        raise UsageError(f"cannot read {file} ({error}), which links this run to the one it "
+                         f"started from; restore it, or delete it to read --init-from "
+                         f"{args.init_from} again") from None
+    return link
+
+
+def open_task(args: argparse.Namespace, paths: RunPaths) -> Task:
     """The training environment, and the dataset (--dataset, --offline-data) or the run to
     start from (--init-from), checked against it (UsageError). Offline, the environment is
     the dataset's; online, --env-name built with the settings (kwargs) of the run it starts
     from, else of the --offline-data dataset, so that the step-0 evaluation of a continued
-    run is the offline run's last one and the data come from the environment trained on."""
+    run is the offline run's last one and the data come from the environment trained on.
+    A continued run being resumed reads its link (resumed_link), not that run."""
     if args.dataset is not None:
         data, env = open_dataset_for(args.dataset, args.env_name)
         return Task(env_id=data.env_id, env=env, env_kwargs=data.env_kwargs, data=data)
-    init = data = init_path = None
+    init = data = link = None
     if args.init_from is not None:
-        init_path = resolve_run(Path(args.init_from))[0]
-        init = read_final_checkpoint(init_path)
-        check_init(init, args)
+        link = resumed_link(args, paths)
+        if link is None:
+            init_path = resolve_run(Path(args.init_from))[0]
+            init = read_final_checkpoint(init_path)
+            check_init(init, args)
+            link = init_link(init, init_path.resolve())
     if args.offline_data is not None:
         data = open_dataset_for(args.offline_data, args.env_name)[0]
-    env_kwargs = dict(init["env_kwargs"] if init else data.env_kwargs if data else {})
-    if init and data and data.env_kwargs != env_kwargs:
+    env_kwargs = dict(link["env_kwargs"] if link else data.env_kwargs if data else {})
+    if link and data and data.env_kwargs != env_kwargs:
         raise UsageError(f"{args.offline_data} was collected on {args.env_name} with "
                          f"{data.env_kwargs}, {args.init_from} trained on it with {env_kwargs}; "
                          f"give an --offline-data dataset of the run's environment")
@@ -168,7 +210,7 @@ def open_task(args: argparse.Namespace) -> Task:
                      "the environment has changed since that run (another Gymnasium or "
                      "MuJoCo version?); continue it with the versions it was trained with")
     return Task(env_id=args.env_name, env=env, env_kwargs=env_kwargs, data=data, init=init,
-                init_path=None if init_path is None else init_path.resolve())
+                init_link=link)
 
 
 def raw_sampler(data: Any, seed: int, device: Any) -> Any:
@@ -182,10 +224,9 @@ def raw_sampler(data: Any, seed: int, device: Any) -> Any:
 
 def init_summary(task: Task) -> dict[str, Any]:
     """summary.json's link to the run this one started from: the final checkpoint it loaded
-    (the path found at start-up, not looked up again at the end), its steps, program and
+    (the path found when it started, not looked up again), its steps, program and
     settings."""
-    if task.init is None:
+    if task.init_link is None:
         return {}
-    return {"init_from": {"final_checkpoint": str(task.init_path),
-                          "steps": task.init["steps"], "program": task.init["program"],
-                          "settings": task.init["settings"]}}
+    return {"init_from": {key: task.init_link[key]
+                          for key in ("final_checkpoint", "steps", "program", "settings")}}

@@ -237,9 +237,12 @@ def test_offline_data_fills_its_share_of_every_minibatch(offline, dataset, tmp_p
     assert (batch.obs[16:] >= 100.0).all()
 
 
-@pytest.mark.parametrize("phase", ["offline", "online"])
+@pytest.mark.parametrize("phase", ["offline", "online", "online, offline run moved"])
 def test_kill_and_resume_gives_the_uninterrupted_run(phase, offline, online, dataset,
                                                      tmp_path):
+    """In either phase. A continued run resumes from its own checkpoint and the link it
+    kept (init_from.json): its offline run may have moved away in between, and its
+    summary.json still names the checkpoint it started from."""
     if phase == "offline":
         name, command = OFFLINE_RUN, lambda *extra: offline_command(dataset, tmp_path, *extra)
         group, reference = "invertedpendulum_random", offline
@@ -249,11 +252,45 @@ def test_kill_and_resume_gives_the_uninterrupted_run(phase, offline, online, dat
         group, reference = "InvertedPendulum-v5", online
     kill_at_first_checkpoint(command(), tmp_path, tmp_path / "checkpoints" / group
                              / f"{name}_latest.pt")
-    result = run(command("--resume"), tmp_path)
+    moved = [offline / "results" / OFFLINE_RUN, offline / "checkpoints"] \
+        if phase.endswith("moved") else []
+    for path in moved:
+        path.rename(path.with_name(path.name + "_moved"))
+    try:
+        result = run(command("--resume"), tmp_path)
+    finally:
+        for path in moved:
+            path.with_name(path.name + "_moved").rename(path)
     assert result.returncode == 0 and "Resuming" in result.stdout, result.stderr
     assert rows_of(tmp_path, name) == rows_of(reference, name)
     assert tensorboard_scalars(tmp_path / "runs" / name) == \
            tensorboard_scalars(reference / "runs" / name)
+    if phase != "offline":
+        link, reference_link = (json.loads((root / "results" / name / "summary.json")
+                                           .read_text())["init_from"]
+                                for root in (tmp_path, online))
+        assert link == reference_link
+        kept = json.loads((tmp_path / "results" / name / "init_from.json").read_text())
+        assert kept == {**link, "env_kwargs": {}, "alpha": pytest.approx(0.05)}
+
+
+def test_an_unreadable_init_link_is_one_line_on_resume(offline, dataset, tmp_path, capsys):
+    """The link a continued run keeps is what its resume reads of the run it started from:
+    unreadable, it is named with the fix, exit 2, before anything is written."""
+    checkpoint = tmp_path / "checkpoints" / "InvertedPendulum-v5" / f"{ONLINE_RUN}_latest.pt"
+    link = tmp_path / "results" / ONLINE_RUN / "init_from.json"
+    for path, text in ((checkpoint, ""), (link, '{"steps": 300}')):
+        path.parent.mkdir(parents=True)
+        path.write_text(text)
+    with pytest.raises(SystemExit) as exit_info:
+        train_sac.main([*online_flags(offline, dataset), *output_flags(tmp_path), "--resume"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"train_sac.py: error: cannot read {link} (no final_checkpoint, program, settings, "
+        f"env_kwargs, alpha), which links this run to the one it started from; restore it, "
+        f"or delete it to read --init-from"), err
+    assert sorted(path for path in tmp_path.rglob("*") if path.is_file()) == [checkpoint, link]
 
 
 def test_init_from_builds_the_environment_with_the_runs_settings(offline, dataset, tmp_path,

@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from training import run_setup
@@ -35,19 +34,20 @@ MEMORY_OVERHEAD_BYTES = 600 * 2**20  # torch + MuJoCo + Python per process (resi
 class Task:
     """What a run trains on, as its checks built it: the environment it is evaluated on (id,
     keyword arguments and one built copy), the dataset of an offline run (or of an online
-    one's minibatches), and the final checkpoint of the run it starts from, if any (its
-    contents, and its path as found at start-up)."""
+    one's minibatches), and the run it starts from, if any: that run's final checkpoint
+    (None when the run resumes from its own) and the link to it the run keeps
+    (offline/to_online.py)."""
     env_id: str
     env: Any
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     data: Any = None
     init: Any = None
-    init_path: Path | None = None
+    init_link: dict[str, Any] | None = None
 
 
 def parse_and_check(program: str, parser: argparse.ArgumentParser, argv: list[str] | None,
                     validate_args: Callable[[argparse.Namespace], None],
-                    open_task: Callable[[argparse.Namespace], Task],
+                    open_task: Callable[[argparse.Namespace, RunPaths], Task],
                     run_paths: Callable[[argparse.Namespace], RunPaths]
                     ) -> tuple[argparse.Namespace, RunPaths, Task]:
     """A training script's flags, its run paths and its task, or one line and exit status 2:
@@ -63,7 +63,7 @@ def parse_and_check(program: str, parser: argparse.ArgumentParser, argv: list[st
             return paths, None
         check_cuda(args)
         prefer_headless(args)  # MUJOCO_GL before MuJoCo renders anything
-        task = open_task(args)
+        task = open_task(args, paths)
         check_capture(args, task.env_id, task.env_kwargs)
         return paths, task
 
