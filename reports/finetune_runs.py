@@ -168,7 +168,8 @@ def check_groups(runs: list[Run], frames: dict[str, Any]) -> None:
                     raise unlike(key, by_offline[run.offline_name], run,
                                  f"both start from {run.offline_name}")
                 loaded = run.offline_settings
-                theirs = seeds.get(run.offline_name, loaded and int(loaded["seed"]))
+                theirs = seeds.get(run.offline_name,
+                                   None if loaded is None else int(loaded["seed"]))
                 if theirs is not None and theirs != run.seed:
                     raise UsageError(f"{run.name} (seed {run.seed}) starts from "
                                      f"{run.offline_name} (seed {theirs}); continue each "
