@@ -122,10 +122,13 @@ def test_bad_input_is_one_line_and_nothing_written(sac_run, tmp_path, capsys):
     torch.save({"agent": torch.load(final, weights_only=True)["agent"]}, legacy)
     truncated = tmp_path / "truncated_final.pt"
     truncated.write_bytes(final.read_bytes()[:1000])
+    other = tmp_path / "other_final.pt"
+    torch.save({**torch.load(final, weights_only=True), "algorithm": "PPO"}, other)
     out = ["--out-dir", str(tmp_path / "never")]
     assert "resume checkpoint" in error_of([str(resume), *out], capsys)
     assert "networks only" in error_of([str(legacy), *out], capsys)
     assert "not a readable checkpoint" in error_of([str(truncated), *out], capsys)
+    assert "holds a 'PPO' agent" in error_of([str(other), *out], capsys)
     assert "actors 0..1" in error_of([str(run), "--actors", "0,2", *out], capsys)
     assert "differ from the Pendulum-v1 ones" in error_of(
         [str(run), "--env-name", "InvertedPendulum-v5", *out], capsys)

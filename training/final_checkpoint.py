@@ -97,6 +97,10 @@ def check_final_checkpoint(path: Path, checkpoint: Any) -> dict[str, Any]:
     if checkpoint["format_version"] > FORMAT_VERSION:
         raise UsageError(f"{path} has format version {checkpoint['format_version']}, newer "
                          f"than this code reads ({FORMAT_VERSION}); update the code")
+    if checkpoint.get("algorithm") not in ALGORITHMS:
+        raise UsageError(f"{path} holds a {checkpoint.get('algorithm')!r} agent, which this "
+                         f"code does not build (it builds {', '.join(ALGORITHMS)}); give a "
+                         f"train_sac.py or train_pogo.py run's final checkpoint")
     return checkpoint
 
 
