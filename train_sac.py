@@ -220,7 +220,7 @@ class SACTrainer(Trainer):
         self.agent = POSAC(obs_dim, low, high, SACConfig(**fields), seed=args.seed,
                            device=self.device)
         if task.init is not None:  # resuming replaces it with the run's own checkpoint
-            write_init_link(task, self.experiment.paths.results)
+            write_init_link(task.init_link, self.experiment.paths.results)
             warn_other_evaluation(task.init, args)
             # an offline run's actor 0 had a data term and λ_0: online its loss is another
             self.agent.load_trained(

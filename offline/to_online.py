@@ -152,11 +152,10 @@ def init_link(checkpoint: dict[str, Any], path: Path) -> dict[str, Any]:
             "alpha": math.exp(float(checkpoint["agent"]["log_alpha"]))}  # the α it ended with
 
 
-def write_init_link(task: Task, results: Path) -> None:
-    """Keep the link in the run's results folder (INIT_LINK) when it starts from the run's
-    final checkpoint, so that a resume does not need that run again."""
-    if task.init is not None:
-        atomic_write_json(results / INIT_LINK, task.init_link)
+def write_init_link(link: dict[str, Any], results: Path) -> None:
+    """Keep the link in the run's results folder (INIT_LINK) when the run starts from the
+    other run's final checkpoint, so that a resume does not need that run again."""
+    atomic_write_json(results / INIT_LINK, link)
 
 
 def resumed_link(args: argparse.Namespace, paths: RunPaths) -> dict[str, Any] | None:
