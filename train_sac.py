@@ -204,6 +204,11 @@ class SACTrainer(Trainer):
     program = PROGRAM
     modes = MODES
 
+    def __init__(self, args: argparse.Namespace, paths: RunPaths, task: Task):
+        super().__init__(args, paths, task)
+        if task.init is not None:  # after config.json, the first file a run writes
+            write_init_link(task.init_link, paths.results)
+
     def build(self, task: Task) -> None:
         import torch
 
@@ -220,7 +225,6 @@ class SACTrainer(Trainer):
         self.agent = POSAC(obs_dim, low, high, SACConfig(**fields), seed=args.seed,
                            device=self.device)
         if task.init is not None:  # resuming replaces it with the run's own checkpoint
-            write_init_link(task.init_link, self.experiment.paths.results)
             warn_other_evaluation(task.init, args)
             # an offline run's actor 0 had a data term and λ_0: online its loss is another
             self.agent.load_trained(
