@@ -28,7 +28,8 @@ from training.trainer import Task
 from utils import UsageError, atomic_write_json
 
 INIT_LINK = "init_from.json"  # in a continued run's results folder: what it started from
-LINK_KEYS = ("final_checkpoint", "steps", "program", "settings", "env_kwargs", "alpha")
+SUMMARY_KEYS = ("final_checkpoint", "steps", "program", "settings")  # summary.json's init_from
+LINK_KEYS = SUMMARY_KEYS + ("env_kwargs", "alpha")  # what a resume needs besides
 
 
 def add_offline_flags(parser: argparse.ArgumentParser) -> None:
@@ -164,7 +165,7 @@ def resumed_link(args: argparse.Namespace, paths: RunPaths) -> dict[str, Any] | 
     since. None when there is no checkpoint to resume from, or the run kept no link (code
     older than it): the run is then read again. UsageError for an unreadable link."""
     file = paths.results / INIT_LINK
-    if not (args.resume and paths.resume_checkpoints and file.is_file()):
+    if not (paths.resumes(args.resume) and file.is_file()):
         return None
     try:
         link = json.loads(file.read_text())
@@ -227,5 +228,4 @@ def init_summary(task: Task) -> dict[str, Any]:
     settings."""
     if task.init_link is None:
         return {}
-    return {"init_from": {key: task.init_link[key]
-                          for key in ("final_checkpoint", "steps", "program", "settings")}}
+    return {"init_from": {key: task.init_link[key] for key in SUMMARY_KEYS}}

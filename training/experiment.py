@@ -130,7 +130,7 @@ class Experiment:
         self.program, self.args, self.paths, self.num_actors = program, args, paths, num_actors
         self.state = RunState()
         self.stop = StopRequest()  # the script enters it around its loop
-        self.resumed = bool(args.resume and paths.resume_checkpoints)
+        self.resumed = paths.resumes(args.resume)
         self.session_start = time.time()
         self.writer: Any = None
         self.tracker: Tracker | None = None

@@ -163,6 +163,10 @@ class RunPaths:
         return [path for path in (self.latest_checkpoint, self.previous_checkpoint)
                 if path.exists()]
 
+    def resumes(self, resume: bool) -> bool:
+        """Whether a start with --resume set to `resume` continues from a checkpoint."""
+        return bool(resume and self.resume_checkpoints)
+
     @property
     def lost_summary(self) -> bool:
         """The final checkpoint without summary.json and without a resume checkpoint: a
