@@ -21,7 +21,10 @@ started from one (config.json's `init_from`) and online runs from scratch (with 
                                                  group the mean over seeds of each seed's
                                                  curve interpolated onto their common steps,
                                                  with its 95% bootstrap band; beside it, the
-                                                 online curves' first fifth (the dip)
+                                                 online curves' first fifth (the dip); a
+                                                 dashed line at each dataset's behaviour
+                                                 policy score, where the dataset is stored
+                                                 locally (its make_dataset.py metadata)
 
 Methods: "offline → online" (an online run with init_from; its offline run by the name of
 the run it started from), "scratch" and "scratch + data" (online from scratch, without and
@@ -183,9 +186,23 @@ def curve_frame(runs: list[Run], frames: dict[str, Any], env: str) -> tuple[Any,
     return pd.DataFrame(rows), sorted(offsets)
 
 
-def curve_figure(curves: Any, offsets: list[int], env: str) -> Any:
+def behaviour_scores(runs: list[Run], env: str) -> dict[str, float]:
+    """dataset → its behaviour policy's score, for the datasets `env`'s runs learn from
+    (offline, or with --offline-data) whose make_dataset.py metadata is stored locally."""
+    from offline.readers import metadata_summary
+
+    datasets = {run.settings.get("dataset") or run.settings.get("offline_data")
+                for run in runs if run.env == env} - {None, ""}
+    scores = {dataset: metadata_summary(dataset, "normalized_score")
+              for dataset in sorted(datasets)}
+    return {dataset: score for dataset, score in scores.items() if score is not None}
+
+
+def curve_figure(curves: Any, offsets: list[int], env: str,
+                 behaviour: dict[str, float] | None = None) -> Any:
     """Both phases on one x-axis (left) and, beside it, the online curves over their first
-    ZOOM_FRACTION of environment steps (right), where the switch's dip lies."""
+    ZOOM_FRACTION of environment steps (right), where the switch's dip lies; `behaviour`'s
+    scores (dataset → score) as dashed lines on both."""
     import matplotlib
 
     from reports.curves import plot_band
@@ -214,6 +231,10 @@ def curve_figure(curves: Any, offsets: list[int], env: str) -> Any:
             plot_band(zoom, line[line["step"] <= horizon], color, label, 0.15)
     for offset in offsets:  # where an online phase starts
         ax.axvline(offset, color="grey", linewidth=0.8)
+    for dataset, score in (behaviour or {}).items():
+        for panel in (ax, zoom) if zoom is not None else (ax,):
+            panel.axhline(score, color="black", linestyle="--", linewidth=0.8,
+                          label=f"behaviour policy of {dataset} ({score:.1f})")
     label_panels(ax, zoom, env, horizon)
     fig.tight_layout()
     return fig
@@ -259,7 +280,8 @@ def write_report(runs: list[Run], frames: dict[str, Any], out_dir: Path) -> list
     for env in sorted({run.env for run in runs}):
         curves, offsets = curve_frame(runs, frames, env)
         curves.to_csv(out_dir / f"curves_{env}.csv", index=False)
-        curve_figure(curves, offsets, env).savefig(out_dir / f"curves_{env}.png")
+        figure = curve_figure(curves, offsets, env, behaviour_scores(runs, env))
+        figure.savefig(out_dir / f"curves_{env}.png")
         written += [out_dir / f"curves_{env}.csv", out_dir / f"curves_{env}.png"]
     return written
 

@@ -856,6 +856,35 @@ def test_the_curve_figures_right_panel_is_the_online_curves_first_fifth():
     assert len(finetune.curve_figure(curves[curves.phase == "offline"], [], "Hopper-v5").axes) == 1
 
 
+def test_the_curve_figure_marks_each_local_datasets_behaviour_score(tmp_path, monkeypatch):
+    """The datasets a run learns from (offline, or with --offline-data) whose make_dataset.py
+    metadata is stored locally give a dashed line at their score on both panels; a dataset
+    not stored here gives none."""
+    minari = tmp_path / "minari"
+    data = minari / "posac" / "hopper" / "medium-replay-v1" / "data"
+    data.mkdir(parents=True)
+    (data / "metadata.json").write_text(json.dumps(
+        {"make_dataset": {"summary": {"normalized_score": 5.5}}}))
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(minari))
+    results = tmp_path / "results"
+    write_sac_run(results, "offline", 0, {0: [10, 20], 1: [12, 22]}, [5000, 10000],
+                  dataset="posac/hopper/medium-replay-v1")
+    write_sac_run(results, "mix", 0, {0: [0, 30], 1: [0, 30]}, [0, 4000],
+                  offline_data="posac/hopper/medium-v1")  # not stored here
+    finetune.main(["--results-dir", str(results), "--out-dir", str(tmp_path / "out")])
+    runs = finetune.find_runs(results)
+    assert finetune.behaviour_scores(runs, "Hopper-v5") == {
+        "posac/hopper/medium-replay-v1": 5.5}
+    curves, offsets = finetune.curve_frame(runs, finetune.read_frames(runs), "Hopper-v5")
+    figure = finetune.curve_figure(curves, offsets, "Hopper-v5",
+                                   finetune.behaviour_scores(runs, "Hopper-v5"))
+    for panel in figure.axes:
+        dashed = [line for line in panel.get_lines() if line.get_linestyle() == "--"]
+        assert [list(line.get_ydata()) for line in dashed] == [[5.5, 5.5]]
+    assert "behaviour policy of posac/hopper/medium-replay-v1 (5.5)" in [
+        text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+
+
 def test_a_curve_label_names_the_setting_only_where_its_method_has_several():
     """Methods differ in their settings by nature (a data share, an offline run): that alone
     must not lengthen every label; two settings of one method must be told apart."""
