@@ -177,18 +177,6 @@ def seeds_of(value: Any, where: str, problems: list[str]) -> list[int]:
     return list(value)
 
 
-def expand_grid(config: Any, script: Script, source: str = "config") -> list[Run]:
-    """The runs of a parsed sweep file, in enabled-task × w2-setting × seed order.
-
-    A task's entry overrides `common` key by key (its w2 key replaces common's, of either
-    form). Every enabled task must have an entry (`{}` or an empty value means: the common
-    settings). Raises ConfigError listing every problem."""
-    runs, problems = grid_and_problems(config, script, source)
-    if problems:
-        raise ConfigError(problems)
-    return runs
-
-
 def misnamed_section(config: dict, script: Script, source: str) -> str | None:
     """The one problem of a file whose task section is named for another script's tasks
     (`environments:` with `common.enabled_environments` where the script's tasks are
@@ -252,9 +240,14 @@ def article(noun: str) -> str:
     return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
 
-def grid_and_problems(config: Any, script: Script, source: str) -> tuple[list[Run], list[str]]:
-    """expand_grid's work: the runs of every task whose settings have no problem, and every
-    problem found (each once)."""
+def expand_grid(config: Any, script: Script, source: str = "config"
+                ) -> tuple[list[Run], list[str]]:
+    """The runs of a parsed sweep file, in enabled-task × w2-setting × seed order, of every
+    task whose settings have no problem; and every problem found (each once).
+
+    A task's entry overrides `common` key by key (its w2 key replaces common's, of either
+    form). Every enabled task must have an entry (`{}` or an empty value means: the common
+    settings)."""
     if not isinstance(config, dict):
         return [], [f"{source}: the file must be a mapping with `common` and "
                     f"`{script.section}` (got {type(config).__name__})"]
@@ -401,7 +394,7 @@ def load_sweep(path: Path, thorough: bool = True) -> tuple[list[Run], Script]:
         script = load_script(name)
     except UsageError as error:
         raise ConfigError(doubled + [f"{source}: script: {error}"]) from None
-    runs, problems = grid_and_problems(config, script, source)
+    runs, problems = expand_grid(config, script, source)
     runs = with_tracking_group(runs, path.stem)
     problems = doubled + problems + resolve_runs(runs, script, source, thorough)
     if problems:

@@ -116,7 +116,8 @@ def test_grid_is_env_by_w2_setting_by_seed_with_both_w2_forms():
                          "num_actors": 2},
               "environments": {"A-v5": {"w2_weights_list": [[0.0, 0.0], [0.0, 0.3]]},
                                "B-v5": {"w2_weights": [0.0, 0.2]}}}
-    runs = sweep_config.expand_grid(config, SCRIPT)
+    runs, problems = sweep_config.expand_grid(config, SCRIPT)
+    assert problems == []
     assert [(r.task, r.w2_weights, r.seed) for r in runs] == [
         ("A-v5", (0.0, 0.0), 7), ("A-v5", (0.0, 0.0), 8),
         ("A-v5", (0.0, 0.3), 7), ("A-v5", (0.0, 0.3), 8),
@@ -130,7 +131,8 @@ def test_entry_overrides_common_key_by_key_and_its_w2_replaces_commons():
               "environments": {"A-v5": {}, "B-v5": None,
                                "C-v5": {"lr": 0.01, "seeds": [4, 5], "w2_weights": 0.2,
                                         "num_actors": 2}}}
-    runs = sweep_config.expand_grid(config, SCRIPT)
+    runs, problems = sweep_config.expand_grid(config, SCRIPT)
+    assert problems == []
     by_env = {env: [r for r in runs if r.task == env] for env in ("A-v5", "B-v5", "C-v5")}
     for env in ("A-v5", "B-v5"):  # {} and an empty value: the common settings
         assert [r.w2_weights for r in by_env[env]] == [(0.0, 0.1, 0.1), (0.0, 0.5, 0.5)]
@@ -144,7 +146,8 @@ def test_seed_in_a_text_value_becomes_each_runs_seed():
                          "num_actors": 2},
               "environments": {"A-v5": {"init_from": "results/POSAC_x_s{seed}_w0.0-0.1_data1",
                                         "lr": 0.001}}}
-    runs = sweep_config.expand_grid(config, SCRIPT)
+    runs, problems = sweep_config.expand_grid(config, SCRIPT)
+    assert problems == []
     assert [(run.seed, run.settings["init_from"]) for run in runs] == [
         (1, "results/POSAC_x_s1_w0.0-0.1_data1"), (2, "results/POSAC_x_s2_w0.0-0.1_data1")]
     assert runs[0].settings["lr"] == 0.001
