@@ -29,7 +29,7 @@ from utils import UsageError, atomic_write_json
 
 INIT_LINK = "init_from.json"  # in a continued run's results folder: what it started from
 SUMMARY_KEYS = ("final_checkpoint", "steps", "program", "settings")  # summary.json's init_from
-LINK_KEYS = SUMMARY_KEYS + ("env_kwargs", "alpha")  # what a resume needs besides
+LINK_KEYS = SUMMARY_KEYS + ("env_kwargs", "alpha")  # and what a resume needs to rebuild it
 
 
 def add_offline_flags(parser: argparse.ArgumentParser) -> None:
