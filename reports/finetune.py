@@ -211,9 +211,9 @@ def curve_figure(curves: Any, offsets: list[int], env: str,
     online = curves[curves["phase"] == "online"] if not curves.empty else curves
     zoom, horizon = None, 0.0
     if online.empty:  # only offline runs so far: no online panel
-        fig, ax = agg_figure(8, 6)
+        fig, ax = agg_figure(8, 4.5)
     else:
-        fig, (ax, zoom) = agg_figure(12, 6, ncols=2, width_ratios=[2, 1])
+        fig, (ax, zoom) = agg_figure(12, 4.5, ncols=2, width_ratios=[2, 1])
         horizon = ZOOM_FRACTION * online["step"].max()
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     # a label names the setting only where its method has more than one in that phase
@@ -250,8 +250,11 @@ def label_panels(ax: Any, zoom: Any | None, env: str, horizon: float) -> None:
     ax.set_ylabel("D4RL-referenced score")
     ax.set_title(f"{env}: offline to online (dotted: offline phase; mean over seeds, 95% band)",
                  fontsize=10)
-    # below the panel: a legend of every method × actor inside it would hide curves
-    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+    # below the panel: a legend of every method × actor inside it would hide curves; left
+    # out of tight_layout (a wide one would squeeze the panels), write_report's savefig
+    # widens the image to hold it
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.14)
+              ).set_in_layout(False)
     ax.xaxis.set_major_formatter(FuncFormatter(steps_formatter))
     if zoom is not None:
         zoom.set_xlabel("environment steps")
@@ -282,7 +285,8 @@ def write_report(runs: list[Run], frames: dict[str, Any], out_dir: Path) -> list
         curves, offsets = curve_frame(runs, frames, env)
         curves.to_csv(out_dir / f"curves_{env}.csv", index=False)
         figure = curve_figure(curves, offsets, env, behaviour_scores(runs, env))
-        figure.savefig(out_dir / f"curves_{env}.png")
+        figure.savefig(out_dir / f"curves_{env}.png", bbox_inches="tight",
+                       bbox_extra_artists=[figure.axes[0].get_legend()])
         written += [out_dir / f"curves_{env}.csv", out_dir / f"curves_{env}.png"]
     return written
 
