@@ -189,12 +189,11 @@ def curve_frame(runs: list[Run], frames: dict[str, Any], env: str) -> tuple[Any,
 def behaviour_scores(runs: list[Run], env: str) -> dict[str, float]:
     """dataset → its behaviour policy's score, for the datasets `env`'s runs learn from
     (offline, or with --offline-data) whose make_dataset.py metadata is stored locally."""
-    from offline.readers import metadata_summary
+    from reports.offline import metadata_score
 
     datasets = {run.settings.get("dataset") or run.settings.get("offline_data")
                 for run in runs if run.env == env} - {None, ""}
-    scores = {dataset: metadata_summary(dataset, "normalized_score")
-              for dataset in sorted(datasets)}
+    scores = {dataset: metadata_score(dataset) for dataset in sorted(datasets)}
     return {dataset: score for dataset, score in scores.items() if score is not None}
 
 

@@ -872,6 +872,7 @@ def test_the_curve_figure_marks_each_local_datasets_behaviour_score(tmp_path, mo
     write_sac_run(results, "mix", 0, {0: [0, 30], 1: [0, 30]}, [0, 4000],
                   offline_data="posac/hopper/medium-v1")  # not stored here
     finetune.main(["--results-dir", str(results), "--out-dir", str(tmp_path / "out")])
+    assert (tmp_path / "out" / "curves_Hopper-v5.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     runs = finetune.find_runs(results)
     assert finetune.behaviour_scores(runs, "Hopper-v5") == {
         "posac/hopper/medium-replay-v1": 5.5}
